@@ -1,0 +1,36 @@
+"""skabi: amortized Bayesian inference as a scikit-learn estimator on PyTorch.
+
+Write a simulator, declare an adapter, then ``AmortizedPosterior(...).fit(simulator)``
+and ``est.sample(observed)`` for the posterior of any number of datasets.
+
+Public names are imported on first use, so ``import skabi`` stays cheap and the
+subpackages (``skabi.adapters``, ``skabi.networks``, ``skabi.diagnostics``) load only
+when needed.
+"""
+
+import importlib
+
+from ._version import __version__
+
+_PUBLIC = {
+    "Adapter": "skabi.adapters",
+    "make_adapter": "skabi.adapters",
+    "AmortizedPosterior": "skabi.estimator",
+    "Simulator": "skabi.simulators",
+    "SequentialSimulator": "skabi.simulators",
+    "make_simulator": "skabi.simulators",
+}
+
+__all__ = ["__version__", *sorted(_PUBLIC)]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'skabi' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,69 @@
+"""Small checks shared by all layers: keys, finiteness, random states."""
+
+import difflib
+import numbers
+
+import numpy as np
+
+from .exceptions import MissingKeyError, NonFiniteError
+
+__all__ = ["check_keys", "check_finite", "as_numpy_rng", "suggest"]
+
+
+def suggest(key, options):
+    """Return ``" Did you mean 'x'?"`` for a near miss of ``key`` in ``options``, else ``""``."""
+    close = difflib.get_close_matches(str(key), [str(o) for o in options], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_keys(data, keys, *, where):
+    """Raise :class:`MissingKeyError` naming every key of ``keys`` absent from ``data``.
+
+    Parameters
+    ----------
+    data : mapping
+        The batch.
+    keys : iterable of str
+        The keys that must be present.
+    where : str
+        Who needs them, for the message (``"step 'concatenate'"``).
+    """
+    missing = [k for k in keys if k not in data]
+    if missing:
+        hint = suggest(missing[0], data.keys()) if len(missing) == 1 else ""
+        raise MissingKeyError(
+            f"{where} needs {missing!r}, which the batch lacks; available keys are "
+            f"{sorted(map(str, data.keys()))!r}.{hint}"
+        )
+
+
+def check_finite(name, array):
+    """Raise :class:`NonFiniteError` if the float array ``array`` holds NaN or inf."""
+    array = np.asarray(array)
+    if array.dtype.kind in "fc":
+        bad = ~np.isfinite(array)
+        n_bad = int(bad.sum())
+        if n_bad:
+            first = np.unravel_index(int(np.argmax(bad)), array.shape) if array.ndim else ()
+            raise NonFiniteError(
+                f"{name!r} holds {n_bad} NaN or infinite value(s) out of {array.size} "
+                f"(shape {array.shape}; first at index {tuple(int(i) for i in first)})."
+            )
+    return array
+
+
+def as_numpy_rng(random_state):
+    """Turn ``None``, an int, a ``SeedSequence`` or a ``Generator`` into a numpy ``Generator``.
+
+    A ``numpy.random.RandomState`` is accepted too (its stream seeds a new Generator).
+    """
+    if random_state is None or isinstance(random_state, (numbers.Integral, np.random.SeedSequence)):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(0, 2**31 - 1))
+    raise ValueError(
+        "random_state must be None, an int, a numpy SeedSequence, Generator or RandomState; "
+        f"got {random_state!r} of type {type(random_state).__name__}."
+    )

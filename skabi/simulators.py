@@ -1,0 +1,318 @@
+"""Simulators: prior + likelihood as plain numpy functions, batched.
+
+A simulator produces a *batch*: a ``dict[str, np.ndarray]`` with one entry per simulated
+variable and a leading batch axis (``beta (B, 2)``, ``sigma (B, 1)``, ``x (B, N)``), plus
+the meta variables (``N``) that are constant within the batch.
+
+Two ways to write one:
+
+* single-draw functions composed with :func:`make_simulator` (as in the BayesFlow
+  tutorials): ``prior() -> dict(beta=..., sigma=...)``,
+  ``likelihood(beta, sigma, N) -> dict(x=..., y=...)``, ``meta() -> dict(N=...)``;
+* a subclass of :class:`Simulator` whose :meth:`Simulator.simulate` draws a whole batch
+  with vectorised numpy code.
+
+Both compose: :func:`make_simulator` accepts :class:`Simulator` instances among the
+functions.
+"""
+
+import contextlib
+import inspect
+import numbers
+
+import numpy as np
+
+from ._validation import as_numpy_rng
+from .exceptions import SimulatorError
+
+__all__ = ["Simulator", "SequentialSimulator", "make_simulator"]
+
+_RESERVED = ("rng", "batch_size")
+
+
+def _name(fn):
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+@contextlib.contextmanager
+def _seeded_global_numpy(rng):
+    """Seed the legacy global ``np.random`` from ``rng`` and restore it afterwards.
+
+    Lets user functions that call ``np.random.normal`` & co. be reproducible under a
+    ``random_state`` without changing the global stream seen by the rest of the program.
+    """
+    state = np.random.get_state()
+    np.random.seed(int(rng.integers(0, 2**32 - 1)))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
+    return int(batch_size)
+
+
+class _Call:
+    """One function with the names of its arguments, matched against the draws so far."""
+
+    def __init__(self, fn, *, skip=()):
+        self.fn = fn
+        self.name = _name(fn)
+        try:
+            params = inspect.signature(fn).parameters.values()
+        except (TypeError, ValueError) as exc:  # builtins without a signature
+            raise SimulatorError(f"Cannot read the signature of {self.name!r}: {exc}") from None
+        self.required, self.optional, self.wants_rng = [], [], False
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in skip:
+                continue
+            if p.name == "rng":
+                self.wants_rng = True
+            elif p.default is p.empty:
+                self.required.append(p.name)
+            else:
+                self.optional.append(p.name)
+
+    def arguments(self, available, rng):
+        missing = [a for a in self.required if a not in available]
+        if missing:
+            raise SimulatorError(
+                f"Function {self.name!r} needs argument(s) {missing!r}, which nothing drawn "
+                f"before it provides; available keys are {sorted(available)!r}."
+            )
+        kwargs = {a: available[a] for a in self.required}
+        kwargs.update({a: available[a] for a in self.optional if a in available})
+        if self.wants_rng:
+            kwargs["rng"] = rng
+        return kwargs
+
+    def checked(self, out, *, where=""):
+        if not isinstance(out, dict):
+            raise SimulatorError(
+                f"Function {self.name!r} must return a dict of variables{where}; it returned "
+                f"{type(out).__name__}."
+            )
+        return out
+
+
+class Simulator:
+    """Base class for batched simulators.
+
+    Subclass it and implement :meth:`simulate` with vectorised numpy code; call
+    :meth:`sample` to draw batches. A :class:`Simulator` can also stand among the functions
+    given to :func:`make_simulator`, where the arguments of its :meth:`simulate` are
+    matched by name against the variables drawn before it (each with a leading batch axis).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import Simulator
+    >>> class Gaussian(Simulator):
+    ...     def simulate(self, batch_size, rng):
+    ...         theta = rng.normal(size=(batch_size, 2))
+    ...         x = theta[:, None, :] + rng.normal(size=(batch_size, 10, 2))
+    ...         return {"theta": theta, "x": x}
+    >>> batch = Gaussian().sample(64, random_state=0)
+    >>> batch["theta"].shape, batch["x"].shape
+    ((64, 2), (64, 10, 2))
+    """
+
+    def simulate(self, batch_size, rng, **inputs):
+        """Draw one batch.
+
+        Parameters
+        ----------
+        batch_size : int
+            Number of independent draws.
+        rng : numpy.random.Generator
+            The only source of randomness to use (keeps ``random_state`` meaningful).
+        **inputs
+            Variables drawn before this simulator when it is part of a composition; name
+            them as explicit arguments to receive them.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Arrays with leading axis ``batch_size``.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement simulate(batch_size, rng).")
+
+    def sample(self, batch_size, *, random_state=None):
+        """Draw a batch of ``batch_size`` simulations.
+
+        Parameters
+        ----------
+        batch_size : int
+            Number of simulations.
+        random_state : None, int or numpy.random.Generator, default=None
+            Seed for this batch. The same seed gives an identical batch, also for user
+            functions that draw with the global ``np.random`` functions (whose global
+            state is seeded for the call and restored afterwards). ``None`` draws from the
+            simulator's own stream (see ``random_state`` of :func:`make_simulator`).
+
+        Returns
+        -------
+        dict of str to ndarray
+            One array per variable, leading axis ``batch_size``; meta variables as scalars.
+        """
+        batch_size = _check_batch_size(batch_size)
+        if random_state is None:
+            rng = self._stream()
+            return self._run(batch_size, rng)
+        rng = as_numpy_rng(random_state)
+        with _seeded_global_numpy(rng):
+            return self._run(batch_size, rng)
+
+    def _stream(self):
+        if getattr(self, "_rng", None) is None:
+            self._rng = as_numpy_rng(getattr(self, "random_state", None))
+        return self._rng
+
+    def _run(self, batch_size, rng):
+        call = _Call(self.simulate, skip=("batch_size",))
+        out = call.checked(self.simulate(batch_size, **call.arguments({}, rng)))
+        return _check_batch(out, batch_size, call.name)
+
+    def __call__(self, batch_size, **kwargs):
+        return self.sample(batch_size, **kwargs)
+
+
+def _check_batch(out, batch_size, who):
+    batch = {}
+    for key, value in out.items():
+        arr = np.asarray(value)
+        if arr.ndim == 0 or arr.shape[0] != batch_size:
+            raise SimulatorError(
+                f"{who!r} returned {key!r} with shape {arr.shape}; a batched simulator must "
+                f"return arrays with leading axis batch_size={batch_size}."
+            )
+        batch[key] = arr[:, None] if arr.ndim == 1 else arr
+    return batch
+
+
+def _stack(key, draws, who):
+    shapes = {np.shape(d) for d in draws}
+    if len(shapes) > 1:
+        first = np.shape(draws[0])
+        other = next(i for i, d in enumerate(draws) if np.shape(d) != first)
+        raise SimulatorError(
+            f"Variable {key!r} from {who!r} has different shapes within one batch: draw 0 "
+            f"has {first}, draw {other} has {np.shape(draws[other])}. Draw size variables "
+            "such as N once per batch with meta_fn."
+        )
+    arr = np.stack([np.asarray(d) for d in draws])
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+class SequentialSimulator(Simulator):
+    """Single-draw functions (and batched simulators) called in order; see :func:`make_simulator`.
+
+    Parameters
+    ----------
+    functions : list of callable or Simulator
+        Called in order. A callable is called once per draw with the arguments it names
+        (matched against everything drawn so far, the meta variables and ``rng``) and
+        returns a dict of that draw's variables. A :class:`Simulator` draws the whole
+        batch at once.
+    meta_fn : callable, optional
+        Called once per batch; its variables (e.g. ``N``) are constant within the batch
+        and vary between batches.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seed of the simulator's own stream, used by :meth:`sample` calls without
+        ``random_state``.
+    """
+
+    def __init__(self, functions, meta_fn=None, random_state=None):
+        self.functions = functions
+        self.meta_fn = meta_fn
+        self.random_state = random_state
+
+    def _run(self, batch_size, rng):
+        functions = self.functions
+        if callable(functions) and not isinstance(functions, (list, tuple)):
+            functions = [functions]
+        meta = {}
+        if self.meta_fn is not None:
+            call = _Call(self.meta_fn)
+            meta = dict(call.checked(self.meta_fn(**call.arguments({}, rng)), where=" (meta_fn)"))
+        batch = {}
+        draws = [dict(meta) for _ in range(batch_size)]
+        for fn in functions:
+            if isinstance(fn, Simulator):
+                call = _Call(fn.simulate, skip=("batch_size",))
+                available = {**meta, **batch}
+                out = call.checked(fn.simulate(batch_size, **call.arguments(available, rng)))
+                new = _check_batch(out, batch_size, call.name)
+                for i, draw in enumerate(draws):
+                    draw.update({k: v[i] for k, v in new.items()})
+            elif callable(fn):
+                call = _Call(fn)
+                per_draw = [call.checked(fn(**call.arguments(draw, rng))) for draw in draws]
+                keys = list(per_draw[0])
+                for i, out in enumerate(per_draw):
+                    if list(out) != keys:
+                        raise SimulatorError(
+                            f"Function {call.name!r} returned keys {list(out)!r} in draw {i} "
+                            f"but {keys!r} in draw 0; it must return the same variables "
+                            "every time."
+                        )
+                new = {k: _stack(k, [out[k] for out in per_draw], call.name) for k in keys}
+                for draw, out in zip(draws, per_draw):
+                    draw.update(out)
+            else:
+                raise SimulatorError(
+                    f"make_simulator expects functions or Simulator instances; got {fn!r}."
+                )
+            clash = sorted(set(new) & (set(batch) | set(meta)))
+            if clash:
+                raise SimulatorError(
+                    f"{call.name!r} returned {clash!r}, already drawn before it; every "
+                    "variable must come from one function."
+                )
+            batch.update(new)
+        return {**batch, **meta}
+
+
+def make_simulator(functions, meta_fn=None, *, random_state=None):
+    """Compose single-draw functions into a batched simulator.
+
+    Parameters
+    ----------
+    functions : callable, Simulator, or list of them
+        Called in order for every draw. Each returns a dict of variables; its arguments
+        are matched by name against everything drawn so far (and the meta variables). An
+        argument named ``rng`` receives the ``numpy.random.Generator`` of the batch. Scalars
+        become a trailing axis of length 1, so ``sigma`` drawn as a float gives ``(B, 1)``.
+    meta_fn : callable, optional
+        Drawn once per batch (e.g. the number of observations ``N``), so these variables
+        are constant within a batch and vary between batches. Returned as given (scalars).
+    random_state : None, int or numpy.random.Generator, default=None
+        Seed of the simulator's own stream; ``sample(..., random_state=...)`` overrides it
+        for one call.
+
+    Returns
+    -------
+    SequentialSimulator
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import make_simulator
+    >>> def prior(rng):
+    ...     return dict(beta=rng.normal([2, 0], [3, 1]), sigma=rng.gamma(1, 1))
+    >>> def likelihood(beta, sigma, N, rng):
+    ...     x = rng.normal(0, 1, size=N)
+    ...     return dict(x=x, y=rng.normal(beta[0] + beta[1] * x, sigma))
+    >>> def meta(rng):
+    ...     return dict(N=int(rng.integers(5, 15)))
+    >>> simulator = make_simulator([prior, likelihood], meta_fn=meta)
+    >>> sims = simulator.sample(500, random_state=1)
+    >>> sims["beta"].shape, sims["sigma"].shape, sims["x"].shape == (500, sims["N"])
+    ((500, 2), (500, 1), True)
+    """
+    if isinstance(functions, (list, tuple)) and not functions:
+        raise ValueError("make_simulator needs at least one function; got an empty list.")
+    return SequentialSimulator(functions, meta_fn=meta_fn, random_state=random_state)
