@@ -32,9 +32,8 @@ def rq_spline(x: Tensor, params: Tensor, bound: float, inverse: bool) -> tuple[T
 
     def knots(u):
         u = _MIN_BIN + (1 - _MIN_BIN * k) * torch.softmax(u, dim=-1)
-        c = F.pad(torch.cumsum(u, dim=-1), (1, 0)) * (2 * bound) - bound
-        c = torch.cat([c[..., :1].clamp(max=-bound), c[..., 1:-1], c[..., -1:].clamp(min=bound)],
-                      dim=-1)
+        c = torch.cumsum(u[..., :-1], dim=-1) * (2 * bound) - bound
+        c = F.pad(F.pad(c, (1, 0), value=-bound), (0, 1), value=bound)
         return c, c[..., 1:] - c[..., :-1]
 
     cw, widths = knots(w)
@@ -207,10 +206,10 @@ class CouplingFlowModule(InferenceModule):
 
         Without condition the result has shape (1, num_samples, dim).
         """
-        condition = self._check_condition(condition, None) if condition is not None or \
-            self.condition_dim else None
-        ref = self._reference() if condition is None else condition
         batch = 1 if condition is None else condition.shape[0]
+        if condition is not None or self.condition_dim:
+            condition = self._check_condition(condition, None)
+        ref = self._reference() if condition is None else condition
         z = torch.randn((batch, int(num_samples), self.dim), generator=generator,
                         device=ref.device, dtype=ref.dtype)
         with torch.no_grad():

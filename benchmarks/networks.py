@@ -1,0 +1,102 @@
+"""Speed of skabi's networks on this machine (CPU, batch 64).
+
+Prints, at 1 and 2 torch threads, the median forward+backward+Adam step time per network
+(with the summary network where there is one) and the posterior draws per second.
+
+Run: ``python benchmarks/networks.py`` (about 1-2 minutes).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from skabi.networks import CouplingFlow, DeepSet, FlowMatching, SetTransformer, TimeSeriesNetwork
+
+BATCH, N_SET, F_SET, DIM = 64, 50, 4, 4
+
+
+def _median_time(fn, repeats: int, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _setup(inference, summary, feature_dim, seq_len):
+    torch.manual_seed(0)
+    summ = summary.build(feature_dim) if summary is not None else None
+    cond_dim = summ.summary_dim if summ is not None else 8
+    net = inference.build(DIM, cond_dim)
+    params = list(net.parameters()) + (list(summ.parameters()) if summ is not None else [])
+    opt = torch.optim.Adam(params, lr=1e-3)
+    x = torch.randn(BATCH, seq_len, feature_dim)
+    theta = torch.randn(BATCH, DIM)
+
+    def embed(data):
+        return summ(data) if summ is not None else data[:, 0, :cond_dim]
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = net.loss(theta, embed(x))
+        loss.backward()
+        opt.step()
+
+    n_params = sum(p.numel() for p in params)
+    return net, embed, step, n_params
+
+
+def _draws_per_second(net, embed, feature_dim, seq_len, n_cond, n_draws):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(n_cond, seq_len, feature_dim)
+
+    def draw():
+        with torch.no_grad():
+            net.sample(n_draws, embed(x), generator=gen)
+
+    seconds = _median_time(draw, repeats=3, warmup=1)
+    return seconds, n_cond * n_draws / seconds
+
+
+CASES = [
+    # name, inference holder, summary holder, feature_dim, set/series length, (n_cond, n_draws)
+    ("DeepSet + CouplingFlow(affine)  [reference]", CouplingFlow(depth=6), DeepSet(summary_dim=8),
+     F_SET, N_SET, (200, 1000)),
+    ("DeepSet + CouplingFlow(spline)", CouplingFlow(depth=6, transform="spline"),
+     DeepSet(summary_dim=8), F_SET, N_SET, (200, 1000)),
+    ("DeepSet + FlowMatching(rk4, 50 steps)", FlowMatching(), DeepSet(summary_dim=8),
+     F_SET, N_SET, (20, 1000)),
+    ("SetTransformer(SAB) + CouplingFlow(affine)", CouplingFlow(depth=6),
+     SetTransformer(summary_dim=8), F_SET, N_SET, (200, 1000)),
+    ("SetTransformer(ISAB 16) + CouplingFlow(affine)", CouplingFlow(depth=6),
+     SetTransformer(summary_dim=8, num_inducing_points=16), F_SET, N_SET, (200, 1000)),
+    ("TimeSeriesNetwork(GRU) + CouplingFlow(affine), T=100", CouplingFlow(depth=6),
+     TimeSeriesNetwork(summary_dim=8), 2, 100, (200, 1000)),
+]
+
+
+def main() -> None:
+    print(f"torch {torch.__version__}; batch {BATCH}; theta dim {DIM}")
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        print(f"\n== torch.set_num_threads({threads}) ==")
+        print(f"{'network':55s} {'params':>8s} {'step ms':>8s} {'sample s':>9s} "
+              f"{'draws/s':>11s}")
+        for name, inf, summ, fdim, length, (n_cond, n_draws) in CASES:
+            net, embed, step, n_params = _setup(inf, summ, fdim, length)
+            net.train()
+            ms = 1000 * _median_time(step, repeats=50 if threads == 1 else 30)
+            net.eval()
+            sec, rate = _draws_per_second(net, embed, fdim, length, n_cond, n_draws)
+            print(f"{name:55s} {n_params:8d} {ms:8.2f} {sec:9.3f} {rate:11.0f}"
+                  f"   ({n_cond} x {n_draws} draws)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The optimisation loop on tensors: Adam, learning-rate schedule, clipping, history.
+
+Knows the :class:`~skabi._approximator.Approximator` interface and nothing above it:
+batches arrive as dicts of tensors from a callable the estimator supplies.
+"""
+
+import copy
+import math
+import time
+import warnings
+
+import torch
+from tqdm.auto import tqdm
+
+from .exceptions import TrainingError
+
+__all__ = ["make_optimizer", "run_epochs"]
+
+
+def make_optimizer(model, *, learning_rate, weight_decay, lr_schedule, total_steps):
+    """Adam (AdamW when ``weight_decay`` > 0) and a per-step schedule."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if weight_decay > 0:
+        opt = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.Adam(params, lr=learning_rate)
+    if lr_schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    return opt, sched
+
+
+def _mean_loss(model, batches):
+    model.eval()
+    with torch.no_grad():
+        total, count = 0.0, 0
+        for batch in batches:
+            n = batch["inference_variables"].shape[0]
+            total += float(model.loss(*_args(batch))) * n
+            count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def _args(batch):
+    return (
+        batch["inference_variables"],
+        batch.get("summary_variables"),
+        batch.get("inference_conditions"),
+        batch.get("mask"),
+    )
+
+
+def run_epochs(
+    model,
+    optimizer,
+    scheduler,
+    next_batches,
+    *,
+    epochs,
+    clip_grad_norm=None,
+    validation=None,
+    early_stopping=False,
+    patience=5,
+    verbose=False,
+    first_epoch=0,
+):
+    """Train ``model`` for ``epochs`` epochs.
+
+    Parameters
+    ----------
+    next_batches : callable
+        ``next_batches(epoch)`` returns an iterable of batches (dicts of tensors with
+        ``inference_variables`` and optionally ``summary_variables``,
+        ``inference_conditions``, ``mask``) for one epoch.
+    validation : list of dict, optional
+        Fixed validation batches; their mean loss is recorded as ``val_loss``.
+
+    Returns
+    -------
+    rows : list of dict
+        One per epoch: ``epoch, loss, val_loss, lr, seconds``.
+    best_state : dict or None
+        With ``early_stopping``, the state dict of the best validation epoch (already
+        loaded into ``model``).
+    """
+    rows, best, best_state, bad_epochs = [], math.inf, None, 0
+    model.train()
+    bar = tqdm(total=epochs, disable=not verbose, desc="skabi", unit="epoch", leave=True)
+    try:
+        for epoch in range(first_epoch, first_epoch + epochs):
+            start, total, count = time.perf_counter(), 0.0, 0
+            lr = optimizer.param_groups[0]["lr"]
+            for step, batch in enumerate(next_batches(epoch)):
+                optimizer.zero_grad(set_to_none=True)
+                loss = model.loss(*_args(batch))
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"Training diverged: the loss is {float(loss.detach())} at epoch {epoch}, "
+                        f"step {step}. Lower learning_rate, set clip_grad_norm, or "
+                        "standardize the inputs (standardize=True)."
+                    )
+                loss.backward()
+                if clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                total += float(loss.detach())
+                count += 1
+            val = _mean_loss(model, validation) if validation else math.nan
+            row = dict(epoch=epoch, loss=total / max(count, 1), val_loss=val, lr=lr,
+                       seconds=time.perf_counter() - start)
+            rows.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", val_loss=f"{val:.3f}", lr=f"{lr:.2e}")
+            bar.update(1)
+            if early_stopping and validation:
+                if val < best - 1e-4:
+                    best, bad_epochs = val, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                else:
+                    bad_epochs += 1
+                    if bad_epochs >= patience:
+                        break
+    except KeyboardInterrupt:
+        warnings.warn(
+            f"Training interrupted by the user after {len(rows)} epoch(s); keeping the model "
+            "as it is.",
+            stacklevel=3,
+        )
+    finally:
+        bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return rows, best_state

@@ -1,0 +1,40 @@
+"""Adapters: map a simulated batch (``dict[str, ndarray]``) to the networks' inputs.
+
+An :class:`Adapter` is a scikit-learn-style pipeline of named transforms; see
+:func:`make_adapter`. Role keys: ``inference_variables``, ``inference_conditions``,
+``summary_variables``.
+"""
+
+from ._base import Transform
+from .adapter import ROLE_KEYS, TRANSFORMS, Adapter, make_adapter
+from .as_set import AsSet, AsTimeSeries
+from .broadcast import Broadcast
+from .concatenate import Concatenate
+from .constrain import Constrain
+from .convert_dtype import ConvertDType
+from .elementwise import Log, Sqrt
+from .one_hot import OneHot
+from .rename import Rename
+from .select import Drop, Keep
+from .standardize import Standardize
+
+__all__ = [
+    "Adapter",
+    "make_adapter",
+    "ROLE_KEYS",
+    "TRANSFORMS",
+    "Transform",
+    "Broadcast",
+    "AsSet",
+    "AsTimeSeries",
+    "Constrain",
+    "Standardize",
+    "Sqrt",
+    "Log",
+    "OneHot",
+    "Concatenate",
+    "Rename",
+    "ConvertDType",
+    "Keep",
+    "Drop",
+]

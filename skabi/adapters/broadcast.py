@@ -1,0 +1,64 @@
+"""Repeat batch-constant meta variables over the batch: :class:`Broadcast`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..exceptions import ShapeError
+from ._base import Transform, _check_rank
+
+__all__ = ["Broadcast"]
+
+
+class Broadcast(Transform):
+    """Repeat scalar (batch-constant) variables along the batch axis: ``() -> (B, 1)``.
+
+    Meta variables such as a sample size ``N`` are constant within a batch and come as a
+    Python number or a shape-``()`` array. The batch size ``B`` is taken from the variable
+    ``to``, which must be present whenever the step runs (at sample time too).
+    Not invertible.
+
+    Parameters
+    ----------
+    keys : str or list of str
+        The scalar variables to broadcast.
+    to : str
+        The variable whose leading (batch) axis gives ``B``.
+
+    Attributes
+    ----------
+    keys_ : list of str
+    dtypes_ : dict of str to str
+
+    Raises
+    ------
+    ShapeError
+        If a variable is not a scalar (saying the shape got), or ``to`` has no batch axis.
+    """
+
+    invertible = False
+    _parameter_constraints = {"keys": [str, list, tuple], "to": [str]}
+
+    def __init__(self, keys, *, to):
+        self.keys = keys
+        self.to = to
+
+    def _required_keys(self):
+        return [self.to]
+
+    def _check_inputs(self, data, keys):
+        for k in keys:
+            _check_rank("Broadcast", k, data[k], (0,),
+                        "() (a scalar, constant within the batch)")
+        if np.ndim(data[self.to]) < 1:
+            raise ShapeError(
+                f"Broadcast takes the batch size from {self.to!r}, which has shape "
+                f"{np.shape(data[self.to])}; expected (B, ...)."
+            )
+
+    def _transform_present(self, data, keys):
+        n = np.shape(data[self.to])[0]
+        for k in keys:
+            x = np.asarray(data[k])
+            data[k] = np.full((n, 1), x, dtype=x.dtype)
+        return data

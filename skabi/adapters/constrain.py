@@ -1,0 +1,132 @@
+"""Map bounded variables to the real line: :class:`Constrain`."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ._base import Transform, _check_support, _out_dtype, _sum_event
+from .elementwise import _largest_below, _smallest_above
+
+__all__ = ["Constrain"]
+
+
+def _softplus_inv(y):
+    """``log(expm1(y))`` for ``y > 0``, stable for tiny and huge ``y`` (float64)."""
+    return y + np.log(-np.expm1(-y))
+
+
+def _log_dsoftplus_inv(y):
+    """``log d/dy softplus^-1(y) = -log(1 - exp(-y))`` for ``y > 0`` (float64)."""
+    return -np.log(-np.expm1(-y))
+
+
+def _softplus(z):
+    return np.logaddexp(0.0, z)
+
+
+def _sigmoid(z):
+    with np.errstate(over="ignore"):
+        return np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))),
+                        np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
+
+
+class Constrain(Transform):
+    """Map variables with bounded support to unbounded reals, smoothly and bijectively.
+
+    The *inverse* (network scale ``z`` to user scale ``x``) defines the transform:
+
+    - ``lower`` only: ``x = lower + softplus(z)``
+    - ``upper`` only: ``x = upper - softplus(z)``
+    - both: ``x = lower + (upper - lower) * sigmoid(z)``
+
+    with ``softplus(z) = log(1 + exp(z))``. The forward map (``transform``) is the inverse
+    of that, e.g. ``z = log(expm1(x - lower))``. ``inverse_transform`` computes in float64
+    and clips to the nearest representable values strictly inside the bounds (in the
+    dtype the variable had in ``fit``), so draws always lie strictly inside the support,
+    even for extreme ``z`` where float arithmetic would round onto a bound.
+
+    Parameters
+    ----------
+    keys : str or list of str
+        The variables to constrain.
+    lower, upper : float or None, default=None
+        The bounds (at least one; ``lower < upper``). The support is the open interval.
+
+    Attributes
+    ----------
+    keys_ : list of str
+    dtypes_ : dict of str to str
+        The variables' dtypes in the fit batch (the inverse stays inside the bounds once
+        cast back to these).
+
+    Raises
+    ------
+    SupportError
+        If values lie on or outside a bound (naming the variable and how many).
+    """
+
+    _parameter_constraints = {
+        "keys": [str, list, tuple],
+        "lower": [numbers.Real, None],
+        "upper": [numbers.Real, None],
+    }
+
+    def __init__(self, keys, *, lower=None, upper=None):
+        self.keys = keys
+        self.lower = lower
+        self.upper = upper
+
+    def _validate(self):
+        super()._validate()
+        if self.lower is None and self.upper is None:
+            raise ValueError("Constrain needs a 'lower' bound, an 'upper' bound or both; got neither.")
+        if self.lower is not None and self.upper is not None and not self.lower < self.upper:
+            raise ValueError(
+                f"Constrain needs lower < upper; got lower={self.lower!r}, upper={self.upper!r}."
+            )
+        for name in ("lower", "upper"):
+            value = getattr(self, name)
+            if value is not None and not np.isfinite(value):
+                raise ValueError(f"Constrain's {name!r} bound must be finite or None; got {value!r}.")
+
+    def _check_inputs(self, data, keys):
+        for k in keys:
+            _check_support("Constrain", k, data[k], self.lower, self.upper)
+
+    def _forward(self, key, x):
+        x64 = np.asarray(x, dtype=np.float64)
+        lo, hi = self.lower, self.upper
+        if hi is None:
+            z = _softplus_inv(x64 - lo)
+        elif lo is None:
+            z = _softplus_inv(hi - x64)
+        else:
+            z = np.log(x64 - lo) - np.log(hi - x64)  # logit((x - lo) / (hi - lo))
+        return z.astype(_out_dtype(x), copy=False)
+
+    def _ldj(self, key, x):
+        x64 = np.asarray(x, dtype=np.float64)
+        lo, hi = self.lower, self.upper
+        if hi is None:
+            ldj = _log_dsoftplus_inv(x64 - lo)
+        elif lo is None:
+            ldj = _log_dsoftplus_inv(hi - x64)
+        else:
+            # dz/dx = 1/(x - lo) + 1/(hi - x) = (hi - lo) / ((x - lo)(hi - x))
+            ldj = np.log(hi - lo) - np.log(x64 - lo) - np.log(hi - x64)
+        return _sum_event(ldj)
+
+    def _inverse(self, key, z):
+        lo, hi = self.lower, self.upper
+        dtype = np.dtype(self.dtypes_.get(key, "float64"))
+        if hi is None:
+            x = lo + _softplus(z)
+        elif lo is None:
+            x = hi - _softplus(z)
+        else:
+            x = lo + (hi - lo) * _sigmoid(z)
+        low = None if lo is None else _smallest_above(lo, dtype)
+        high = None if hi is None else _largest_below(hi, dtype)
+        return np.clip(x, low, high)

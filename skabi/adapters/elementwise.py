@@ -1,0 +1,116 @@
+"""Elementwise bijections with a closed form: :class:`Sqrt` and :class:`Log`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._base import Transform, _check_support, _out_dtype, _sum_event
+
+__all__ = ["Sqrt", "Log"]
+
+_TINY = np.nextafter(0.0, 1.0)
+
+
+class Sqrt(Transform):
+    """Square root of non-negative variables, ``z = sqrt(x)``.
+
+    Typical use: a sample size ``N`` fed as a condition. The inverse is ``x = z ** 2``
+    (computed in float64), which maps any real ``z`` into the support ``[0, inf)``.
+
+    Parameters
+    ----------
+    keys : str or list of str
+        The variables to transform.
+
+    Attributes
+    ----------
+    keys_ : list of str
+        The transformed variables.
+    dtypes_ : dict of str to str
+        Their dtypes in the fit batch.
+
+    Raises
+    ------
+    SupportError
+        If a value is negative (naming the variable and how many values are).
+    """
+
+    _parameter_constraints = {"keys": [str, list, tuple]}
+
+    def __init__(self, keys):
+        self.keys = keys
+
+    def _check_inputs(self, data, keys):
+        for k in keys:
+            _check_support("Sqrt", k, data[k], 0.0, None, low_closed=True)
+
+    def _forward(self, key, x):
+        return np.sqrt(np.asarray(x, dtype=np.float64)).astype(_out_dtype(x), copy=False)
+
+    def _inverse(self, key, z):
+        return np.square(z)
+
+    def _ldj(self, key, x):
+        # dz/dx = 1 / (2 sqrt(x)); +inf at x == 0
+        with np.errstate(divide="ignore"):
+            return _sum_event(-np.log(2.0) - 0.5 * np.log(np.asarray(x, dtype=np.float64)))
+
+
+class Log(Transform):
+    """Natural logarithm of positive variables, ``z = log(x)``.
+
+    The inverse ``x = exp(z)`` is computed in float64 and clipped to at least the smallest
+    positive float64, so it always lies strictly inside ``(0, inf)``.
+
+    Parameters
+    ----------
+    keys : str or list of str
+        The variables to transform.
+
+    Attributes
+    ----------
+    keys_ : list of str
+    dtypes_ : dict of str to str
+
+    Raises
+    ------
+    SupportError
+        If a value is zero or negative.
+    """
+
+    _parameter_constraints = {"keys": [str, list, tuple]}
+
+    def __init__(self, keys):
+        self.keys = keys
+
+    def _check_inputs(self, data, keys):
+        for k in keys:
+            _check_support("Log", k, data[k], 0.0, None)
+
+    def _forward(self, key, x):
+        return np.log(np.asarray(x, dtype=np.float64)).astype(_out_dtype(x), copy=False)
+
+    def _inverse(self, key, z):
+        with np.errstate(over="ignore"):
+            x = np.exp(z)
+        dtype = np.dtype(getattr(self, "dtypes_", {}).get(key, "float64"))
+        low = _smallest_above(0.0, dtype)
+        return np.maximum(x, low)
+
+    def _ldj(self, key, x):
+        return _sum_event(-np.log(np.asarray(x, dtype=np.float64)))
+
+
+def _smallest_above(value, dtype):
+    """The smallest float of ``dtype`` strictly above ``value``, as float64."""
+    dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
+    v = np.asarray(value, dtype=dtype)
+    out = np.nextafter(v, np.asarray(np.inf, dtype=dtype))
+    while float(out) <= value:  # dtype rounding of `value` went up past it: step again
+        out = np.nextafter(out, np.asarray(np.inf, dtype=dtype))
+    return float(out)
+
+
+def _largest_below(value, dtype):
+    """The largest float of ``dtype`` strictly below ``value``, as float64."""
+    return -_smallest_above(-value, dtype)

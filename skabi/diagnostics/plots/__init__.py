@@ -1,0 +1,23 @@
+"""Diagnostic plots; each returns a :class:`matplotlib.figure.Figure`.
+
+Names follow BayesFlow's ``bayesflow.diagnostics.plots``. Inputs as in
+:mod:`skabi.diagnostics`: the ArviZ container from ``est.sample(...)`` or
+``estimates=``/``targets=`` dicts of arrays; ``variable_keys`` selects variables and
+``variable_names`` labels elements. Styling goes through ``**kwargs`` (passed to the main
+matplotlib call of each plot) and matplotlib's rcParams (``plt.rc_context``).
+"""
+
+from .calibration import calibration_ecdf, calibration_histogram
+from .loss import loss
+from .pairs import pairs_posterior, pairs_samples
+from .recovery import recovery, z_score_contraction
+
+__all__ = [
+    "calibration_ecdf",
+    "calibration_histogram",
+    "loss",
+    "pairs_posterior",
+    "pairs_samples",
+    "recovery",
+    "z_score_contraction",
+]

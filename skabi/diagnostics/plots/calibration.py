@@ -1,0 +1,148 @@
+"""SBC plots: rank histograms and rank ECDFs with simultaneous confidence bands."""
+
+import numpy as np
+from scipy import stats
+
+from .._inputs import resolve
+from ..sbc import compute_pit, ecdf_band, ecdf_test
+from ._common import finish, grid
+
+__all__ = ["calibration_histogram", "calibration_ecdf"]
+
+
+def calibration_histogram(
+    estimates=None,
+    targets=None,
+    *,
+    variable_keys=None,
+    variable_names=None,
+    test_quantities=None,
+    data=None,
+    num_bins=None,
+    prob=0.99,
+    figsize=None,
+    **kwargs,
+):
+    """Histograms of SBC ranks (as PIT values) with a binomial band for uniform ranks.
+
+    Bars outside the grey band (pointwise, level ``prob``) hint at miscalibration: a U shape
+    means overconfidence, a hump underconfidence, a slope bias. Prefer
+    :func:`calibration_ecdf`, whose band is simultaneous and needs no bins.
+
+    Parameters
+    ----------
+    estimates, targets, variable_keys, variable_names, test_quantities, data
+        See :func:`skabi.diagnostics.sbc_ranks`.
+    num_bins : int, optional
+        Default ``n_datasets // 20`` clipped to [2, 20] (about 20 datasets per bin).
+    prob : float, default 0.99
+        Level of the pointwise band for the counts.
+    figsize : tuple of float, optional
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.hist`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    inputs = resolve(
+        estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
+        test_quantities=test_quantities, data=data,
+    )
+    pit = compute_pit(inputs.draws, inputs.truths)
+    n = pit.shape[0]
+    bins = int(num_bins or np.clip(n // 20, 2, 20))
+    lo, hi = stats.binom.interval(prob, n, 1 / bins)
+    fig, axes = grid(pit.shape[1], figsize=figsize)
+    style = {"color": "#1f77b4", "alpha": 0.8, "edgecolor": "white"}
+    style.update(kwargs)
+    for j, ax in enumerate(axes):
+        ax.axhspan(lo, hi, color="grey", alpha=0.25, lw=0, label=f"{prob:.0%} band (uniform)")
+        ax.axhline(n / bins, color="grey", lw=1)
+        ax.hist(pit[:, j], bins=bins, range=(0, 1), **style)
+        ax.set_xlim(0, 1)
+        ax.set_title(inputs.labels[j])
+        ax.set_xlabel("Fractional rank (PIT)")
+        ax.set_ylabel("Datasets")
+    axes[0].legend(loc="lower right", fontsize="small")
+    return finish(fig)
+
+
+def calibration_ecdf(
+    estimates=None,
+    targets=None,
+    *,
+    variable_keys=None,
+    variable_names=None,
+    test_quantities=None,
+    data=None,
+    difference=False,
+    rank_type="fractional",
+    prob=0.95,
+    num_points=None,
+    figsize=None,
+    **kwargs,
+):
+    """ECDF of SBC ranks (PIT values) with a simultaneous confidence band.
+
+    For calibrated draws the ECDF follows the diagonal (or zero, with ``difference``) and
+    stays inside the grey band with probability ``prob`` over the whole curve (Säilynoja,
+    Bürkner and Vehtari 2022). Below the diagonal then above (an S shape in the
+    difference plot) means overconfidence; the reverse underconfidence; a curve entirely
+    above or below means bias. Panels report whether the ECDF stays inside the band.
+
+    Parameters
+    ----------
+    estimates, targets, variable_keys, variable_names, test_quantities, data
+        See :func:`skabi.diagnostics.sbc_ranks`. With ``test_quantities`` each quantity
+        gets its own panel; ``variable_keys=[]`` shows only them.
+    difference : bool, default False
+        Plot ``ECDF(z) - z`` instead of ``ECDF(z)``.
+    rank_type : {"fractional", "distance"}, default "fractional"
+        See :func:`skabi.diagnostics.pit_values`.
+    prob : float, default 0.95
+        Simultaneous coverage of the band.
+    num_points : int, optional
+        Evaluation points of the band (default ``min(n_datasets, 100)``).
+    figsize : tuple of float, optional
+    **kwargs
+        Passed to :meth:`matplotlib.axes.Axes.step` for the ECDF lines.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    inputs = resolve(
+        estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
+        test_quantities=test_quantities, data=data,
+    )
+    pit = compute_pit(inputs.draws, inputs.truths, rank_type=rank_type)
+    n = pit.shape[0]
+    z, lower, upper = ecdf_band(n, prob=prob, num_points=num_points)
+    z = np.concatenate([[0.0], z, [1.0]])
+    lower = np.concatenate([[0.0], lower, [1.0]])
+    upper = np.concatenate([[0.0], upper, [1.0]])
+    test = ecdf_test(pit, prob=prob, num_points=num_points)
+    ref = z if difference else 0.0
+    fig, axes = grid(pit.shape[1], figsize=figsize)
+    style = {"color": "#1f77b4", "lw": 1.5}
+    style.update(kwargs)
+    for j, ax in enumerate(axes):
+        x = np.concatenate([[0.0], np.sort(pit[:, j]), [1.0]])
+        y = np.concatenate([[0.0], np.arange(1, n + 1) / n, [1.0]])
+        ax.fill_between(z, lower - ref, upper - ref, color="grey", alpha=0.25, lw=0,
+                        step="post", label=f"{prob:.0%} simultaneous band")
+        ax.step(x, y - (x if difference else 0.0), where="post", label="Rank ECDF", **style)
+        if difference:
+            ax.axhline(0, color="black", lw=0.8, alpha=0.6)
+        else:
+            ax.plot([0, 1], [0, 1], color="black", lw=0.8, alpha=0.6)
+        verdict = "inside band" if test["inside"][j] else "OUTSIDE band"
+        ax.text(0.03, 0.97, f"{verdict}\nerror = {test['error'][j]:.3f}", transform=ax.transAxes,
+                va="top", ha="left", fontsize="small")
+        ax.set_xlim(0, 1)
+        ax.set_title(inputs.labels[j])
+        ax.set_xlabel(f"{rank_type.capitalize()} rank statistic")
+        ax.set_ylabel("ECDF difference" if difference else "ECDF")
+    axes[0].legend(loc="lower right", fontsize="small")
+    return finish(fig)

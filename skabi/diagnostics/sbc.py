@@ -1,0 +1,304 @@
+"""Simulation-based calibration (SBC): ranks, PIT values, ECDF bands, calibration error.
+
+If the draws come from the exact posterior and the true values from the prior, the rank of
+each true value among its draws is uniform (Talts et al. 2018). The ECDF of the PIT values
+is compared with the uniform CDF inside a simultaneous confidence band (Säilynoja, Bürkner
+and Vehtari 2022, "Graphical test for discrete uniformity and its applications in
+goodness-of-fit evaluation and multiple sample comparison", Statistics and Computing 32).
+"""
+
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .._validation import as_numpy_rng
+from ._inputs import resolve
+
+__all__ = [
+    "sbc_ranks",
+    "pit_values",
+    "ecdf_band",
+    "calibration_error",
+    "compute_pit",
+    "BAND_SEED",
+]
+
+#: Seed of the Monte Carlo simulation behind :func:`ecdf_band` (deterministic bands).
+BAND_SEED = 20220427
+_N_SIMULATIONS = 5000
+_RANK_TYPES = ("fractional", "distance")
+
+
+def _frame(values, inputs, name=None):
+    frame = pd.DataFrame(values, columns=pd.Index(inputs.labels, name="variable"))
+    frame.index.name = "dataset"
+    if name:
+        frame.attrs["name"] = name
+    return frame
+
+
+def _counts(draws, truths):
+    """Draws below and equal to the truth: two (K, E) int arrays."""
+    below = np.sum(draws < truths[:, None, :], axis=1)
+    equal = np.sum(draws == truths[:, None, :], axis=1)
+    return below, equal
+
+
+def _distance(draws, truths):
+    """|value - posterior mean|: the distance ranks of BayesFlow's ``rank_type='distance'``."""
+    center = draws.mean(axis=1, keepdims=True)
+    return np.abs(draws - center), np.abs(truths - center[:, 0, :])
+
+
+def compute_pit(draws, truths, *, rank_type="fractional", randomize=False, random_state=None):
+    """PIT values from arrays: ``draws (K, S, E)``, ``truths (K, E)`` -> ``(K, E)``.
+
+    Without ``randomize``, ``(rank + 0.5) / (S + 1)`` with ``rank`` the number of draws below
+    the truth (ties count half). With ``randomize``, ties are broken at random and the rank
+    is jittered: ``(below + U * (equal + 1)) / (S + 1)`` with ``U ~ Uniform(0, 1)``, which
+    is exactly Uniform(0, 1) under calibration.
+    """
+    if rank_type not in _RANK_TYPES:
+        raise ValueError(f"rank_type must be one of {_RANK_TYPES}; got {rank_type!r}.")
+    if rank_type == "distance":
+        draws, truths = _distance(draws, truths)
+    below, equal = _counts(draws, truths)
+    n_draws = draws.shape[1]
+    if randomize:
+        u = as_numpy_rng(random_state).uniform(size=below.shape)
+        return (below + u * (equal + 1)) / (n_draws + 1)
+    return (below + 0.5 * equal + 0.5) / (n_draws + 1)
+
+
+def sbc_ranks(
+    estimates=None,
+    targets=None,
+    *,
+    variable_keys=None,
+    variable_names=None,
+    test_quantities=None,
+    data=None,
+):
+    """SBC ranks: the number of draws below each true value (ties count half).
+
+    Parameters
+    ----------
+    estimates : ArviZ container or dict of str to ndarray of shape (n_datasets, n_draws, ...)
+        The container returned by ``est.sample(...)`` (true values from its
+        ``true_values`` group), or draws per variable.
+    targets : dict of str to ndarray of shape (n_datasets, ...), optional
+        True values; required with dict ``estimates``.
+    variable_keys : list of str, optional
+        Variables to check, in order (default: all).
+    variable_names : list of str, optional
+        Labels, one per element (default ``"beta[0]"``, ``"sigma"``, ...).
+    test_quantities : dict of str to callable, optional
+        ``{name: fn}``; ``fn(params)`` (or ``fn(params, data)``) maps a dict of arrays with
+        a leading batch axis to one number per batch entry. Evaluated on every draw and on
+        the true values, and ranked like a parameter.
+    data : dict of str to ndarray of shape (n_datasets, ...), optional
+        Conditioning data for the test quantities (repeated once per draw).
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_datasets, n_elements)
+        Ranks in ``[0, n_draws]``; one column per element.
+    """
+    inputs = resolve(
+        estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
+        test_quantities=test_quantities, data=data,
+    )
+    below, equal = _counts(inputs.draws, inputs.truths)
+    return _frame(below + 0.5 * equal, inputs, "sbc_ranks")
+
+
+def pit_values(
+    estimates=None,
+    targets=None,
+    *,
+    variable_keys=None,
+    variable_names=None,
+    test_quantities=None,
+    data=None,
+    rank_type="fractional",
+    randomize=False,
+    random_state=None,
+):
+    """Probability integral transform (PIT) values of the true values under the draws.
+
+    ``(rank + 0.5) / (n_draws + 1)``, where ``rank`` counts the draws below the true value;
+    the offset keeps values inside (0, 1) so that uniformity tests (also ArviZ's) do not
+    reject exact posteriors, which ``rank / n_draws`` would. Uniform under calibration.
+
+    Parameters
+    ----------
+    estimates, targets, variable_keys, variable_names, test_quantities, data
+        As in :func:`sbc_ranks`.
+    rank_type : {"fractional", "distance"}, default "fractional"
+        ``"fractional"`` ranks the value itself; ``"distance"`` ranks its distance from the
+        posterior mean among the draws' distances (sensitive to over/under-dispersion, not
+        to the direction of a bias).
+    randomize : bool, default False
+        Jitter ranks and break ties at random (exactly continuous uniform PIT values).
+    random_state : int, numpy Generator or None
+        Seed for ``randomize``.
+
+    Returns
+    -------
+    pandas.DataFrame of shape (n_datasets, n_elements)
+    """
+    inputs = resolve(
+        estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
+        test_quantities=test_quantities, data=data,
+    )
+    pit = compute_pit(
+        inputs.draws, inputs.truths, rank_type=rank_type, randomize=randomize,
+        random_state=random_state,
+    )
+    return _frame(pit, inputs, "pit")
+
+
+def _eval_points(num_points):
+    return np.arange(1, num_points) / num_points
+
+
+def _ecdf_counts(values, num_points):
+    """Counts of values <= z_i at z_i = i / num_points (i = 1..num_points-1), along axis -1."""
+    values = np.asarray(values)
+    bins = np.clip(np.ceil(values * num_points).astype(int) - 1, 0, num_points - 1)
+    # bin b holds values in (b / m, (b + 1) / m]; count <= z_i = i / m is bins 0..i-1
+    flat = bins.reshape(-1, bins.shape[-1])
+    offsets = np.arange(flat.shape[0])[:, None] * num_points
+    hist = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * num_points)
+    hist = hist.reshape(flat.shape[0], num_points)
+    counts = np.cumsum(hist, axis=1)[:, :-1]
+    return counts.reshape(bins.shape[:-1] + (num_points - 1,))
+
+
+def _tail_stat(counts, n, z):
+    """Smallest pointwise two-sided binomial tail probability along the last axis."""
+    lower = stats.binom.cdf(counts, n, z)
+    upper = stats.binom.sf(counts - 1, n, z)
+    return np.minimum(lower, upper).min(axis=-1)
+
+
+@lru_cache(maxsize=64)
+def _simulate(n, num_points, prob, n_simulations):
+    """Simulate uniform ECDFs; return (z, gamma, lower_counts, upper_counts, sims, dev_band)."""
+    z = _eval_points(num_points)
+    rng = np.random.default_rng(BAND_SEED)
+    counts = _ecdf_counts(rng.uniform(size=(n_simulations, n)), num_points)
+    sims = 2 * _tail_stat(counts, n, z)  # smallest gamma at which each ECDF leaves the band
+    gamma = float(np.quantile(sims, 1 - prob, method="lower"))
+    lower = stats.binom.ppf(gamma / 2, n, z)
+    upper = stats.binom.ppf(1 - gamma / 2, n, z)
+    dev = np.max(np.abs(counts / n - z), axis=-1)
+    dev_band = float(np.quantile(dev, prob))
+    return z, gamma, lower, upper, np.sort(sims), dev_band
+
+
+def ecdf_band(n, *, prob=0.95, num_points=None, n_simulations=_N_SIMULATIONS):
+    """Simultaneous confidence band for the ECDF of ``n`` uniform values.
+
+    Säilynoja, Bürkner and Vehtari (2022): the pointwise binomial band at level ``gamma`` is
+    widened or narrowed until the whole ECDF lies inside it with probability ``prob``;
+    ``gamma`` is found by simulating ``n_simulations`` uniform samples with a fixed seed
+    (:data:`BAND_SEED`), so bands are deterministic; results are cached.
+
+    Parameters
+    ----------
+    n : int
+        Number of PIT values (datasets).
+    prob : float, default 0.95
+        Simultaneous coverage.
+    num_points : int, optional
+        The ECDF is checked at ``z = i / num_points``, ``i = 1 .. num_points - 1``;
+        default ``min(n, 100)``.
+
+    Returns
+    -------
+    z, lower, upper : ndarray of shape (num_points - 1,)
+        Evaluation points and the band for the ECDF (fractions, not counts).
+    """
+    n, num_points = int(n), int(num_points or min(int(n), 100))
+    if n < 2 or num_points < 2:
+        raise ValueError(f"ECDF bands need at least 2 values and 2 points; got n={n}.")
+    z, _, lower, upper, _, _ = _simulate(n, num_points, float(prob), int(n_simulations))
+    return z, lower / n, upper / n
+
+
+def ecdf_test(pit, *, prob=0.95, num_points=None, n_simulations=_N_SIMULATIONS):
+    """Calibration statistics of PIT values (K, E): a dict of (E,) arrays.
+
+    ``error`` (largest |ECDF - z|), ``band`` (its 95% simultaneous threshold), ``inside``
+    (ECDF inside the Säilynoja band at every point) and ``p_value``.
+    """
+    pit = np.asarray(pit, dtype=float)
+    n = pit.shape[0]
+    num_points = int(num_points or min(n, 100))
+    z, _, lower, upper, sims, dev_band = _simulate(n, num_points, float(prob), int(n_simulations))
+    counts = _ecdf_counts(pit.T, num_points)  # (E, m - 1)
+    error = np.max(np.abs(counts / n - z), axis=-1)
+    inside = np.all((counts >= lower) & (counts <= upper), axis=-1)
+    observed = 2 * _tail_stat(counts, n, z)
+    p_value = np.searchsorted(sims, observed, side="right") / sims.size
+    return {
+        "error": error,
+        "band": np.full(error.shape, dev_band),
+        "inside": inside,
+        "p_value": p_value,
+    }
+
+
+def calibration_error(
+    estimates=None,
+    targets=None,
+    *,
+    variable_keys=None,
+    variable_names=None,
+    test_quantities=None,
+    data=None,
+    rank_type="fractional",
+    prob=0.95,
+    num_points=None,
+):
+    """Largest deviation of the PIT (rank) ECDF from the uniform CDF, with its band.
+
+    Parameters
+    ----------
+    estimates, targets, variable_keys, variable_names, test_quantities, data
+        As in :func:`sbc_ranks`.
+    rank_type : {"fractional", "distance"}, default "fractional"
+        See :func:`pit_values`.
+    prob : float, default 0.95
+        Simultaneous coverage of the bands.
+    num_points : int, optional
+        Evaluation points of the ECDF (default ``min(n_datasets, 100)``).
+
+    Returns
+    -------
+    pandas.DataFrame, one row per element, columns
+
+    ``error``
+        ``max_i |ECDF(z_i) - z_i|`` (0 is perfect; Kolmogorov-Smirnov-like).
+    ``band``
+        The ``prob`` quantile of ``error`` for exactly calibrated draws with as many
+        datasets (simulated): a simultaneous, constant-width band for ``error``.
+    ``inside``
+        Whether the ECDF lies inside the simultaneous band of Säilynoja et al. (2022) at
+        every point, the graphical test that :func:`~skabi.diagnostics.plots.calibration_ecdf`
+        draws. ``False`` flags miscalibration at level ``1 - prob``.
+    ``p_value``
+        Fraction of calibrated simulations that leave the pointwise binomial band at least
+        as early as the observed ECDF (the test behind ``inside``).
+    """
+    pit = pit_values(
+        estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
+        test_quantities=test_quantities, data=data, rank_type=rank_type,
+    )
+    result = ecdf_test(pit.to_numpy(), prob=prob, num_points=num_points)
+    frame = pd.DataFrame(result, index=pit.columns)
+    frame.index.name = "variable"
+    return frame

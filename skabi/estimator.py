@@ -1,0 +1,512 @@
+"""AmortizedPosterior: the scikit-learn estimator that wires simulator -> adapter -> networks.
+
+The only module that imports both the adapter and the networks.
+"""
+
+import math
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, clone
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from . import _persistence
+from ._approximator import Approximator
+from ._observations import as_observations, default_adapter, parameter_names
+from ._roles import check_roles, role_shapes, to_tensors
+from ._training import make_optimizer, run_epochs
+from ._validation import as_numpy_rng
+from .bank import SimulationBank, as_bank
+from .exceptions import ShapeError
+
+__all__ = ["AmortizedPosterior"]
+
+_MAX_DRAW_ELEMENTS = 2**22  # draws x dims held at once while sampling (bounds memory)
+
+
+def _is_simulator(obj):
+    return callable(getattr(obj, "sample", None)) and not isinstance(obj, SimulationBank)
+
+
+def _device(device):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class AmortizedPosterior(BaseEstimator):
+    """Amortized posterior estimation: train once on simulations, then sample any dataset.
+
+    A summary network ``h`` and a conditional generative network ``q`` are trained on
+    pairs ``(theta, x) ~ p(theta) p(x | theta)`` to minimise ``-E[log q(theta | h(x))]``
+    (Radev et al. 2020, "BayesFlow"). After :meth:`fit`, :meth:`sample` draws from the
+    approximate posterior of any number of new datasets in one call.
+
+    Parameters
+    ----------
+    adapter : Adapter, default=None
+        Maps a batch of simulations to ``inference_variables``, ``inference_conditions``
+        and ``summary_variables``. ``None`` builds a default for banks given as
+        ``fit(X, y)``: ``y`` is inferred, ``X`` is the data (a set when a summary
+        network is given or ``X`` has rank 3, else direct conditions).
+    inference_network : CouplingFlow or FlowMatching, default=None
+        Hyperparameters of the generative network; ``None`` means ``CouplingFlow()``.
+        Only the hyperparameters live here; the torch module is built in :meth:`fit`.
+    summary_network : DeepSet, SetTransformer, TimeSeriesNetwork or None, default=None
+        Hyperparameters of the summary network, needed when the adapter produces
+        ``summary_variables``.
+    epochs : int, default=50
+    batches_per_epoch : int, default=100
+        Optimizer steps per epoch in online training. Offline training (a bank) makes one
+        pass over the bank per epoch instead.
+    batch_size : int, default=64
+    learning_rate : float, default=5e-4
+        Initial learning rate of Adam.
+    lr_schedule : {"cosine", "constant"}, default="cosine"
+        Cosine decay to zero over all steps of one :meth:`fit` call.
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW) when positive.
+    clip_grad_norm : float or None, default=3.0
+        Clip the gradient norm of each step.
+    validation_sims : int, dict or SimulationBank, default=None
+        Validation data whose loss is recorded each epoch: a number of simulations drawn
+        once from the simulator, or a fixed bank.
+    early_stopping : bool, default=False
+        Stop when the validation loss has not improved for ``patience`` epochs and restore
+        the best weights. Needs ``validation_sims``.
+    patience : int, default=5
+    standardize : bool, default=True
+        Standardize ``inference_variables``, ``inference_conditions`` and the features of
+        ``summary_variables`` inside the model with means and sds of the pilot batch (on
+        top of whatever the adapter does). Densities are reported on the adapter's scale.
+    pilot_size : int, default=1024
+        Simulations drawn once before training to fit the adapter (e.g. ``Standardize``
+        statistics) and the standardization. Both are then frozen.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when available, else the CPU; or any torch device string.
+    random_state : None, int or numpy.random.Generator, default=None
+        Seeds simulation, initialisation, training and sampling: two fits with the same
+        integer seed on the same machine give the same draws.
+    verbose : bool, default=False
+        Show a progress bar with epoch, loss, validation loss and learning rate.
+    warm_start : bool, default=False
+        Continue training the fitted networks in :meth:`fit` instead of rebuilding them.
+
+    Attributes
+    ----------
+    adapter_ : Adapter
+        The adapter fitted on the pilot batch.
+    inference_network_ : torch.nn.Module
+    summary_network_ : torch.nn.Module or None
+    approximator_ : torch.nn.Module
+        Both networks and the standardization, as one module.
+    history_ : pandas.DataFrame
+        Per epoch: ``loss``, ``val_loss``, ``lr``, ``seconds``.
+    n_simulations_ : int
+        Simulations used for training so far (pilot excluded).
+    parameter_names_ : list of str
+        The user's variables that are inferred.
+    role_shapes_ : dict
+        Last-axis size of each network input seen in training.
+    device_ : torch.device
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import AmortizedPosterior, make_simulator
+    >>> from skabi.networks import CouplingFlow, DeepSet
+    >>> def prior(rng):
+    ...     return dict(theta=rng.normal(size=2))
+    >>> def likelihood(theta, rng):
+    ...     return dict(x=theta + rng.normal(size=(20, 2)))
+    >>> simulator = make_simulator([prior, likelihood])
+    >>> from skabi.adapters import make_adapter, Rename
+    >>> adapter = make_adapter(Rename("theta", "inference_variables"),
+    ...                        Rename("x", "summary_variables"))
+    >>> est = AmortizedPosterior(adapter=adapter, inference_network=CouplingFlow(depth=2),
+    ...                          summary_network=DeepSet(summary_dim=4), epochs=2,
+    ...                          batches_per_epoch=10, random_state=0)
+    >>> est.fit(simulator).sample(simulator.sample(3), num_samples=100, return_type="numpy")["theta"].shape
+    (3, 100, 2)
+    """
+
+    _parameter_constraints = {
+        "adapter": [HasMethods(["fit", "transform", "inverse_transform"]), None],
+        "inference_network": [HasMethods(["build"]), None],
+        "summary_network": [HasMethods(["build"]), None],
+        "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batches_per_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"cosine", "constant"})],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "clip_grad_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "validation_sims": [Interval(numbers.Integral, 1, None, closed="left"), dict,
+                            SimulationBank, None],
+        "early_stopping": ["boolean"],
+        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
+        "pilot_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state", np.random.Generator],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(self, *, adapter=None, inference_network=None, summary_network=None, epochs=50,
+                 batches_per_epoch=100, batch_size=64, learning_rate=5e-4, lr_schedule="cosine",
+                 weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
+                 early_stopping=False, patience=5, standardize=True, pilot_size=1024,
+                 device="auto", random_state=None, verbose=False, warm_start=False):
+        self.adapter = adapter
+        self.inference_network = inference_network
+        self.summary_network = summary_network
+        self.epochs = epochs
+        self.batches_per_epoch = batches_per_epoch
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.clip_grad_norm = clip_grad_norm
+        self.validation_sims = validation_sims
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.standardize = standardize
+        self.pilot_size = pilot_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None):
+        """Train on a simulator (online) or on a fixed bank of simulations (offline).
+
+        Parameters
+        ----------
+        X : Simulator, dict of arrays, SimulationBank, xarray.Dataset, pandas.DataFrame or ndarray
+            A simulator (anything with ``sample(batch_size, random_state=...)``) trains on
+            fresh simulations every step. A bank trains on fixed simulations. An ndarray is
+            the simulated data of a bank whose parameters are ``y``; it is stored under
+            the names ``"x"`` and ``"theta"`` for the adapter.
+        y : ndarray of shape (n_simulations, D), optional
+            Parameters, with ``X`` as an array.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        source = self._source(X, y)
+        keep = self.warm_start and hasattr(self, "approximator_")
+        state = self._warm_state() if keep else self._initial_state(source)
+        self._train(state, source, self.epochs)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Train one more epoch (online: ``batches_per_epoch`` steps; offline: one pass).
+
+        Initialises the estimator on the first call, like :meth:`fit`.
+        """
+        if not hasattr(self, "approximator_"):
+            self._validate_params()
+            source = self._source(X, y)
+            self._train(self._initial_state(source), source, 1)
+        else:
+            self._train(self._warm_state(), self._source(X, y), 1)
+        return self
+
+    def _source(self, X, y):
+        if y is not None:
+            X = {"x": np.asarray(X), "theta": np.asarray(y)}
+        return X if _is_simulator(X) else as_bank(X)
+
+    def _rngs(self):
+        rng = as_numpy_rng(self.random_state)
+        return rng, int(rng.integers(2**62))
+
+    def _initial_state(self, source):
+        rng, torch_seed = self._rngs()
+        online = _is_simulator(source)
+        if online:
+            pilot = source.sample(self.pilot_size, random_state=rng)
+        else:
+            pilot = source[: self.pilot_size].to_dict()
+        adapter = clone(self.adapter) if self.adapter is not None else default_adapter(
+            pilot, self.summary_network is not None)
+        adapter.fit(pilot)
+        roles = adapter.transform(pilot)
+        shapes = role_shapes(roles)
+        self._check_networks(shapes, roles)
+        device = _device(self.device)
+        inference = self.inference_network if self.inference_network is not None else _coupling()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(torch_seed)
+            model = build_approximator(inference, self.summary_network, shapes)
+        if self.standardize:
+            t = to_tensors(roles, "cpu", torch.float64)
+            model.set_standardization(t.get("inference_variables"), t.get("inference_conditions"),
+                                      t.get("summary_variables"))
+        model.to(device)
+        names = parameter_names(adapter, shapes["inference_variables"])
+        return dict(adapter=adapter, model=model, shapes=shapes, device=device, rng=rng,
+                    torch_seed=torch_seed, names=names, rows=[], n_simulations=0)
+
+    def _warm_state(self):
+        rng, torch_seed = self._rngs()
+        return dict(adapter=self.adapter_, model=self.approximator_, shapes=self.role_shapes_,
+                    device=self.device_, rng=np.random.default_rng(rng.integers(2**62) + len(self.history_)),
+                    torch_seed=torch_seed + len(self.history_), names=self.parameter_names_,
+                    rows=self.history_.to_dict("records"), n_simulations=self.n_simulations_)
+
+    def _check_networks(self, shapes, roles):
+        has_summary = "summary_variables" in shapes
+        if "inference_variables" not in shapes:
+            raise ShapeError(
+                "The adapter produced no 'inference_variables' from the simulations (it "
+                f"produced {sorted(roles)!r}); concatenate or rename the parameters into it."
+            )
+        if has_summary and self.summary_network is None:
+            raise ValueError("The adapter produces 'summary_variables' but summary_network is None; "
+                             "pass a summary network such as DeepSet().")
+        if self.summary_network is not None and not has_summary:
+            raise ValueError("summary_network is set but the adapter produces no "
+                             "'summary_variables' from the simulations.")
+
+    def _train(self, state, source, epochs):
+        adapter, model, device = state["adapter"], state["model"], state["device"]
+        rng = state["rng"]
+        dtype = next(model.parameters()).dtype
+        validation = self._validation_batches(source, adapter, state, rng, device, dtype)
+        if _is_simulator(source):
+            steps = self.batches_per_epoch
+
+            def batches(epoch):
+                for _ in range(steps):
+                    sims = source.sample(self.batch_size, random_state=rng)
+                    yield to_tensors(adapter.transform(sims), device, dtype)
+        else:
+            roles = adapter.transform(source.to_dict())
+            check_roles(roles, state["shapes"], given_keys=source.keys(), need_theta=True)
+            data = to_tensors(roles, device, dtype)
+            n = len(source)
+            steps = math.ceil(n / self.batch_size)
+
+            def batches(epoch):
+                order = torch.as_tensor(rng.permutation(n), device=device)
+                for i in range(steps):
+                    idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+                    yield {k: v[idx] for k, v in data.items()}
+        opt, sched = make_optimizer(model, learning_rate=self.learning_rate,
+                                    weight_decay=self.weight_decay,
+                                    lr_schedule=self.lr_schedule, total_steps=epochs * steps)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(state["torch_seed"] + 1)
+            rows, _ = run_epochs(model, opt, sched, batches, epochs=epochs,
+                                 clip_grad_norm=self.clip_grad_norm, validation=validation,
+                                 early_stopping=self.early_stopping, patience=self.patience,
+                                 verbose=self.verbose, first_epoch=len(state["rows"]))
+        per_epoch = steps * self.batch_size if _is_simulator(source) else len(source)
+        # Commit only now: a failed (re)fit leaves a fitted estimator as it was.
+        self._commit(state, state["rows"] + rows, state["n_simulations"] + per_epoch * len(rows))
+
+    def _validation_batches(self, source, adapter, state, rng, device, dtype):
+        spec = self.validation_sims
+        if spec is None:
+            return None
+        if isinstance(spec, numbers.Integral):
+            if not _is_simulator(source):
+                raise ValueError("validation_sims as a number needs a simulator; pass a bank "
+                                 "of validation simulations for offline training.")
+            sims = source.sample(int(spec), random_state=rng)
+        else:
+            sims = as_bank(spec).to_dict()
+        roles = adapter.transform(sims)
+        check_roles(roles, state["shapes"], given_keys=sims.keys(), need_theta=True)
+        n = roles["inference_variables"].shape[0]
+        chunk = max(self.batch_size, 256)
+        return [to_tensors(roles, device, dtype, slice(i, i + chunk)) for i in range(0, n, chunk)]
+
+    def _commit(self, state, rows, n_simulations):
+        import pandas as pd
+
+        model = state["model"]
+        self.adapter_ = state["adapter"]
+        self.approximator_ = model
+        self.inference_network_ = model.inference_network
+        self.summary_network_ = model.summary_network
+        self.role_shapes_ = state["shapes"]
+        self.parameter_names_ = state["names"]
+        self.device_ = state["device"]
+        self.history_ = pd.DataFrame(rows, columns=["epoch", "loss", "val_loss", "lr", "seconds"]
+                                     ).set_index("epoch", drop=False)
+        self.n_simulations_ = int(n_simulations)
+
+    # ------------------------------------------------------------------ inference
+    def _roles(self, data, *, need_theta, log_det_jac=False):
+        check_is_fitted(self, "approximator_")
+        out = self.adapter_.transform(data, log_det_jac=log_det_jac) if log_det_jac else (
+            self.adapter_.transform(data), None)
+        roles, ldj = out
+        check_roles(roles, self.role_shapes_, given_keys=data.keys(), need_theta=need_theta)
+        return roles, ldj
+
+    def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz",
+               log_q="auto"):
+        """Draw from the approximate posterior of each dataset.
+
+        Parameters
+        ----------
+        X : dict of arrays, SimulationBank, xarray.Dataset, pandas.DataFrame or ndarray
+            Several datasets as a dict of arrays with a leading dataset axis (plus batch
+            scalars such as ``N``), e.g. validation simulations; they may hold the true
+            parameters, which then appear in the output. A pandas DataFrame is ONE dataset
+            whose rows are observations and whose columns are variables (each becomes an
+            array of shape ``(1, n_rows)``); pass batch scalars through ``meta``. An ndarray
+            is the data ``"x"`` of estimators fitted with ``fit(X, y)``.
+        num_samples : int, default=1000
+            Draws per dataset.
+        meta : dict, optional
+            Extra variables merged into the data, e.g. ``{"N": len(df)}``.
+        random_state : None, int or numpy.random.Generator, default=None
+            Seed of the draws; ``None`` uses the estimator's ``random_state`` (so repeated
+            calls give the same draws when it is an int).
+        return_type : {"arviz", "numpy"}, default="arviz"
+            ``"arviz"``: the installed arviz's container (``InferenceData`` on arviz 0.x,
+            ``xarray.DataTree`` on arviz >= 1.0) with groups ``posterior`` (dims chain,
+            draw, dataset, ...), ``sample_stats`` (``log_q``), ``observed_data`` and, when
+            the data hold the parameters, ``true_values``. ``"numpy"``: a dict
+            ``{name: (datasets, num_samples, ...)}`` (fastest).
+        log_q : {"auto", True, False}, default="auto"
+            Compute the log density of each draw (``sample_stats.log_q``); "auto" does so
+            for coupling flows, where it is cheap, and not for flow matching.
+
+        Returns
+        -------
+        arviz.InferenceData, xarray.DataTree or dict of ndarray
+
+        Notes
+        -----
+        Draws are independent, so the ``chain`` dim has length 1 and R-hat is meaningless.
+        """
+        if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) \
+                or num_samples <= 0:
+            raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
+        if return_type not in ("arviz", "numpy"):
+            raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")
+        check_is_fitted(self, "approximator_")
+        data = as_observations(X, meta)
+        roles, _ = self._roles(data, need_theta=False)
+        seed = random_state if random_state is not None else self.random_state
+        draws, lq = self._draw(roles, int(num_samples), as_numpy_rng(seed), log_q)
+        user = self.adapter_.inverse_transform({"inference_variables": draws})
+        if lq is not None:
+            flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in user.items()}
+            _, ldj = self.adapter_.transform(flat, log_det_jac=True)
+            lq = lq + ldj.reshape(lq.shape)
+        if return_type == "numpy":
+            return user
+        from ._arviz import to_arviz
+
+        truth = {k: np.asarray(data[k]) for k in user if k in data}
+        observed = {k: v for k, v in data.items() if k not in user}
+        return to_arviz(user, true_values=truth or None, observed=observed, log_q=lq)
+
+    def _draw(self, roles, num_samples, rng, log_q):
+        model, device = self.approximator_, self.device_
+        dtype = next(model.parameters()).dtype
+        from .networks import FlowMatching
+
+        want_log_q = (not isinstance(self.inference_network, FlowMatching)) if log_q == "auto" \
+            else bool(log_q)
+        n = next(roles[r].shape[0] for r in self.role_shapes_ if r in roles)
+        dim = self.role_shapes_["inference_variables"]
+        chunk = max(1, _MAX_DRAW_ELEMENTS // (num_samples * dim))
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(rng.integers(2**62)))
+        draws, lqs = [], []
+        model.eval()
+        with torch.no_grad():
+            for i in range(0, n, chunk):
+                t = to_tensors(roles, device, dtype, slice(i, i + chunk))
+                cond = model.conditions(t.get("summary_variables"), t.get("inference_conditions"))
+                if cond is None:
+                    cond_rows = min(chunk, n - i)
+                    z = model.sample_from_conditions(num_samples * cond_rows, None, generator=gen)
+                    theta = z.reshape(cond_rows, num_samples, dim)
+                else:
+                    theta = model.sample_from_conditions(num_samples, cond, generator=gen)
+                draws.append(theta.double().cpu().numpy())
+                if want_log_q:
+                    lqs.append(model.log_prob_from_conditions(theta, cond).double().cpu().numpy())
+        return np.concatenate(draws), (np.concatenate(lqs) if want_log_q else None)
+
+    def log_prob(self, X, *, meta=None):
+        """log q(theta | x) of the true parameters for each dataset, on the user's scale.
+
+        Includes the log-Jacobians of the adapter's transforms (e.g. ``Constrain``), so
+        it is a density of the parameters as the simulator draws them.
+
+        Returns
+        -------
+        ndarray of shape (n_datasets,)
+        """
+        data = as_observations(X, meta)
+        roles, ldj = self._roles(data, need_theta=True, log_det_jac=True)
+        model, device = self.approximator_, self.device_
+        dtype = next(model.parameters()).dtype
+        out = []
+        model.eval()
+        with torch.no_grad():
+            n = roles["inference_variables"].shape[0]
+            for i in range(0, n, 4096):
+                t = to_tensors(roles, device, dtype, slice(i, i + 4096))
+                out.append(model.log_prob(t["inference_variables"], t.get("summary_variables"),
+                                          t.get("inference_conditions")).double().cpu().numpy())
+        return np.concatenate(out) + ldj
+
+    def score(self, X, y=None):
+        """Mean log q(theta | x) over held-out simulations: higher is better.
+
+        ``X`` (and ``y``) as in :meth:`fit`, but holding fixed simulations.
+        """
+        if y is not None:
+            X = {"x": np.asarray(X), "theta": np.asarray(y)}
+        return float(np.mean(self.log_prob(X)))
+
+    # ------------------------------------------------------------------ persistence & sklearn
+    def save(self, path):
+        """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
+        check_is_fitted(self, "approximator_")
+        _persistence.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """Load an estimator written by :meth:`save`; never runs pickled code."""
+        return _persistence.load(cls, path, device=device)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = False
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _coupling():
+    from .networks import CouplingFlow
+
+    return CouplingFlow()
+
+
+def build_approximator(inference, summary, shapes):
+    """Build the torch model for the role sizes ``shapes`` from the hyperparameter holders."""
+    summary_dim, summary_module = 0, None
+    if summary is not None:
+        summary_module = summary.build(shapes["summary_variables"])
+        summary_dim = int(summary_module.summary_dim)
+    n_cond = shapes.get("inference_conditions", 0)
+    inference_module = inference.build(shapes["inference_variables"], summary_dim + n_cond)
+    return Approximator(inference_module, summary_module, shapes["inference_variables"], n_cond,
+                        shapes.get("summary_variables", 0))

@@ -1,0 +1,26 @@
+"""Neural networks of skabi: tensors in, tensors out.
+
+Inference networks (conditional densities): :class:`CouplingFlow`, :class:`FlowMatching`.
+Summary networks (data set -> vector): :class:`DeepSet`, :class:`SetTransformer`,
+:class:`TimeSeriesNetwork`. Each class is a scikit-learn hyperparameter holder whose
+``build`` returns a fresh ``torch.nn.Module``.
+"""
+
+from ._base import InferenceModule, InferenceNetwork, SummaryModule, SummaryNetwork
+from .coupling_flow import CouplingFlow
+from .deep_set import DeepSet
+from .flow_matching import FlowMatching
+from .set_transformer import SetTransformer
+from .time_series import TimeSeriesNetwork
+
+__all__ = [
+    "InferenceNetwork",
+    "SummaryNetwork",
+    "InferenceModule",
+    "SummaryModule",
+    "CouplingFlow",
+    "FlowMatching",
+    "DeepSet",
+    "SetTransformer",
+    "TimeSeriesNetwork",
+]

@@ -1,0 +1,131 @@
+"""DeepSet summary network (Zaheer et al. 2017) with masked pooling."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ._base import SummaryModule, SummaryNetwork, check_int, check_option, check_real
+from ._layers import ACTIVATIONS, MLP, POOLINGS, make_activation, masked_pool
+
+__all__ = ["DeepSet", "DeepSetModule"]
+
+
+def _parse_pooling(owner, pooling) -> tuple[str, ...]:
+    methods = tuple(pooling.split("+")) if isinstance(pooling, str) else ()
+    if not methods or any(m not in POOLINGS for m in methods) or len(set(methods)) < len(methods):
+        raise ValueError(
+            f"The 'pooling' parameter of {type(owner).__name__} must be one of {list(POOLINGS)} "
+            f"or a '+'-joined combination of distinct ones such as 'mean+max'. "
+            f"Got {pooling!r} instead."
+        )
+    return methods
+
+
+class _Equivariant(nn.Module):
+    """Permutation-equivariant layer ``h_i <- act(A h_i + B pool(h) + c)``."""
+
+    def __init__(self, width, methods, activation):
+        super().__init__()
+        self.methods = methods
+        self.local = nn.Linear(width, width)
+        self.glob = nn.Linear(width * len(methods), width, bias=False)
+        self.act = make_activation(activation)
+
+    def forward(self, h: Tensor, mask: Tensor | None) -> Tensor:
+        g = self.glob(masked_pool(h, mask, self.methods))
+        return self.act(self.local(h) + g[:, None])
+
+
+class DeepSetModule(SummaryModule):
+    """``rho(pool_i phi(x_i))`` with optional equivariant layers; built by :class:`DeepSet`."""
+
+    def __init__(self, feature_dim, summary_dim, width, inner_depth, outer_depth,
+                 methods, num_equivariant, activation, dropout):
+        super().__init__(feature_dim, summary_dim)
+        self.methods = methods
+        self.inner = MLP(feature_dim, None, width, inner_depth, activation, dropout)
+        self.equivariant = nn.ModuleList(
+            _Equivariant(width, methods, activation) for _ in range(num_equivariant))
+        self.outer = MLP(width * len(methods), summary_dim, width, outer_depth - 1,
+                         activation, dropout)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Summaries (B, summary_dim) of sets ``x`` (B, N, F); ``mask`` (B, N) True = real."""
+        mask = self._check_input(x, mask)
+        h = self.inner(x)
+        for layer in self.equivariant:
+            h = layer(h, mask)
+        return self.outer(masked_pool(h, mask, self.methods))
+
+
+class DeepSet(SummaryNetwork):
+    """DeepSet summary of exchangeable sets: per-element MLP, masked pooling, MLP.
+
+    The per-element network has ``inner_depth`` linear layers ``F -> width -> ... -> width``
+    (each followed by the activation); optional permutation-equivariant layers mix each
+    element with the pooled set; the pooled vector goes through ``outer_depth`` linear
+    layers ``width * n_pool -> width -> ... -> summary_dim`` (no activation after the last).
+    Padding elements (``mask`` False) are ignored by every pooling.
+
+    Parameters
+    ----------
+    summary_dim : int, default=8
+        Size of the summary vector.
+    width : int, default=64
+        Hidden units.
+    inner_depth : int, default=2
+        Linear layers of the per-element network (>= 1).
+    outer_depth : int, default=2
+        Linear layers after pooling (>= 1).
+    pooling : str, default="mean"
+        ``"mean"``, ``"sum"``, ``"max"``, ``"min"`` or a combination such as ``"mean+max"``
+        (pooled vectors are concatenated).
+    num_equivariant : int, default=0
+        Number of equivariant layers between the per-element network and the pooling.
+    activation : {"gelu", "relu", "silu", "elu", "tanh", "leaky_relu", "softplus", "mish"}, \
+default="gelu"
+        Hidden activation.
+    dropout : float, default=0.0
+        Dropout probability (training only).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import DeepSet
+    >>> net = DeepSet(summary_dim=8, pooling="mean+max").build(feature_dim=4)
+    >>> x = torch.randn(3, 50, 4)
+    >>> mask = torch.ones(3, 50, dtype=torch.bool)
+    >>> net(x, mask).shape
+    torch.Size([3, 8])
+    """
+
+    def __init__(self, *, summary_dim=8, width=64, inner_depth=2, outer_depth=2,
+                 pooling="mean", num_equivariant=0, activation="gelu", dropout=0.0):
+        self.summary_dim = summary_dim
+        self.width = width
+        self.inner_depth = inner_depth
+        self.outer_depth = outer_depth
+        self.pooling = pooling
+        self.num_equivariant = num_equivariant
+        self.activation = activation
+        self.dropout = dropout
+
+    def build(self, feature_dim: int) -> DeepSetModule:
+        """Validate the hyperparameters and return a new float32 :class:`DeepSetModule`.
+
+        Raises
+        ------
+        ValueError
+            If a hyperparameter or ``feature_dim`` is invalid.
+        """
+        return DeepSetModule(
+            check_int(self, "feature_dim", feature_dim, 1),
+            check_int(self, "summary_dim", self.summary_dim, 1),
+            width=check_int(self, "width", self.width, 1),
+            inner_depth=check_int(self, "inner_depth", self.inner_depth, 1),
+            outer_depth=check_int(self, "outer_depth", self.outer_depth, 1),
+            methods=_parse_pooling(self, self.pooling),
+            num_equivariant=check_int(self, "num_equivariant", self.num_equivariant, 0),
+            activation=check_option(self, "activation", self.activation, ACTIVATIONS),
+            dropout=check_real(self, "dropout", self.dropout, 0.0, 1.0, "left"),
+        )

@@ -1,0 +1,36 @@
+"""Models shared by the tests: the tutorial's linear regression and an analytic Gaussian."""
+
+import numpy as np
+
+from skabi import Simulator
+
+
+def prior(rng):
+    return dict(beta=rng.normal([2.0, 0.0], [3.0, 1.0]), sigma=rng.gamma(1.0, 1.0))
+
+
+def likelihood(beta, sigma, N, rng):
+    x = rng.normal(0.0, 1.0, size=N)
+    return dict(x=x, y=rng.normal(beta[0] + beta[1] * x, sigma))
+
+
+def meta(rng):
+    return dict(N=int(rng.integers(5, 15)))
+
+
+class Gaussian(Simulator):
+    """theta ~ N(0, I_d); x_n ~ N(theta, I), n = 1..n_obs. Posterior N(sum x / (n+1), I / (n+1))."""
+
+    def __init__(self, n_obs=20, dim=2):
+        self.n_obs = n_obs
+        self.dim = dim
+
+    def simulate(self, batch_size, rng):
+        theta = rng.normal(size=(batch_size, self.dim))
+        x = theta[:, None, :] + rng.normal(size=(batch_size, self.n_obs, self.dim))
+        return {"theta": theta, "x": x}
+
+    def posterior(self, x):
+        """Exact posterior means and sd for data x (B, n, d)."""
+        n = x.shape[1]
+        return x.sum(axis=1) / (n + 1), np.sqrt(1.0 / (n + 1))

@@ -1,0 +1,271 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from models import Gaussian, likelihood, meta, prior
+from skabi import AmortizedPosterior, make_adapter, make_simulator
+from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
+from skabi.exceptions import MissingKeyError, NonFiniteError, ShapeError, TrainingError
+from skabi.networks import CouplingFlow, DeepSet
+
+
+def gaussian_adapter():
+    return make_adapter(Rename("theta", "inference_variables"), Rename("x", "summary_variables"))
+
+
+def regression_adapter():
+    return make_adapter(
+        Broadcast("N", to="x"),
+        AsSet(["x", "y"]),
+        Constrain("sigma", lower=0),
+        Sqrt("N"),
+        Concatenate(["beta", "sigma"], into="inference_variables"),
+        Concatenate(["x", "y"], into="summary_variables"),
+        Rename("N", "inference_conditions"),
+    )
+
+
+def tiny(**kwargs):
+    params = dict(adapter=gaussian_adapter(),
+                  inference_network=CouplingFlow(depth=2, subnet_width=16),
+                  summary_network=DeepSet(summary_dim=4, width=16), epochs=2,
+                  batches_per_epoch=5, batch_size=32, pilot_size=64, random_state=0)
+    params.update(kwargs)
+    return AmortizedPosterior(**params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return tiny().fit(Gaussian())
+
+
+@pytest.fixture(scope="module")
+def regression():
+    sim = make_simulator([prior, likelihood], meta_fn=meta)
+    est = AmortizedPosterior(adapter=regression_adapter(),
+                             inference_network=CouplingFlow(depth=2, subnet_width=32),
+                             summary_network=DeepSet(summary_dim=6, width=32), epochs=2,
+                             batches_per_epoch=20, pilot_size=128, random_state=1).fit(sim)
+    return est, sim
+
+
+def test_fit_sets_fitted_attributes(fitted):
+    assert isinstance(fitted.inference_network_, torch.nn.Module)
+    assert isinstance(fitted.summary_network_, torch.nn.Module)
+    assert list(fitted.history_.columns) == ["epoch", "loss", "val_loss", "lr", "seconds"]
+    assert len(fitted.history_) == 2
+    assert fitted.n_simulations_ == 2 * 5 * 32
+    assert fitted.parameter_names_ == ["theta"]
+    assert fitted.role_shapes_ == {"inference_variables": 2, "summary_variables": 2}
+
+
+def test_sample_numpy_and_arviz_shapes(fitted):
+    data = Gaussian().sample(3, random_state=5)
+    draws = fitted.sample(data, num_samples=50, return_type="numpy")
+    assert draws["theta"].shape == (3, 50, 2)
+    idata = fitted.sample(data, num_samples=50)
+    post = idata.posterior["theta"]
+    assert post.dims == ("chain", "draw", "dataset", "theta_dim_0")
+    assert post.shape == (1, 50, 3, 2)
+    assert idata.sample_stats["log_q"].shape == (1, 50, 3)
+    np.testing.assert_allclose(idata.true_values["theta"].values, data["theta"])
+    assert idata.observed_data["x"].shape == (3, 20, 2)
+
+
+def test_same_seed_same_draws_and_refit_reproducible(fitted):
+    data = Gaussian().sample(2, random_state=1)
+    a = fitted.sample(data, num_samples=20, return_type="numpy")["theta"]
+    b = fitted.sample(data, num_samples=20, return_type="numpy")["theta"]
+    np.testing.assert_array_equal(a, b)
+    c = fitted.sample(data, num_samples=20, random_state=99, return_type="numpy")["theta"]
+    assert not np.array_equal(a, c)
+    again = tiny().fit(Gaussian()).sample(data, num_samples=20, return_type="numpy")["theta"]
+    np.testing.assert_array_equal(a, again)
+
+
+def test_log_q_matches_log_prob_of_draws(fitted):
+    data = Gaussian().sample(2, random_state=2)
+    idata = fitted.sample(data, num_samples=5)
+    draws = idata.posterior["theta"].values[0]          # (draw, dataset, 2)
+    for k in range(2):
+        sims = {"theta": draws[:, k], "x": np.repeat(data["x"][k:k + 1], 5, axis=0)}
+        np.testing.assert_allclose(fitted.log_prob(sims),
+                                   idata.sample_stats["log_q"].values[0, :, k], rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_score_is_mean_log_prob(fitted):
+    data = Gaussian().sample(30, random_state=3)
+    assert fitted.log_prob(data).shape == (30,)
+    assert fitted.score(data) == pytest.approx(fitted.log_prob(data).mean())
+
+
+def test_clone_get_set_params_round_trip():
+    est = tiny()
+    params = est.get_params(deep=True)
+    assert "inference_network__depth" in params and "summary_network__summary_dim" in params
+    assert any(k.startswith("adapter__") for k in params)
+    est.set_params(inference_network__depth=3, summary_network__summary_dim=5)
+    cloned = clone(est)
+    assert cloned.inference_network.depth == 3 and cloned.summary_network.summary_dim == 5
+    assert cloned.inference_network is not est.inference_network
+    assert not hasattr(cloned, "approximator_")
+
+
+def test_regression_sigma_positive_and_dataframe_form(regression):
+    est, sim = regression
+    val = sim.sample(20, random_state=4)
+    draws = est.sample(val, num_samples=500, return_type="numpy")
+    assert draws["beta"].shape == (20, 500, 2) and draws["sigma"].shape == (20, 500, 1)
+    assert (draws["sigma"] > 0).all()
+    df = pd.DataFrame({"x": val["x"][0], "y": val["y"][0]})
+    idata = est.sample(df, meta={"N": len(df)}, num_samples=100)
+    assert idata.posterior["sigma"].shape == (1, 100, 1)
+    assert "true_values" not in idata.groups()
+
+
+def test_score_includes_adapter_jacobian(regression):
+    """log q on the user's scale = log q of the network inputs + log|d z / d theta|."""
+    est, sim = regression
+    val = sim.sample(10, random_state=6)
+    roles, ldj = est.adapter_.transform(val, log_det_jac=True)
+    t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in roles.items()}
+    with torch.no_grad():
+        net = est.approximator_.log_prob(t["inference_variables"], t["summary_variables"],
+                                         t["inference_conditions"]).double().numpy()
+    # sigma = softplus(z): log|dz/dsigma| = -log(1 - exp(-sigma))
+    expected_ldj = -np.log(-np.expm1(-val["sigma"][:, 0]))
+    np.testing.assert_allclose(ldj, expected_ldj, rtol=1e-5)
+    np.testing.assert_allclose(est.log_prob(val), net + expected_ldj, rtol=1e-4, atol=1e-4)
+
+
+def test_save_load_round_trip(tmp_path, regression):
+    est, sim = regression
+    val = sim.sample(5, random_state=8)
+    path = tmp_path / "model.skabi"
+    est.save(path)
+    loaded = AmortizedPosterior.load(path)
+    a = est.sample(val, num_samples=50, random_state=3, return_type="numpy")
+    b = loaded.sample(val, num_samples=50, random_state=3, return_type="numpy")
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_allclose(est.log_prob(val), loaded.log_prob(val), rtol=1e-6)
+    pd.testing.assert_frame_equal(est.history_, loaded.history_, check_dtype=False)
+    assert loaded.get_params()["inference_network"].depth == 2
+
+
+def test_load_corrupt_and_foreign_files(tmp_path):
+    from skabi.exceptions import LoadError
+
+    bad = tmp_path / "bad.skabi"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(LoadError, match="not a readable skabi file"):
+        AmortizedPosterior.load(bad)
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "other.skabi", "w") as zf:
+        zf.writestr("config.json", '{"format": "something-else"}')
+        zf.writestr("weights.pt", b"")
+    with pytest.raises(LoadError, match="not a skabi estimator file"):
+        AmortizedPosterior.load(tmp_path / "other.skabi")
+
+
+def test_pickle_round_trip(fitted):
+    data = Gaussian().sample(2, random_state=1)
+    copy = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(
+        fitted.sample(data, num_samples=10, return_type="numpy")["theta"],
+        copy.sample(data, num_samples=10, return_type="numpy")["theta"])
+
+
+def test_offline_bank_and_arrays():
+    bank = Gaussian().sample(256, random_state=0)
+    est = tiny(epochs=2).fit(bank)
+    assert est.n_simulations_ == 2 * 256
+    assert est.sample(Gaussian().sample(2), num_samples=7, return_type="numpy")["theta"].shape == (2, 7, 2)
+    flat = tiny(adapter=None, summary_network=None).fit(bank["x"].reshape(256, -1), bank["theta"])
+    assert flat.role_shapes_ == {"inference_variables": 2, "inference_conditions": 40}
+    assert flat.sample(bank["x"][:3].reshape(3, -1), num_samples=4,
+                       return_type="numpy")["theta"].shape == (3, 4, 2)
+    assert np.isfinite(flat.score(bank["x"].reshape(256, -1), bank["theta"]))
+
+
+def test_partial_fit_and_warm_start_continue_history():
+    est = tiny(epochs=1)
+    est.partial_fit(Gaussian())
+    est.partial_fit(Gaussian())
+    assert list(est.history_["epoch"]) == [0, 1]
+    est.set_params(warm_start=True).fit(Gaussian())
+    assert list(est.history_["epoch"]) == [0, 1, 2]
+
+
+def test_validation_loss_and_early_stopping():
+    est = tiny(epochs=3, validation_sims=64, early_stopping=True, patience=1).fit(Gaussian())
+    assert est.history_["val_loss"].notna().all()
+    assert 1 <= len(est.history_) <= 3
+
+
+def test_sample_before_fit_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        tiny().sample(Gaussian().sample(2))
+
+
+@pytest.mark.parametrize("bad", [0, -5, 2.5])
+def test_num_samples_must_be_positive(fitted, bad):
+    with pytest.raises(ValueError, match="num_samples must be a positive int"):
+        fitted.sample(Gaussian().sample(2), num_samples=bad)
+
+
+def test_missing_key_in_simulator_output_names_it():
+    est = tiny(adapter=make_adapter(Rename("theta", "inference_variables"),
+                                    Rename("data", "summary_variables")))
+    with pytest.raises(MissingKeyError, match="'data'"):
+        est.fit(Gaussian())
+
+
+def test_observations_with_wrong_feature_count_or_rank(fitted):
+    data = Gaussian().sample(2)
+    with pytest.raises(ShapeError, match="summary_variables.*last axis 2"):
+        fitted.sample({"x": np.zeros((2, 20, 3))})
+    with pytest.raises(ShapeError, match="summary_variables"):
+        fitted.sample({"x": np.zeros((2, 20))})
+    bad = dict(data, x=data["x"].copy())
+    bad["x"][1, 3, 0] = np.nan
+    with pytest.raises(NonFiniteError, match="'x'"):
+        fitted.sample(bad)
+
+
+def test_observations_lacking_the_data(fitted):
+    with pytest.raises(MissingKeyError, match="summary_variables"):
+        fitted.sample({"y": np.zeros((2, 3))})
+
+
+def test_failed_refit_leaves_fitted_estimator_unchanged(fitted):
+    est = clone(fitted).fit(Gaussian())
+    before = {k: v.clone() for k, v in est.approximator_.state_dict().items()}
+    history = est.history_.copy()
+
+    class Exploding(Gaussian):
+        def simulate(self, batch_size, rng):
+            out = super().simulate(batch_size, rng)
+            out["x"] = out["x"] * 1e30
+            return out
+
+    est.set_params(learning_rate=1e3, clip_grad_norm=None, standardize=False)
+    with pytest.raises((TrainingError, ValueError)):
+        est.fit(Exploding())
+    after = est.approximator_.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    pd.testing.assert_frame_equal(history, est.history_)
+
+
+def test_invalid_parameters_are_reported_in_fit():
+    with pytest.raises(ValueError, match="epochs"):
+        tiny(epochs=0).fit(Gaussian())
+    with pytest.raises(ValueError, match="lr_schedule"):
+        tiny(lr_schedule="linear").fit(Gaussian())
