@@ -8,7 +8,7 @@ holds everything needed to restore a fitted model.
 import torch
 from torch import nn
 
-__all__ = ["Approximator"]
+__all__ = ["Approximator", "build_approximator", "resolve_device"]
 
 
 def _stats(mean, std):
@@ -88,3 +88,22 @@ class Approximator(nn.Module):
         """Draws (B, S, D) on the scale of ``inference_variables``."""
         z = self.inference_network.sample(num_samples, cond, generator=generator)
         return z * self.theta_std + self.theta_mean
+
+
+def resolve_device(device):
+    """``"auto"``: CUDA when available, else the CPU; else the torch device named."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def build_approximator(inference, summary, shapes):
+    """Build the torch model for the role sizes ``shapes`` from the hyperparameter holders."""
+    summary_dim, summary_module = 0, None
+    if summary is not None:
+        summary_module = summary.build(shapes["summary_variables"])
+        summary_dim = int(summary_module.summary_dim)
+    n_cond = shapes.get("inference_conditions", 0)
+    inference_module = inference.build(shapes["inference_variables"], summary_dim + n_cond)
+    return Approximator(inference_module, summary_module, shapes["inference_variables"], n_cond,
+                        shapes.get("summary_variables", 0))

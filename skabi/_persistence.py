@@ -126,7 +126,7 @@ def load(cls, path, *, device="auto"):
     import pandas as pd
 
     from .adapters import Adapter
-    from .estimator import _device, build_approximator
+    from ._approximator import build_approximator, resolve_device
 
     config, weights = _read(path)
     try:
@@ -149,7 +149,7 @@ def load(cls, path, *, device="auto"):
         raise LoadError(f"{os.fspath(path)!r} is corrupt or incompatible: {exc}") from exc
     est.device = device
     est.adapter_ = adapter
-    est.device_ = _device(device)
+    est.device_ = resolve_device(device)
     est.approximator_ = model.to(est.device_)
     est.inference_network_ = model.inference_network
     est.summary_network_ = model.summary_network

@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _persistence
-from ._approximator import Approximator
+from ._approximator import build_approximator, resolve_device
 from ._observations import as_observations, default_adapter, parameter_names
 from ._roles import check_roles, role_shapes, to_tensors
 from ._training import make_optimizer, run_epochs
@@ -28,12 +28,6 @@ _MAX_DRAW_ELEMENTS = 2**22  # draws x dims held at once while sampling (bounds m
 
 def _is_simulator(obj):
     return callable(getattr(obj, "sample", None)) and not isinstance(obj, SimulationBank)
-
-
-def _device(device):
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class AmortizedPosterior(BaseEstimator):
@@ -203,6 +197,8 @@ class AmortizedPosterior(BaseEstimator):
         keep = self.warm_start and hasattr(self, "approximator_")
         state = self._warm_state() if keep else self._initial_state(source)
         self._train(state, source, self.epochs)
+        if isinstance(X, np.ndarray) and X.ndim == 2:
+            self.n_features_in_ = X.shape[1]
         return self
 
     def partial_fit(self, X, y=None):
@@ -219,9 +215,14 @@ class AmortizedPosterior(BaseEstimator):
         return self
 
     def _source(self, X, y):
-        if y is not None:
-            X = {"x": np.asarray(X), "theta": np.asarray(y)}
-        return X if _is_simulator(X) else as_bank(X)
+        if y is not None or isinstance(X, np.ndarray):
+            return _array_bank(X, y)
+        if _is_simulator(X):
+            return X
+        bank = as_bank(X)
+        if len(bank) == 0:
+            raise ValueError("The bank holds 0 simulations; training needs at least one.")
+        return bank
 
     def _rngs(self):
         rng = as_numpy_rng(self.random_state)
@@ -240,7 +241,7 @@ class AmortizedPosterior(BaseEstimator):
         roles = adapter.transform(pilot)
         shapes = role_shapes(roles)
         self._check_networks(shapes, roles)
-        device = _device(self.device)
+        device = resolve_device(self.device)
         inference = self.inference_network if self.inference_network is not None else _coupling()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed)
@@ -473,7 +474,7 @@ class AmortizedPosterior(BaseEstimator):
         ``X`` (and ``y``) as in :meth:`fit`, but holding fixed simulations.
         """
         if y is not None:
-            X = {"x": np.asarray(X), "theta": np.asarray(y)}
+            X = _array_bank(X, y)
         return float(np.mean(self.log_prob(X)))
 
     # ------------------------------------------------------------------ persistence & sklearn
@@ -494,19 +495,21 @@ class AmortizedPosterior(BaseEstimator):
         return tags
 
 
+def _array_bank(X, y):
+    """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``."""
+    if y is None:
+        raise ValueError("fit(X) with an array X requires y to be passed, but the target y is "
+                         "None; pass the parameters as y, or a dict/bank of simulations as X.")
+    # scikit-learn's own checks: 2+ dims, at least one simulation and feature, finite.
+    X = check_array(X, allow_nd=True, dtype=None, input_name="X")
+    y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+    if y.shape[0] != X.shape[0]:
+        raise ShapeError(f"X and y need the same number of simulations; got X {X.shape}, "
+                         f"y {y.shape}.")
+    return as_bank({"x": X, "theta": y})
+
+
 def _coupling():
     from .networks import CouplingFlow
 
     return CouplingFlow()
-
-
-def build_approximator(inference, summary, shapes):
-    """Build the torch model for the role sizes ``shapes`` from the hyperparameter holders."""
-    summary_dim, summary_module = 0, None
-    if summary is not None:
-        summary_module = summary.build(shapes["summary_variables"])
-        summary_dim = int(summary_module.summary_dim)
-    n_cond = shapes.get("inference_conditions", 0)
-    inference_module = inference.build(shapes["inference_variables"], summary_dim + n_cond)
-    return Approximator(inference_module, summary_module, shapes["inference_variables"], n_cond,
-                        shapes.get("summary_variables", 0))

@@ -23,8 +23,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_finite, check_keys
-from ..exceptions import ShapeError, SupportError
+from .._validation import check_finite, check_keys, suggest
+from ..exceptions import MissingKeyError, ShapeError, SupportError
 
 __all__ = ["Transform", "as_key_list"]
 
@@ -35,7 +35,9 @@ def as_key_list(keys, *, param="keys", owner="Transform"):
         return [keys]
     if isinstance(keys, (list, tuple)) and keys and all(isinstance(k, str) for k in keys):
         if len(set(keys)) != len(keys):
-            raise ValueError(f"The {param!r} parameter of {owner} holds duplicates: {list(keys)!r}.")
+            raise ValueError(
+                f"The {param!r} parameter of {owner} holds duplicates: {list(keys)!r}."
+            )
         return list(keys)
     raise ValueError(
         f"The {param!r} parameter of {owner} must be a str or a non-empty list of str; "
@@ -128,7 +130,13 @@ class Transform(BaseEstimator):
         if not present:
             return []
         if len(present) != len(keys) and not self._lenient:
-            check_keys(data, keys, where=self._owner)
+            missing = [k for k in keys if k not in data]
+            hint = suggest(missing[0], data) if len(missing) == 1 else ""
+            raise MissingKeyError(
+                f"{self._owner} needs all of {keys!r} (or none, to be skipped at sample time); "
+                f"the batch has {present!r} but lacks {missing!r}. Available keys are "
+                f"{sorted(map(str, data))!r}.{hint}"
+            )
         check_keys(data, self._required_keys(), where=self._owner)
         return present
 

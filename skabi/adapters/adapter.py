@@ -56,7 +56,8 @@ def _in_step(name):
 def _check_batch(data, where):
     if not isinstance(data, Mapping):
         raise TypeError(
-            f"{where} expects a batch: a dict of variable name to array; got {type(data).__name__}."
+            f"{where} expects a batch: a dict of variable name to array; "
+            f"got {type(data).__name__}."
         )
     out = {}
     for key, value in data.items():
@@ -76,7 +77,11 @@ def _sum_or_none(parts):
 def _encode(value):
     """A JSON-serialisable, tagged form of params and fitted statistics."""
     if isinstance(value, np.ndarray):
-        return {"__ndarray__": value.tolist(), "dtype": value.dtype.name, "shape": list(value.shape)}
+        return {
+            "__ndarray__": value.tolist(),
+            "dtype": value.dtype.name,
+            "shape": list(value.shape),
+        }
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (type, np.dtype)):
@@ -180,7 +185,9 @@ class Adapter(_BaseComposition):
         if not isinstance(steps, (list, tuple)) or not all(
             isinstance(s, tuple) and len(s) == 2 and isinstance(s[0], str) for s in steps
         ):
-            raise TypeError(f"Adapter steps must be a list of (name, transform) tuples; got {steps!r}.")
+            raise TypeError(
+                f"Adapter steps must be a list of (name, transform) tuples; got {steps!r}."
+            )
         if steps:
             names, transforms = zip(*steps)
             self._validate_names(list(names))
@@ -223,7 +230,7 @@ class Adapter(_BaseComposition):
         self.inference_dtypes_ = {k: user[k].dtype.name for k in names}
         self.output_shapes_ = {k: tuple(data[k].shape[1:]) for k in ROLE_KEYS if k in data}
         iv = data.get("inference_variables")
-        self.n_inference_dims_ = int(iv.shape[-1]) if iv is not None and iv.ndim >= 1 else None
+        self.n_inference_dims_ = int(iv.shape[-1]) if iv is not None and iv.ndim >= 2 else None
         return self
 
     def transform(self, data, *, log_det_jac=False):
@@ -315,7 +322,10 @@ class Adapter(_BaseComposition):
         data = {k: np.asarray(v, dtype=np.float64) for k, v in data.items()}
         if "inference_variables" in data:
             if self.n_inference_dims_ is None:
-                raise ValueError("This adapter produces no 'inference_variables' to invert.")
+                raise ValueError(
+                    "This adapter produces no 'inference_variables' of shape (B, D) to invert "
+                    f"(its outputs in fit: {self.output_shapes_!r}, trailing shapes)."
+                )
             z = data["inference_variables"]
             if z.ndim < 1 or z.shape[-1] != self.n_inference_dims_:
                 raise ShapeError(
@@ -339,7 +349,9 @@ class Adapter(_BaseComposition):
                 continue
             x = data[k]
             if tuple(x.shape[x.ndim - len(shape):]) != shape or x.ndim < len(shape):
-                raise ShapeError(f"{k!r} came back with shape {x.shape}; expected (..., *{shape}).")
+                raise ShapeError(
+                    f"{k!r} came back with shape {x.shape}; expected (..., *{shape})."
+                )
             dtype = np.dtype(self.inference_dtypes_[k])
             data[k] = np.rint(x).astype(dtype) if dtype.kind in "iub" else x.astype(dtype)
         return data
@@ -397,11 +409,14 @@ class Adapter(_BaseComposition):
 
     # ------------------------------------------------------------------ fluent form
     def _append(self, step):
+        # Steps named automatically are renamed as make_adapter would name them (so the
+        # fluent form equals make_adapter's); user-chosen names are kept.
         steps = list(self.steps or [])
-        transforms = [s for _, s in steps]
-        old_auto = [n for n, _ in _name_estimators(transforms)]
-        new_auto = [n for n, _ in _name_estimators(transforms + [step])]
-        steps = [(new_auto[i] if n == old_auto[i] else n, s) for i, (n, s) in enumerate(steps)]
+        old_auto = [n for n, _ in _name_estimators([s for _, s in steps])]
+        auto = [i for i, (n, _) in enumerate(steps) if n == old_auto[i]]
+        new_auto = [n for n, _ in _name_estimators([steps[i][1] for i in auto] + [step])]
+        for i, name in zip(auto, new_auto):
+            steps[i] = (name, steps[i][1])
         name, taken, j = new_auto[-1], {n for n, _ in steps}, 1
         while name in taken:
             name, j = f"{new_auto[-1]}-{j}", j + 1
@@ -470,7 +485,9 @@ def make_adapter(*steps, dtype="float32"):
     Examples
     --------
     >>> from skabi.adapters import make_adapter, AsSet, Concatenate
-    >>> adapter = make_adapter(AsSet(["x", "y"]), Concatenate(["x", "y"], into="summary_variables"))
+    >>> adapter = make_adapter(
+    ...     AsSet(["x", "y"]), Concatenate(["x", "y"], into="summary_variables")
+    ... )
     >>> [name for name, _ in adapter.steps]
     ['asset', 'concatenate']
     """

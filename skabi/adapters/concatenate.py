@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from ..exceptions import ShapeError
-from ._base import Transform, as_key_list
+from ._base import Transform
 
 __all__ = ["Concatenate"]
 
@@ -46,7 +46,11 @@ class Concatenate(Transform):
         If the parts' shapes differ on another axis than ``axis`` (naming them).
     """
 
-    _parameter_constraints = {"keys": [str, list, tuple], "into": [str], "axis": [numbers.Integral]}
+    _parameter_constraints = {
+        "keys": [str, list, tuple],
+        "into": [str],
+        "axis": [numbers.Integral],
+    }
 
     def __init__(self, keys, *, into, axis=-1):
         self.keys = keys
@@ -68,7 +72,8 @@ class Concatenate(Transform):
         if rank == 0 or any(a.ndim != rank for a in arrays):
             shapes = ", ".join(f"{k!r} {np.shape(data[k])}" for k in keys)
             raise ShapeError(
-                f"Concatenate into {self.into!r}: the parts need the same rank (>= 1); got {shapes}."
+                f"Concatenate into {self.into!r}: the parts need the same rank (>= 1); "
+                f"got {shapes}."
             )
         axis = self.axis if self.axis < 0 else self.axis - rank
         if not -rank <= axis < 0:

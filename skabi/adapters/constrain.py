@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from ._base import Transform, _check_support, _out_dtype, _sum_event
-from .elementwise import _largest_below, _smallest_above
+from .elementwise import _largest_below, _largest_finite, _smallest_above
 
 __all__ = ["Constrain"]
 
@@ -44,8 +44,9 @@ class Constrain(Transform):
     with ``softplus(z) = log(1 + exp(z))``. The forward map (``transform``) is the inverse
     of that, e.g. ``z = log(expm1(x - lower))``. ``inverse_transform`` computes in float64
     and clips to the nearest representable values strictly inside the bounds (in the
-    dtype the variable had in ``fit``), so draws always lie strictly inside the support,
-    even for extreme ``z`` where float arithmetic would round onto a bound.
+    dtype the variable had in ``fit``; unbounded sides are capped at that dtype's largest
+    finite value), so draws always lie strictly inside the support, even for extreme
+    ``z`` where float arithmetic would round onto a bound (softplus(-200) is 0 in float32).
 
     Parameters
     ----------
@@ -81,7 +82,9 @@ class Constrain(Transform):
     def _validate(self):
         super()._validate()
         if self.lower is None and self.upper is None:
-            raise ValueError("Constrain needs a 'lower' bound, an 'upper' bound or both; got neither.")
+            raise ValueError(
+                "Constrain needs a 'lower' bound, an 'upper' bound or both; got neither."
+            )
         if self.lower is not None and self.upper is not None and not self.lower < self.upper:
             raise ValueError(
                 f"Constrain needs lower < upper; got lower={self.lower!r}, upper={self.upper!r}."
@@ -89,7 +92,9 @@ class Constrain(Transform):
         for name in ("lower", "upper"):
             value = getattr(self, name)
             if value is not None and not np.isfinite(value):
-                raise ValueError(f"Constrain's {name!r} bound must be finite or None; got {value!r}.")
+                raise ValueError(
+                    f"Constrain's {name!r} bound must be finite or None; got {value!r}."
+                )
 
     def _check_inputs(self, data, keys):
         for k in keys:
@@ -127,6 +132,6 @@ class Constrain(Transform):
             x = hi - _softplus(z)
         else:
             x = lo + (hi - lo) * _sigmoid(z)
-        low = None if lo is None else _smallest_above(lo, dtype)
-        high = None if hi is None else _largest_below(hi, dtype)
+        low = -_largest_finite(dtype) if lo is None else _smallest_above(lo, dtype)
+        high = _largest_finite(dtype) if hi is None else _largest_below(hi, dtype)
         return np.clip(x, low, high)

@@ -45,7 +45,8 @@ class ConvertDType(Transform):
                 np.dtype(getattr(self, name))
             except TypeError as exc:
                 raise ValueError(
-                    f"ConvertDType's {name!r} must name a numpy dtype; got {getattr(self, name)!r}."
+                    f"ConvertDType's {name!r} must name a numpy dtype; "
+                    f"got {getattr(self, name)!r}."
                 ) from exc
 
     def _check_inputs(self, data, keys):

@@ -15,7 +15,8 @@ class Sqrt(Transform):
     """Square root of non-negative variables, ``z = sqrt(x)``.
 
     Typical use: a sample size ``N`` fed as a condition. The inverse is ``x = z ** 2``
-    (computed in float64), which maps any real ``z`` into the support ``[0, inf)``.
+    (computed in float64, capped at the largest finite float of the fit dtype), which
+    maps any real ``z`` into the support ``[0, inf)`` (negative ``z`` are reflected).
 
     Parameters
     ----------
@@ -48,7 +49,12 @@ class Sqrt(Transform):
         return np.sqrt(np.asarray(x, dtype=np.float64)).astype(_out_dtype(x), copy=False)
 
     def _inverse(self, key, z):
-        return np.square(z)
+        with np.errstate(over="ignore"):
+            x = np.square(z)
+        return np.minimum(x, _largest_finite(self._dtype(key)))
+
+    def _dtype(self, key):
+        return np.dtype(getattr(self, "dtypes_", {}).get(key, "float64"))
 
     def _ldj(self, key, x):
         # dz/dx = 1 / (2 sqrt(x)); +inf at x == 0
@@ -59,8 +65,9 @@ class Sqrt(Transform):
 class Log(Transform):
     """Natural logarithm of positive variables, ``z = log(x)``.
 
-    The inverse ``x = exp(z)`` is computed in float64 and clipped to at least the smallest
-    positive float64, so it always lies strictly inside ``(0, inf)``.
+    The inverse ``x = exp(z)`` is computed in float64 and clipped to the smallest positive
+    and the largest finite float of the dtype seen in ``fit``, so it always lies strictly
+    inside ``(0, inf)``, also once cast back to that dtype.
 
     Parameters
     ----------
@@ -94,11 +101,15 @@ class Log(Transform):
         with np.errstate(over="ignore"):
             x = np.exp(z)
         dtype = np.dtype(getattr(self, "dtypes_", {}).get(key, "float64"))
-        low = _smallest_above(0.0, dtype)
-        return np.maximum(x, low)
+        return np.clip(x, _smallest_above(0.0, dtype), _largest_finite(dtype))
 
     def _ldj(self, key, x):
         return _sum_event(-np.log(np.asarray(x, dtype=np.float64)))
+
+
+def _largest_finite(dtype):
+    """The largest finite float of ``dtype`` (float64 for non-float dtypes)."""
+    return float(np.finfo(dtype if dtype.kind == "f" else np.float64).max)
 
 
 def _smallest_above(value, dtype):

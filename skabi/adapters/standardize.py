@@ -50,7 +50,10 @@ class Standardize(Transform):
         Per variable, of shape ``(F,)`` (rank >= 2) or ``()`` (rank <= 1), float64.
     """
 
-    _parameter_constraints = {"keys": [str, list, tuple, None], "exclude": [str, list, tuple, None]}
+    _parameter_constraints = {
+        "keys": [str, list, tuple, None],
+        "exclude": [str, list, tuple, None],
+    }
 
     def __init__(self, keys=None, *, exclude=None):
         self.keys = keys
@@ -66,8 +69,9 @@ class Standardize(Transform):
     def _resolve_keys(self, data):
         if self.keys is not None:
             return as_key_list(self.keys, owner="Standardize")
-        exclude = [] if self.exclude is None else as_key_list(self.exclude, param="exclude",
-                                                                 owner="Standardize")
+        exclude = []
+        if self.exclude is not None:
+            exclude = as_key_list(self.exclude, param="exclude", owner="Standardize")
         check_keys(data, exclude, where="Standardize (exclude)")
         return [k for k, v in data.items() if np.asarray(v).dtype.kind == "f" and k not in exclude]
 

@@ -24,7 +24,7 @@ from .._arviz import from_arviz
 from .._validation import suggest
 from ..exceptions import MissingKeyError, NonFiniteError, ShapeError
 
-__all__ = ["Inputs", "resolve", "element_names"]
+__all__ = ["Inputs", "resolve", "read_estimates", "element_names", "is_container"]
 
 
 @dataclass
@@ -69,7 +69,7 @@ def element_names(name, trailing_shape):
     return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*trailing_shape)]
 
 
-def _is_container(obj):
+def is_container(obj):
     """An ArviZ InferenceData or DataTree (both are Mappings too), or anything not a dict."""
     if obj is None:
         return False
@@ -91,7 +91,8 @@ def _as_float(where, value):
     try:
         return np.asarray(value, dtype=float)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{where} must be an array of numbers; got {type(value).__name__}.") from err
+        kind = type(value).__name__
+        raise TypeError(f"{where} must be an array of numbers; got {kind}.") from err
 
 
 def read_estimates(estimates, targets=None, *, require_targets=True):
@@ -101,7 +102,7 @@ def read_estimates(estimates, targets=None, *, require_targets=True):
             "Pass the ArviZ container returned by est.sample(...) as first argument, "
             "or estimates={name: array of shape (n_datasets, n_draws, ...)}."
         )
-    if _is_container(estimates):
+    if is_container(estimates):
         estimates, stored = from_arviz(estimates)
         if targets is None:
             targets = stored

@@ -20,6 +20,8 @@ __all__ = [
     "sbc_ranks",
     "pit_values",
     "ecdf_band",
+    "ecdf_test",
+    "eval_points",
     "calibration_error",
     "compute_pit",
     "BAND_SEED",
@@ -160,21 +162,36 @@ def pit_values(
     return _frame(pit, inputs, "pit")
 
 
-def _eval_points(num_points):
-    return np.arange(1, num_points) / num_points
+def eval_points(n, num_points=None, n_draws=None):
+    """Points ``z`` in (0, 1) at which the PIT ECDF is tested.
+
+    About ``num_points`` (default ``min(n, 100)``) equally spaced points, moved to the grid
+    ``i / (n_draws + 1)`` when ``n_draws`` is given: there the CDF of PIT values from
+    discrete ranks, ``(rank + 0.5) / (n_draws + 1)``, equals ``z`` exactly, so the test is
+    exact for any number of draws (with fewer draws than points, every grid point is used).
+    """
+    num_points = int(num_points or min(int(n), 100))
+    if num_points < 2:
+        raise ValueError(f"num_points must be at least 2; got {num_points}.")
+    z = np.arange(1, num_points) / num_points
+    if n_draws is not None:
+        grid = int(n_draws) + 1
+        z = np.unique(np.round(z * grid)) / grid
+        z = z[(z > 0) & (z < 1)]
+    return z
 
 
-def _ecdf_counts(values, num_points):
-    """Counts of values <= z_i at z_i = i / num_points (i = 1..num_points-1), along axis -1."""
+def _ecdf_counts(values, z):
+    """Counts of values <= z_i for each z_i, along the last axis of ``values``."""
     values = np.asarray(values)
-    bins = np.clip(np.ceil(values * num_points).astype(int) - 1, 0, num_points - 1)
-    # bin b holds values in (b / m, (b + 1) / m]; count <= z_i = i / m is bins 0..i-1
-    flat = bins.reshape(-1, bins.shape[-1])
-    offsets = np.arange(flat.shape[0])[:, None] * num_points
-    hist = np.bincount((flat + offsets).ravel(), minlength=flat.shape[0] * num_points)
-    hist = hist.reshape(flat.shape[0], num_points)
-    counts = np.cumsum(hist, axis=1)[:, :-1]
-    return counts.reshape(bins.shape[:-1] + (num_points - 1,))
+    flat = values.reshape(-1, values.shape[-1])
+    m = z.size + 1
+    # bin b: z_{b-1} < v <= z_b; a value counts for every z_i with i >= b
+    bins = np.searchsorted(z, flat, side="left")
+    offsets = np.arange(flat.shape[0])[:, None] * m
+    hist = np.bincount((bins + offsets).ravel(), minlength=flat.shape[0] * m)
+    counts = np.cumsum(hist.reshape(flat.shape[0], m), axis=1)[:, :-1]
+    return counts.reshape(values.shape[:-1] + (z.size,))
 
 
 def _tail_stat(counts, n, z):
@@ -185,26 +202,40 @@ def _tail_stat(counts, n, z):
 
 
 @lru_cache(maxsize=64)
-def _simulate(n, num_points, prob, n_simulations):
-    """Simulate uniform ECDFs; return (z, gamma, lower_counts, upper_counts, sims, dev_band)."""
-    z = _eval_points(num_points)
+def _simulate(n, z_key, prob, n_simulations):
+    """Simulate uniform ECDFs: (gamma, lower_counts, upper_counts, sorted sims, dev_band)."""
+    z = np.asarray(z_key)
     rng = np.random.default_rng(BAND_SEED)
-    counts = _ecdf_counts(rng.uniform(size=(n_simulations, n)), num_points)
-    sims = 2 * _tail_stat(counts, n, z)  # smallest gamma at which each ECDF leaves the band
+    chunk = max(1, 2_000_000 // n)  # bounded memory for many datasets
+    sims, devs = [], []
+    for start in range(0, n_simulations, chunk):
+        size = min(chunk, n_simulations - start)
+        counts = _ecdf_counts(rng.uniform(size=(size, n)), z)
+        sims.append(2 * _tail_stat(counts, n, z))  # smallest gamma rejecting each ECDF
+        devs.append(np.max(np.abs(counts / n - z), axis=-1))
+    sims, devs = np.concatenate(sims), np.concatenate(devs)
     gamma = float(np.quantile(sims, 1 - prob, method="lower"))
     lower = stats.binom.ppf(gamma / 2, n, z)
     upper = stats.binom.ppf(1 - gamma / 2, n, z)
-    dev = np.max(np.abs(counts / n - z), axis=-1)
-    dev_band = float(np.quantile(dev, prob))
-    return z, gamma, lower, upper, np.sort(sims), dev_band
+    return gamma, lower, upper, np.sort(sims), float(np.quantile(devs, prob))
 
 
-def ecdf_band(n, *, prob=0.95, num_points=None, n_simulations=_N_SIMULATIONS):
-    """Simultaneous confidence band for the ECDF of ``n`` uniform values.
+def _band(n, prob, num_points, n_draws, n_simulations):
+    n = int(n)
+    if n < 2:
+        raise ValueError(f"ECDF bands need at least 2 datasets (PIT values); got {n}.")
+    if not 0 < prob < 1:
+        raise ValueError(f"prob must lie strictly between 0 and 1; got {prob}.")
+    z = eval_points(n, num_points, n_draws)
+    return z, _simulate(n, tuple(z.tolist()), float(prob), int(n_simulations))
+
+
+def ecdf_band(n, *, prob=0.95, num_points=None, n_draws=None, n_simulations=_N_SIMULATIONS):
+    """Simultaneous confidence band for the ECDF of ``n`` uniform (PIT) values.
 
     Säilynoja, Bürkner and Vehtari (2022): the pointwise binomial band at level ``gamma`` is
-    widened or narrowed until the whole ECDF lies inside it with probability ``prob``;
-    ``gamma`` is found by simulating ``n_simulations`` uniform samples with a fixed seed
+    chosen so that the whole ECDF lies inside it with probability ``prob``; ``gamma`` is
+    found by simulating ``n_simulations`` uniform samples with a fixed seed
     (:data:`BAND_SEED`), so bands are deterministic; results are cached.
 
     Parameters
@@ -214,32 +245,29 @@ def ecdf_band(n, *, prob=0.95, num_points=None, n_simulations=_N_SIMULATIONS):
     prob : float, default 0.95
         Simultaneous coverage.
     num_points : int, optional
-        The ECDF is checked at ``z = i / num_points``, ``i = 1 .. num_points - 1``;
-        default ``min(n, 100)``.
+        Number of evaluation points, default ``min(n, 100)``; see :func:`eval_points`.
+    n_draws : int, optional
+        Draws per dataset behind the ranks: puts the points on the rank grid.
 
     Returns
     -------
-    z, lower, upper : ndarray of shape (num_points - 1,)
+    z, lower, upper : ndarray of shape (n_points,)
         Evaluation points and the band for the ECDF (fractions, not counts).
     """
-    n, num_points = int(n), int(num_points or min(int(n), 100))
-    if n < 2 or num_points < 2:
-        raise ValueError(f"ECDF bands need at least 2 values and 2 points; got n={n}.")
-    z, _, lower, upper, _, _ = _simulate(n, num_points, float(prob), int(n_simulations))
-    return z, lower / n, upper / n
+    z, (_, lower, upper, _, _) = _band(n, prob, num_points, n_draws, n_simulations)
+    return z, lower / int(n), upper / int(n)
 
 
-def ecdf_test(pit, *, prob=0.95, num_points=None, n_simulations=_N_SIMULATIONS):
-    """Calibration statistics of PIT values (K, E): a dict of (E,) arrays.
+def ecdf_test(pit, *, prob=0.95, num_points=None, n_draws=None, n_simulations=_N_SIMULATIONS):
+    """Calibration statistics of PIT values ``(n_datasets, n_elements)``: a dict of arrays.
 
-    ``error`` (largest |ECDF - z|), ``band`` (its 95% simultaneous threshold), ``inside``
-    (ECDF inside the Säilynoja band at every point) and ``p_value``.
+    ``error`` (largest |ECDF - z|), ``band`` (its ``prob`` simultaneous threshold),
+    ``inside`` (ECDF inside the Säilynoja band at every point) and ``p_value``.
     """
     pit = np.asarray(pit, dtype=float)
     n = pit.shape[0]
-    num_points = int(num_points or min(n, 100))
-    z, _, lower, upper, sims, dev_band = _simulate(n, num_points, float(prob), int(n_simulations))
-    counts = _ecdf_counts(pit.T, num_points)  # (E, m - 1)
+    z, (_, lower, upper, sims, dev_band) = _band(n, prob, num_points, n_draws, n_simulations)
+    counts = _ecdf_counts(pit.T, z)  # (E, n_points)
     error = np.max(np.abs(counts / n - z), axis=-1)
     inside = np.all((counts >= lower) & (counts <= upper), axis=-1)
     observed = 2 * _tail_stat(counts, n, z)
@@ -275,7 +303,8 @@ def calibration_error(
     prob : float, default 0.95
         Simultaneous coverage of the bands.
     num_points : int, optional
-        Evaluation points of the ECDF (default ``min(n_datasets, 100)``).
+        Evaluation points of the ECDF (default ``min(n_datasets, 100)``, moved onto the
+        rank grid; see :func:`eval_points`).
 
     Returns
     -------
@@ -294,11 +323,12 @@ def calibration_error(
         Fraction of calibrated simulations that leave the pointwise binomial band at least
         as early as the observed ECDF (the test behind ``inside``).
     """
-    pit = pit_values(
+    inputs = resolve(
         estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
-        test_quantities=test_quantities, data=data, rank_type=rank_type,
+        test_quantities=test_quantities, data=data,
     )
-    result = ecdf_test(pit.to_numpy(), prob=prob, num_points=num_points)
-    frame = pd.DataFrame(result, index=pit.columns)
+    pit = compute_pit(inputs.draws, inputs.truths, rank_type=rank_type)
+    result = ecdf_test(pit, prob=prob, num_points=num_points, n_draws=inputs.n_draws)
+    frame = pd.DataFrame(result, index=pd.Index(inputs.labels, name="variable"))
     frame.index.name = "variable"
     return frame

@@ -24,6 +24,12 @@ def gaussian_model(n_datasets, n_draws, *, seed, scale=1.0, shift=0.0, n_obs=10)
 
 
 @pytest.fixture(scope="session")
+def gaussian():
+    """The :func:`gaussian_model` factory (fixtures, not imports: conftest names clash)."""
+    return gaussian_model
+
+
+@pytest.fixture(scope="session")
 def exact_gaussian():
     return gaussian_model(500, 200, seed=1)
 

@@ -172,3 +172,16 @@ def test_test_quantities_with_data_one_or_two_arguments(regression_inputs):
     with pytest.raises(ShapeError, match="test_quantities\\['bad'\\]"):
         pit_values(estimates=estimates, targets=targets,
                    test_quantities={"bad": lambda p: p["beta"]})
+
+
+def test_diagnostics_import_neither_torch_nor_the_estimator():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, skabi.diagnostics, skabi.diagnostics.plots; "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('skabi.estimator', "
+        "'skabi.networks', 'skabi.adapters'))]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], check=True)

@@ -118,11 +118,11 @@ def calibration_ecdf(
     )
     pit = compute_pit(inputs.draws, inputs.truths, rank_type=rank_type)
     n = pit.shape[0]
-    z, lower, upper = ecdf_band(n, prob=prob, num_points=num_points)
+    z, lower, upper = ecdf_band(n, prob=prob, num_points=num_points, n_draws=inputs.n_draws)
     z = np.concatenate([[0.0], z, [1.0]])
     lower = np.concatenate([[0.0], lower, [1.0]])
     upper = np.concatenate([[0.0], upper, [1.0]])
-    test = ecdf_test(pit, prob=prob, num_points=num_points)
+    test = ecdf_test(pit, prob=prob, num_points=num_points, n_draws=inputs.n_draws)
     ref = z if difference else 0.0
     fig, axes = grid(pit.shape[1], figsize=figsize)
     style = {"color": "#1f77b4", "lw": 1.5}
@@ -139,7 +139,8 @@ def calibration_ecdf(
             ax.plot([0, 1], [0, 1], color="black", lw=0.8, alpha=0.6)
         verdict = "inside band" if test["inside"][j] else "OUTSIDE band"
         ax.text(0.03, 0.97, f"{verdict}\nerror = {test['error'][j]:.3f}", transform=ax.transAxes,
-                va="top", ha="left", fontsize="small")
+                va="top", ha="left", fontsize="small",
+                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
         ax.set_xlim(0, 1)
         ax.set_title(inputs.labels[j])
         ax.set_xlabel(f"{rank_type.capitalize()} rank statistic")

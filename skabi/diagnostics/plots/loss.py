@@ -62,6 +62,7 @@ def loss(history, *, moving_average=None, show_lr=None, figsize=None, **kwargs):
         ax.plot(epochs[ok], val[ok], ls="--", marker="o" if ok.sum() < 30 else None,
                 ms=3, label="Validation", **kwargs)
     ax.set_ylabel("Loss")
+    ax.set_xlabel(frame.index.name or "Epoch")
     ax.set_title("Loss trajectory")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -74,6 +75,4 @@ def loss(history, *, moving_average=None, show_lr=None, figsize=None, **kwargs):
         lr_ax.set_ylabel("Learning rate")
         lr_ax.grid(alpha=0.3)
         lr_ax.set_xlabel(frame.index.name or "Epoch")
-    else:
-        ax.set_xlabel(frame.index.name or "Epoch")
     return finish(fig)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .._inputs import _is_container, element_names, read_estimates, resolve
+from .._inputs import is_container, element_names, read_estimates, resolve
 from ._common import figure, finish
 
 __all__ = ["pairs_samples", "pairs_posterior"]
@@ -67,7 +67,7 @@ def pairs_samples(samples, *, variable_keys=None, variable_names=None, figsize=N
     -------
     matplotlib.figure.Figure
     """
-    if _is_container(samples):
+    if is_container(samples):
         estimates, _ = read_estimates(samples, require_targets=False)
         samples = {k: v.reshape((-1,) + v.shape[2:]) for k, v in estimates.items()}
     keys = list(samples) if variable_keys is None else list(variable_keys)

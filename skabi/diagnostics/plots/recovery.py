@@ -65,7 +65,8 @@ def recovery(
         nrmse = np.sqrt(np.mean((center[:, j] - truths[:, j]) ** 2)) / rng
         r = np.corrcoef(truths[:, j], center[:, j])[0, 1] if np.ptp(truths[:, j]) > 0 else np.nan
         ax.text(0.03, 0.97, f"NRMSE = {nrmse:.3f}\n$r$ = {r:.3f}", transform=ax.transAxes,
-                va="top", ha="left", fontsize="small")
+                va="top", ha="left", fontsize="small",
+                bbox={"facecolor": "white", "alpha": 0.7, "lw": 0})
         ax.set_title(inputs.labels[j])
         ax.set_xlabel("Ground truth")
         ax.set_ylabel(f"Estimate ({point_estimate})")

@@ -1,0 +1,76 @@
+"""Data flows one way: simulator -> adapter -> networks -> estimator -> ArviZ/diagnostics.
+
+Each rule names a package part and the modules it must not import (checked with ast, so
+lazy imports inside functions count too).
+"""
+
+import ast
+import pathlib
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "skabi"
+
+
+def _module_name(path):
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text())
+    here = _module_name(path).split(".")
+    package = here if path.name == "__init__.py" else here[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module
+            found.add(module)
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _files(part):
+    target = ROOT / part
+    return sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+
+
+FORBIDDEN = {
+    # part: prefixes it must not import
+    "networks": ["skabi.adapters", "skabi.estimator", "skabi.simulators", "skabi.diagnostics",
+                 "skabi._arviz", "skabi.bank", "arviz"],
+    "adapters": ["torch", "skabi.networks", "skabi.estimator", "skabi.diagnostics", "arviz"],
+    "simulators": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator", "arviz"],
+    "diagnostics": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters"],
+    "_approximator": ["skabi.adapters", "skabi.estimator", "arviz"],
+    "_training": ["skabi.adapters", "skabi.estimator", "skabi.networks", "arviz"],
+    "_arviz": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters"],
+}
+
+
+@pytest.mark.parametrize("part", sorted(FORBIDDEN))
+def test_no_upward_imports(part):
+    offenders = []
+    for path in _files(part):
+        for module in _imports(path):
+            if any(module == bad or module.startswith(bad + ".") for bad in FORBIDDEN[part]):
+                offenders.append(f"{path.relative_to(ROOT.parent)} imports {module}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_only_arviz_module_imports_arviz():
+    users = [str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")
+             if any(m == "arviz" or m.startswith("arviz.") for m in _imports(p))]
+    assert users == ["skabi/_arviz.py"], users
+
+
+def test_nothing_imports_the_estimator_but_the_package():
+    users = [str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")
+             if "skabi.estimator" in _imports(p) and p.name != "estimator.py"]
+    assert users == [], users
