@@ -89,9 +89,10 @@ def main(fast=False):
     x_obs = rng.normal(size=12)
     observed = pd.DataFrame({"x": x_obs, "y": 1.5 + 0.8 * x_obs + rng.normal(0, 0.5, size=12)})
     post = est.sample(observed, meta={"N": len(observed)}, num_samples=2000)
-    summary = post.posterior.mean(["chain", "draw"]).to_dataframe()
-    print("\nPosterior means for the observed DataFrame (truth: beta=[1.5, 0.8], sigma=0.5):")
-    print(summary.round(3).to_string())
+    import arviz as az
+
+    print("\nPosterior of the observed DataFrame (truth: beta=[1.5, 0.8], sigma=0.5):")
+    print(az.summary(post.sel(dataset=0), kind="stats").round(3).to_string())
     return est
 
 

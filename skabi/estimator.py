@@ -477,6 +477,63 @@ class AmortizedPosterior(BaseEstimator):
             X = _array_bank(X, y)
         return float(np.mean(self.log_prob(X)))
 
+    # ------------------------------------------------------------------ diagnostics
+    def compute_default_diagnostics(self, X, num_samples=1000, *, meta=None, random_state=None):
+        """Recovery and calibration of held-out simulations, one column per parameter element.
+
+        Parameters
+        ----------
+        X : dict of arrays or SimulationBank
+            Validation simulations that hold the true parameters.
+        num_samples : int, default=1000
+            Posterior draws per dataset.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows: ``nrmse`` (RMSE of the posterior mean over the targets' range),
+            ``contraction`` (median posterior contraction), ``median_abs_z`` (median
+            absolute posterior z-score), ``calibration_error`` (largest deviation of the
+            rank ECDF from uniform), ``calibration_band`` (its 95% bound for calibrated
+            draws), ``coverage_90`` (coverage of central 90% intervals).
+        """
+        import pandas as pd
+
+        from . import diagnostics as dg
+
+        idata = self.sample(X, num_samples, meta=meta, random_state=random_state, log_q=False)
+        cal = dg.calibration_error(idata)
+        rows = {
+            "nrmse": dg.root_mean_squared_error(idata),
+            "contraction": dg.posterior_contraction(idata, summary=True),
+            "median_abs_z": dg.posterior_z_score(idata, summary=True),
+            "calibration_error": cal["error"],
+            "calibration_band": cal["band"],
+            "coverage_90": dg.expected_coverage(idata, levels=(0.9,)).iloc[:, 0],
+        }
+        return pd.DataFrame({k: pd.Series(v) for k, v in rows.items()}).T
+
+    def plot_default_diagnostics(self, X, num_samples=1000, *, meta=None, random_state=None,
+                                 variable_names=None):
+        """The tutorial's diagnostic plots for held-out simulations.
+
+        Returns
+        -------
+        dict of str to matplotlib.figure.Figure
+            ``losses``, ``recovery``, ``calibration_ecdf`` (difference form),
+            ``z_score_contraction``.
+        """
+        from .diagnostics import plots
+
+        idata = self.sample(X, num_samples, meta=meta, random_state=random_state, log_q=False)
+        names = dict(variable_names=variable_names)
+        return {
+            "losses": plots.loss(self.history_),
+            "recovery": plots.recovery(idata, **names),
+            "calibration_ecdf": plots.calibration_ecdf(idata, difference=True, **names),
+            "z_score_contraction": plots.z_score_contraction(idata, **names),
+        }
+
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):
         """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""

@@ -269,3 +269,29 @@ def test_invalid_parameters_are_reported_in_fit():
         tiny(epochs=0).fit(Gaussian())
     with pytest.raises(ValueError, match="lr_schedule"):
         tiny(lr_schedule="linear").fit(Gaussian())
+
+
+def test_default_diagnostics(regression):
+    est, sim = regression
+    val = sim.sample(40, random_state=11)
+    table = est.compute_default_diagnostics(val, num_samples=200)
+    assert list(table.columns) == ["beta[0]", "beta[1]", "sigma"]
+    assert list(table.index) == ["nrmse", "contraction", "median_abs_z", "calibration_error",
+                                 "calibration_band", "coverage_90"]
+    assert table.notna().all().all()
+    assert (table.loc["contraction"] < 1).all() and (table.loc["coverage_90"] <= 1).all()
+
+
+def test_default_diagnostic_plots(regression, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    est, sim = regression
+    figs = est.plot_default_diagnostics(sim.sample(30, random_state=12), num_samples=100)
+    assert set(figs) == {"losses", "recovery", "calibration_ecdf", "z_score_contraction"}
+    for name, fig in figs.items():
+        fig.savefig(tmp_path / f"{name}.png")
+        assert all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() for ax in fig.axes)
+        plt.close(fig)

@@ -107,12 +107,13 @@ class _Permutation(nn.Module):
     def __init__(self, dim: int, kind: str):
         super().__init__()
         self.kind = kind
-        if kind == "swap":
-            perm = torch.cat([torch.arange(dim // 2, dim), torch.arange(dim // 2)])
-        elif kind == "none":
+        d1 = dim // 2
+        if kind == "none":
             perm = torch.arange(dim)
-        else:
-            perm = torch.randperm(dim)
+        elif kind == "swap":
+            perm = torch.cat([torch.arange(d1, dim), torch.arange(d1)])
+        else:  # a random shuffle of each half, then a swap: no coordinate is left out twice
+            perm = torch.cat([d1 + torch.randperm(dim - d1), torch.randperm(d1)])
         self.register_buffer("perm", perm)
         self.register_buffer("inv_perm", torch.argsort(perm))
         if kind == "orthogonal":
@@ -213,7 +214,7 @@ class CouplingFlowModule(InferenceModule):
         z = torch.randn((batch, int(num_samples), self.dim), generator=generator,
                         device=ref.device, dtype=ref.dtype)
         with torch.no_grad():
-            return self.inverse_transform(z, None if condition is None else condition[:, None])
+            return self._chunked(self.inverse_transform, z, condition)
 
 
 class CouplingFlow(InferenceNetwork):
@@ -243,9 +244,11 @@ default="gelu"
     dropout : float, default=0.0
         Dropout probability in the subnets (training only).
     permutation : {"random", "swap", "orthogonal", "lu", "none"}, default="random"
-        Mixing after each coupling: a fixed random permutation, a swap of the two halves, a
-        random permutation followed by a learned rotation (matrix exponential of a
-        skew-symmetric matrix) or by a learned LU-factorised matrix, or nothing.
+        Mixing after each coupling. ``"random"``: a fixed random shuffle within each half,
+        then a swap of the halves (so every coordinate is transformed at least every other
+        layer); ``"swap"``: the swap alone; ``"orthogonal"``/``"lu"``: the random one
+        followed by a learned rotation (matrix exponential of a skew-symmetric matrix) or a
+        learned LU-factorised matrix; ``"none"``: no mixing.
     actnorm : bool, default=True
         Whether each layer starts with a learned elementwise affine map (zero-initialised).
     clamp : float, default=1.9

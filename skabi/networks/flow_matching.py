@@ -99,18 +99,20 @@ class FlowMatchingModule(InferenceModule):
         ref = self._reference() if condition is None else condition
         z = torch.randn((batch, int(num_samples), self.dim), generator=generator,
                         device=ref.device, dtype=ref.dtype)
-        with torch.no_grad():
-            c_term = None
-            if condition is not None:
-                w = self.net.context.weight[:, :self.split]
-                c_term = condition[:, None] @ w.T
-            w_t = self.net.context.weight[:, self.split:]
+        w_c = self.net.context.weight[:, :self.split]
+        w_t = self.net.context.weight[:, self.split:]
+
+        def solve(z_rows, c_rows):
+            c_term = None if c_rows is None else c_rows @ w_c.T
 
             def f(x, t):
                 term = self.time_embedding(t[None]) @ w_t.T
                 return self.net(x, term if c_term is None else term + c_term)
 
-            return self._integrate(f, z, 0.0, 1.0)
+            return self._integrate(f, z_rows, 0.0, 1.0)
+
+        with torch.no_grad():
+            return self._chunked(solve, z, condition)
 
     def log_prob(self, theta: Tensor, condition: Tensor | None = None) -> Tensor:
         """Log density by the instantaneous change of variables, exact divergence.

@@ -307,3 +307,18 @@ def test_inverse_wrong_last_axis(adapter):
     with pytest.raises(ShapeError, match="inference_variables") as err:
         adapter.inverse_transform({"inference_variables": np.zeros((10, 4))})
     assert "(10, 4)" in str(err.value) and "3" in str(err.value)
+
+
+def test_stateless_adapter_transforms_without_fit(sims):
+    out = make_adapter(*tutorial_steps()).transform(sims)
+    assert out["inference_variables"].shape == (500, 3)
+    with pytest.raises(NotFittedError, match="standardize"):
+        make_adapter(AsSet("x"), Standardize()).transform(sims)
+
+
+def test_clone_of_fluent_adapter_is_unfitted_copy(sims):
+    adapter = fluent().fit(sims)
+    twin = clone(adapter)
+    assert [n for n, _ in twin.steps] == [n for n, _ in adapter.steps]
+    assert not hasattr(twin.named_steps["concatenate-1"], "sizes_")
+    assert hasattr(adapter.named_steps["concatenate-1"], "sizes_")

@@ -174,6 +174,7 @@ def test_test_quantities_with_data_one_or_two_arguments(regression_inputs):
                    test_quantities={"bad": lambda p: p["beta"]})
 
 
+@pytest.mark.slow  # a fresh interpreter importing arviz and matplotlib: 2-4 s
 def test_diagnostics_import_neither_torch_nor_the_estimator():
     import subprocess
     import sys

@@ -53,8 +53,9 @@ def pairs_samples(samples, *, variable_keys=None, variable_names=None, figsize=N
     Parameters
     ----------
     samples : dict of str to ndarray of shape (n_samples, ...), or an ArviZ container
-        One leading sample axis; other keys (data) are ignored unless in
-        ``variable_keys``. A container's posterior draws of all datasets are pooled.
+        One leading sample axis. Without ``variable_keys`` every array is plotted
+        (scalars such as ``N`` are skipped). A container's posterior draws of all
+        datasets are pooled.
     variable_keys : list of str, optional
         Variables to plot (default: all keys of ``samples``).
     variable_names : list of str, optional
@@ -70,7 +71,10 @@ def pairs_samples(samples, *, variable_keys=None, variable_names=None, figsize=N
     if is_container(samples):
         estimates, _ = read_estimates(samples, require_targets=False)
         samples = {k: v.reshape((-1,) + v.shape[2:]) for k, v in estimates.items()}
-    keys = list(samples) if variable_keys is None else list(variable_keys)
+    if variable_keys is None:  # batch-constant scalars (such as N) are skipped
+        keys = [k for k, v in samples.items() if np.ndim(v) >= 1]
+    else:
+        keys = list(variable_keys)
     columns, names = [], []
     n_samples = None
     for key in keys:

@@ -1,0 +1,353 @@
+"""Producing simulation banks: batches drawn in parallel, streamed to Zarr or netCDF.
+
+See :func:`skabi.storage.simulate` for the layout and the resume protocol.
+"""
+
+import json
+import math
+import numbers
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+
+STATE_ATTR = "skabi_state"  # JSON: {"completed_batches": k, "group_rows": {group: rows}}
+_TARGET_CHUNK_BYTES = 2**20
+
+
+# --------------------------------------------------------------------------- arguments
+def _check_positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
+def _entropy(random_state):
+    """The root entropy of the bank's seed sequence (an int) from ``random_state``."""
+    if random_state is None:
+        return int(np.random.SeedSequence().entropy)
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool):
+        if random_state < 0:
+            raise ValueError(f"random_state must be a non-negative int; got {random_state!r}.")
+        return int(random_state)
+    if isinstance(random_state, np.random.SeedSequence):
+        if random_state.spawn_key:
+            raise ValueError("random_state: pass a root SeedSequence (without spawn_key).")
+        return int(random_state.entropy)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**63 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise ValueError(
+        "random_state must be None, an int, a numpy SeedSequence, Generator or RandomState; "
+        f"got {random_state!r}."
+    )
+
+
+def _batch_seed(entropy, index):
+    """Seed of batch ``index``: the ``index``-th child of ``SeedSequence(entropy)``."""
+    return np.random.SeedSequence(entropy, spawn_key=(index,))
+
+
+def _batch_sizes(n, batch_size):
+    n_batches = math.ceil(n / batch_size)
+    return [min(batch_size, n - i * batch_size) for i in range(n_batches)]
+
+
+def _draw(simulator, size, entropy, index):
+    """Draw batch ``index`` (runs in worker processes; module level so it pickles)."""
+    batch = simulator.sample(size, random_state=_batch_seed(entropy, index))
+    return index, batch
+
+
+# --------------------------------------------------------------------------- batches
+def _split(batch):
+    """``(meta, arrays)``: meta are the 0-d values (constant within the batch)."""
+    meta, arrays = {}, {}
+    for key, value in batch.items():
+        if np.ndim(value) == 0:
+            meta[key] = value.item() if isinstance(value, np.generic) else value
+        else:
+            arr = np.asarray(value)
+            arrays[key] = arr[:, None] if arr.ndim == 1 else arr
+    return meta, arrays
+
+
+def group_name(meta):
+    """Name of the group of a meta tuple: ``"N=7"``, ``"N=7,K=2"``; ``""`` without meta."""
+    return ",".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in meta.items())
+
+
+def dims_of(name, arr):
+    return ("simulation", *(f"{name}_dim_{j}" for j in range(arr.ndim - 1)))
+
+
+def _chunk_rows(arrays, batch_size):
+    """Rows per disk chunk, shared by a group's variables: whole batches, about 1 MiB."""
+    row_bytes = max(1, sum(a.itemsize * int(np.prod(a.shape[1:])) for a in arrays.values()))
+    return batch_size * max(1, _TARGET_CHUNK_BYTES // (batch_size * row_bytes))
+
+
+# --------------------------------------------------------------------------- parallel runs
+def iterate_batches(simulator, sizes, start, entropy, *, n_jobs=1, client=None, window=None):
+    """Yield ``(index, batch)`` for batches ``start..len(sizes)-1``, in index order.
+
+    Results are yielded in order whatever the backend, so the bank does not depend on it;
+    at most ``window`` batches are in flight or waiting to be written at any time.
+    """
+    todo = range(start, len(sizes))
+    if client is not None:
+        yield from _iterate_dask(simulator, sizes, todo, entropy, client, window)
+    elif n_jobs is not None and n_jobs != 1:
+        from joblib import Parallel, delayed
+
+        parallel = Parallel(n_jobs=n_jobs, backend="loky", return_as="generator")
+        yield from parallel(delayed(_draw)(simulator, sizes[i], entropy, i) for i in todo)
+    else:
+        for i in todo:
+            yield _draw(simulator, sizes[i], entropy, i)
+
+
+def _iterate_dask(simulator, sizes, todo, entropy, client, window):
+    from distributed import as_completed
+
+    if window is None:
+        n_workers = max(1, sum(client.nthreads().values()))
+        window = 2 * n_workers
+    [sim] = client.scatter([simulator], broadcast=True)
+    todo = list(todo)
+    pending, done, submitted, nxt = as_completed(), {}, 0, 0
+
+    def submit_upto():
+        nonlocal submitted
+        while submitted < len(todo) and submitted < nxt + window:
+            i = todo[submitted]
+            pending.add(client.submit(_draw, sim, sizes[i], entropy, i, pure=False))
+            submitted += 1
+
+    try:
+        submit_upto()
+        for future in pending:
+            index, batch = future.result()
+            done[index] = batch
+            future.release()
+            while nxt < len(todo) and todo[nxt] in done:
+                yield todo[nxt], done.pop(todo[nxt])
+                nxt += 1
+            submit_upto()
+    finally:
+        for future in list(pending.futures):
+            future.cancel()
+
+
+# --------------------------------------------------------------------------- stores
+class MemoryStore:
+    """Collects the batches in memory (``path=None``)."""
+
+    def __init__(self):
+        self.attrs, self.groups = {}, {}
+
+    def append(self, name, meta, arrays, rows, batch_size):
+        group = self.groups.setdefault(name, {"meta": meta, "arrays": {}})
+        for key, arr in arrays.items():
+            group["arrays"].setdefault(key, []).append(arr)
+
+    def commit(self, attrs):
+        self.attrs.update(attrs)
+
+    def truncate(self, name, rows):  # pragma: no cover - nothing to undo in memory
+        pass
+
+    def close(self):
+        pass
+
+    def result(self):
+        import xarray as xr
+
+        datasets = {}
+        for name, group in self.groups.items():
+            data = {k: (dims_of(k, a[0]), np.concatenate(a)) for k, a in group["arrays"].items()}
+            data.update({k: ((), np.asarray(v)) for k, v in group["meta"].items()})
+            datasets[name] = xr.Dataset(data)
+        attrs = _public_attrs(self.attrs)
+        if list(datasets) == [""]:
+            return datasets[""].assign_attrs(attrs)
+        tree = {"/": xr.Dataset(attrs=attrs), **{f"/{k}": v for k, v in datasets.items()}}
+        return xr.DataTree.from_dict(tree)
+
+
+class ZarrStore:
+    def __init__(self, path):
+        import zarr
+
+        self.path = str(path)
+        self.root = zarr.open_group(self.path, mode="a", zarr_format=3)
+
+    @property
+    def attrs(self):
+        return dict(self.root.attrs)
+
+    def _group(self, name):
+        return self.root if name == "" else self.root.require_group(name)
+
+    def has_group(self, name):
+        return name == "" or name in self.root.group_keys()
+
+    def group_names(self):
+        return ["", *self.root.group_keys()]
+
+    def array_rows(self, name):
+        if not self.has_group(name):
+            return {}
+        return {k: a.shape[0] for k, a in self._group(name).arrays() if a.ndim > 0}
+
+    def append(self, name, meta, arrays, rows, batch_size):
+        group = self._group(name)
+        existing = dict(group.arrays())
+        for key, value in meta.items():
+            if key not in existing:
+                value = np.asarray(value)
+                arr = group.create_array(key, shape=(), dtype=value.dtype, dimension_names=())
+                arr[...] = value
+        for key, value in arrays.items():
+            arr = existing.get(key)
+            if arr is None:
+                arr = group.create_array(
+                    key, shape=(0, *value.shape[1:]), dtype=value.dtype,
+                    chunks=(_chunk_rows(arrays, batch_size), *value.shape[1:]),
+                    dimension_names=dims_of(key, value),
+                )
+            _check_shape(name, key, arr.shape[1:], value.shape[1:])
+            arr.resize((rows + len(value), *value.shape[1:]))
+            arr[rows:] = value
+
+    def truncate(self, name, rows):
+        for _, arr in self._group(name).arrays():
+            if arr.ndim > 0 and arr.shape[0] != rows:
+                arr.resize((rows, *arr.shape[1:]))
+
+    def commit(self, attrs):
+        self.root.attrs.update(attrs)  # one metadata write: the commit point
+
+    def close(self):
+        pass
+
+
+class NetCDFStore:
+    def __init__(self, path):
+        import h5netcdf
+
+        self.path = str(path)
+        self.file = h5netcdf.File(self.path, mode="a")
+
+    @property
+    def attrs(self):
+        return {k: _py(v) for k, v in self.file.attrs.items()}
+
+    def _group(self, name):
+        if name == "":
+            return self.file
+        if name not in self.file.groups:
+            self.file.create_group(name)
+        return self.file.groups[name]
+
+    def has_group(self, name):
+        return name == "" or name in self.file.groups
+
+    def group_names(self):
+        return ["", *self.file.groups]
+
+    def array_rows(self, name):
+        if not self.has_group(name):
+            return {}
+        group = self._group(name)
+        return {k: v.shape[0] for k, v in group.variables.items() if v.ndim > 0}
+
+    def append(self, name, meta, arrays, rows, batch_size):
+        group = self._group(name)
+        if "simulation" not in group.dimensions:
+            group.dimensions["simulation"] = None
+        for key, value in meta.items():
+            if key not in group.variables:
+                value = np.asarray(value)
+                group.create_variable(key, (), dtype=value.dtype)[...] = value
+        for key, value in arrays.items():
+            if key not in group.variables:
+                dims = dims_of(key, value)
+                for dim, size in zip(dims[1:], value.shape[1:]):
+                    group.dimensions[dim] = size
+                group.create_variable(
+                    key, dims, dtype=value.dtype,
+                    chunks=(_chunk_rows(arrays, batch_size), *value.shape[1:]),
+                )
+            _check_shape(name, key, group.variables[key].shape[1:], value.shape[1:])
+        group.resize_dimension("simulation", rows + len(next(iter(arrays.values()))))
+        for key, value in arrays.items():
+            group.variables[key][rows:] = value
+
+    def truncate(self, name, rows):
+        group = self._group(name)
+        if "simulation" in group.dimensions and group.dimensions["simulation"].size != rows:
+            group.resize_dimension("simulation", rows)
+
+    def commit(self, attrs):
+        for key, value in attrs.items():
+            self.file.attrs[key] = value
+        self.file.flush()
+
+    def close(self):
+        self.file.close()
+
+
+def _py(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _check_shape(group, key, stored, new):
+    if tuple(stored) != tuple(new):
+        from .exceptions import ShapeError
+
+        where = f" in group {group!r}" if group else ""
+        raise ShapeError(
+            f"Variable {key!r}{where} has shape {tuple(new)} per simulation in this batch but "
+            f"{tuple(stored)} in the bank; a simulator must give fixed shapes for fixed meta "
+            "variables."
+        )
+
+
+def _public_attrs(attrs):
+    return {k: v for k, v in attrs.items()}
+
+
+def store_format(path, format):
+    if format is None:
+        suffix = Path(path).suffix.lower()
+        if suffix == ".zarr":
+            return "zarr"
+        if suffix in (".nc", ".nc4", ".netcdf", ".h5"):
+            return "netcdf"
+        raise ValueError(
+            f"Cannot tell the format of {str(path)!r} from its name; name it *.zarr or *.nc, "
+            "or pass format='zarr' or format='netcdf'."
+        )
+    if format not in ("zarr", "netcdf"):
+        raise ValueError(f"format must be 'zarr', 'netcdf' or None; got {format!r}.")
+    return format
+
+
+def open_store(path, fmt):
+    exists = os.path.exists(path)
+    store = ZarrStore(path) if fmt == "zarr" else NetCDFStore(path)
+    if exists and STATE_ATTR not in store.attrs:
+        store.close()
+        raise ValueError(
+            f"{str(path)!r} exists but is not a simulation bank written by skabi.simulate; "
+            "choose another path or remove it."
+        )
+    return store

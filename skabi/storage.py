@@ -1,0 +1,185 @@
+"""Simulation banks at scale: produce them in parallel, store them on disk, stream them.
+
+:func:`simulate` draws a bank of ``n`` simulations in batches, locally (joblib processes)
+or on a Dask cluster, in memory or streamed to a Zarr directory or a netCDF file, and
+resumes an interrupted run. :func:`open_bank` reads a bank batch by batch without loading
+it, for training.
+
+Layout
+------
+Each simulator variable ``v`` of shape ``(B, *s)`` is a variable with dimensions
+``("simulation", "v_dim_0", ...)``. A simulator without meta variables gives an
+``xarray.Dataset``. A simulator with meta variables (``N`` drawn once per batch) gives
+an ``xarray.DataTree`` with one child group per distinct meta tuple (``"N=7"``;
+several meta variables joined by ``","``), each a Dataset of fixed shapes holding the
+meta variables as 0-d variables. Nothing is padded, every training batch read from one
+group has a constant ``N``, and no masks are needed.
+"""
+
+import json
+
+import numpy as np
+
+from . import _storage_write as _w
+from ._storage_read import BankReader, open_bank
+from ._version import __version__
+from .exceptions import SimulatorError
+
+__all__ = ["simulate", "open_bank", "BankReader"]
+
+
+def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, format=None,
+             random_state=None, progress=False):
+    """Draw a simulation bank of ``n`` simulations, in parallel, optionally to disk.
+
+    Parameters
+    ----------
+    simulator : Simulator
+        Anything with ``sample(batch_size, random_state=...) -> dict``. Must pickle
+        (cloudpickle: local functions are fine) when ``n_jobs != 1`` or ``client`` is given.
+    n : int
+        Number of simulations.
+    batch_size : int, default=256
+        Simulations per batch; ``ceil(n / batch_size)`` batches, the last one smaller.
+        Meta variables (``N``) are drawn once per batch, and the disk chunks hold whole
+        batches.
+    n_jobs : int, default=1
+        Local worker processes (joblib, loky); ``-1`` for all cores.
+    client : dask.distributed.Client, optional
+        Run the batches on this Dask cluster instead (``n_jobs`` is then ignored). At most
+        twice as many batches as worker threads are in flight or waiting to be written.
+    path : str or os.PathLike, optional
+        Stream the bank to this Zarr directory (``*.zarr``) or netCDF file (``*.nc``,
+        written with h5netcdf) batch by batch, without holding it in memory. An existing
+        bank at ``path`` written with the same arguments is resumed: only the missing
+        batches are drawn.
+    format : {"zarr", "netcdf"}, optional
+        Overrides the format guessed from ``path``.
+    random_state : None, int, numpy SeedSequence or Generator, default=None
+        Batch ``i`` is drawn with the ``i``-th child of ``SeedSequence(random_state)``, so
+        the bank depends neither on ``n_jobs`` nor on the backend, and a resumed run
+        continues the same sequence. With ``None`` fresh entropy is drawn and recorded
+        in the bank (attribute ``seed_entropy``), so resuming with ``None`` works too.
+    progress : bool, default=False
+        Show a tqdm progress bar over the batches.
+
+    Returns
+    -------
+    xarray.Dataset or xarray.DataTree
+        In memory when ``path`` is None, else the store opened lazily (dask-backed
+        variables). See the module docstring for the layout. Attributes: ``n``,
+        ``batch_size``, ``n_batches``, ``completed_batches``, ``seed_entropy``,
+        ``random_state`` (when an int), ``meta_variables``, ``skabi_version``.
+    """
+    n = _w._check_positive("n", n)
+    batch_size = _w._check_positive("batch_size", batch_size)
+    if not callable(getattr(simulator, "sample", None)):
+        raise TypeError(
+            f"simulator must have a sample(batch_size, random_state=...) method, such as the "
+            f"result of make_simulator; got {type(simulator).__name__}."
+        )
+    sizes = _w._batch_sizes(n, batch_size)
+    if path is None:
+        store, state = _w.MemoryStore(), None
+    else:
+        fmt = _w.store_format(path, format)
+        store = _w.open_store(path, fmt)
+        state = _resume_state(store, n, batch_size, random_state)
+    try:
+        if state is None:
+            entropy = _w._entropy(random_state)
+            state = {"completed_batches": 0, "group_rows": {}, "meta_variables": None}
+            attrs = {
+                "n": n, "batch_size": batch_size, "n_batches": len(sizes),
+                "seed_entropy": str(entropy), "skabi_version": __version__,
+            }
+            if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+                attrs["random_state"] = int(random_state)
+            store.commit({**attrs, **_state_attrs(state)})
+        entropy = int(store.attrs["seed_entropy"])
+        _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress)
+    finally:
+        store.close()
+    if path is None:
+        return store.result()
+    return _open_written(path, fmt, state)
+
+
+def _state_attrs(state):
+    meta = state["meta_variables"]
+    return {
+        "completed_batches": state["completed_batches"],
+        "meta_variables": "" if meta is None else ",".join(meta),
+        _w.STATE_ATTR: json.dumps(state),
+    }
+
+
+def _resume_state(store, n, batch_size, random_state):
+    attrs = store.attrs
+    if _w.STATE_ATTR not in attrs:
+        return None
+    mismatch = []
+    if int(attrs["n"]) != n:
+        mismatch.append(f"n (bank: {attrs['n']}, given: {n})")
+    if int(attrs["batch_size"]) != batch_size:
+        mismatch.append(f"batch_size (bank: {attrs['batch_size']}, given: {batch_size})")
+    if random_state is not None:
+        given = _w._entropy(random_state)
+        if given != int(attrs["seed_entropy"]):
+            stored = attrs.get("random_state", f"entropy {attrs['seed_entropy']}")
+            mismatch.append(f"random_state (bank: {stored}, given: {random_state!r})")
+    if mismatch:
+        store.close()
+        raise ValueError(
+            f"{store.path!r} holds a bank written with different arguments: "
+            f"{'; '.join(mismatch)}. Pass the same arguments to resume it, or another path."
+        )
+    state = json.loads(attrs[_w.STATE_ATTR])
+    # Undo whatever an interrupted batch wrote after the last commit.
+    for name in store.group_names():
+        store.truncate(name, state["group_rows"].get(name, 0))
+    return state
+
+
+def _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress):
+    start = state["completed_batches"]
+    if start >= len(sizes):
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(sizes), initial=start, disable=not progress, unit="batch",
+               desc="simulate")
+    try:
+        batches = _w.iterate_batches(simulator, sizes, start, entropy, n_jobs=n_jobs,
+                                     client=client)
+        for index, batch in batches:
+            meta, arrays = _w._split(batch)
+            if not arrays:
+                raise SimulatorError("The simulator returned no array with a leading batch axis.")
+            if state["meta_variables"] is None:
+                state["meta_variables"] = list(meta)
+            elif list(meta) != state["meta_variables"]:
+                raise SimulatorError(
+                    f"Batch {index} has meta variables {list(meta)!r}, earlier batches "
+                    f"{state['meta_variables']!r}; they must be the same in every batch."
+                )
+            name = _w.group_name(meta)
+            rows = state["group_rows"].get(name, 0)
+            store.append(name, meta, arrays, rows, batch_size)
+            state["group_rows"][name] = rows + sizes[index]
+            state["completed_batches"] = index + 1
+            store.commit(_state_attrs(state))  # the batch counts only once this is written
+            bar.update(1)
+    finally:
+        bar.close()
+
+
+def _open_written(path, fmt, state):
+    import xarray as xr
+
+    path = str(path)
+    engine = "zarr" if fmt == "zarr" else "h5netcdf"
+    kwargs = {"consolidated": False} if fmt == "zarr" else {}
+    if state["meta_variables"]:
+        return xr.open_datatree(path, engine=engine, chunks={}, **kwargs)
+    return xr.open_dataset(path, engine=engine, chunks={}, **kwargs)

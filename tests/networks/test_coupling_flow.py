@@ -1,0 +1,141 @@
+"""Coupling flows: exact log density, invertibility, sampling, float64."""
+
+import math
+
+import pytest
+import torch
+
+from skabi.exceptions import ShapeError
+from skabi.networks import CouplingFlow
+from skabi.networks.coupling_flow import rq_spline
+
+torch.set_default_dtype(torch.float32)
+
+
+def _perturbed(holder, dim, cond_dim, scale=0.1, seed=0):
+    torch.manual_seed(seed)
+    net = holder.build(dim, cond_dim).double()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return net
+
+
+def _data(dim, cond_dim, n=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    theta = 2.0 * torch.randn(n, dim, generator=g, dtype=torch.float64)
+    cond = torch.randn(n, cond_dim, generator=g, dtype=torch.float64) if cond_dim else None
+    return theta, cond
+
+
+@pytest.mark.parametrize("transform", ["affine", "spline"])
+@pytest.mark.parametrize("dim", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("cond_dim", [0, 3])
+def test_log_prob_matches_autograd_jacobian(transform, dim, cond_dim):
+    net = _perturbed(CouplingFlow(depth=3, transform=transform, subnet_width=16,
+                                  permutation="lu", tail_bound=3.0), dim, cond_dim)
+    theta, cond = _data(dim, cond_dim)
+    z, logdet = net.forward_transform(theta, cond)
+    expected = []
+    for b in range(theta.shape[0]):
+        c = None if cond is None else cond[b:b + 1]
+        jac = torch.autograd.functional.jacobian(
+            lambda t: net.forward_transform(t[None], c)[0][0], theta[b])
+        expected.append(torch.linalg.slogdet(jac)[1])
+    expected = torch.stack(expected)
+    torch.testing.assert_close(logdet, expected, rtol=1e-7, atol=1e-7)
+    # the flow is non-trivial (the perturbation took effect)
+    assert (logdet.abs() > 1e-3).all()
+    base = -0.5 * (z.square().sum(-1) + dim * math.log(2 * math.pi))
+    torch.testing.assert_close(net.log_prob(theta, cond), base + logdet)
+
+
+@pytest.mark.parametrize("transform", ["affine", "spline"])
+@pytest.mark.parametrize("permutation", ["random", "swap", "orthogonal", "lu", "none"])
+@pytest.mark.parametrize("dim", [1, 2, 5])
+def test_inverse_of_forward_is_identity(transform, permutation, dim):
+    net = _perturbed(CouplingFlow(depth=4, transform=transform, permutation=permutation,
+                                  subnet_width=16), dim, 2)
+    theta, cond = _data(dim, 2, n=50)
+    theta[0] = 7.0  # outside the spline's tail bound: identity tails
+    z, _ = net.forward_transform(theta, cond)
+    assert not torch.allclose(z, theta, atol=1e-3)
+    torch.testing.assert_close(net.inverse_transform(z, cond), theta, rtol=1e-6, atol=1e-6)
+
+
+def test_spline_zero_params_is_identity_and_monotone():
+    x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+    y, ld = rq_spline(x, torch.zeros(101, 3 * 5 - 1, dtype=torch.float64), 3.0, inverse=False)
+    torch.testing.assert_close(y, x)
+    torch.testing.assert_close(ld, torch.zeros_like(ld))
+    params = 3 * torch.randn(1, 14, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y, ld = rq_spline(x, params.expand(101, -1), 3.0, inverse=False)
+    assert (y.diff() > 0).all()
+    torch.testing.assert_close(y[x.abs() >= 3], x[x.abs() >= 3])
+
+
+@pytest.mark.parametrize("transform", ["affine", "spline"])
+def test_new_flow_is_identity(transform):
+    torch.manual_seed(0)
+    net = CouplingFlow(transform=transform, permutation="none").build(3, 2)
+    theta = torch.randn(8, 3)
+    z, logdet = net.forward_transform(theta, torch.randn(8, 2))
+    torch.testing.assert_close(z, theta)
+    torch.testing.assert_close(logdet, torch.zeros(8))
+
+
+@pytest.mark.parametrize("transform", ["affine", "spline"])
+@pytest.mark.parametrize("cond_dim", [0, 3])
+def test_sample_shapes_and_generator_reproducibility(transform, cond_dim):
+    net = _perturbed(CouplingFlow(depth=2, transform=transform, subnet_width=8), 2, cond_dim)
+    net = net.float()
+    cond = torch.randn(5, cond_dim) if cond_dim else None
+    draws = net.sample(7, cond, generator=torch.Generator().manual_seed(3))
+    assert draws.shape == ((5, 7, 2) if cond_dim else (1, 7, 2))
+    assert draws.dtype == torch.float32
+    again = net.sample(7, cond, generator=torch.Generator().manual_seed(3))
+    other = net.sample(7, cond, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(draws, again, rtol=0, atol=0)
+    assert not torch.allclose(draws, other)
+
+
+def test_chunked_sampling_matches_direct_inverse():
+    net = _perturbed(CouplingFlow(depth=3, subnet_width=8), 3, 2).float()
+    cond = torch.randn(4, 2)
+    draws = net.sample(700, cond, generator=torch.Generator().manual_seed(0))  # 2800 rows
+    z = torch.randn((4, 700, 3), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        direct = net.inverse_transform(z, cond[:, None])
+    torch.testing.assert_close(draws, direct, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("transform", ["affine", "spline"])
+def test_float64_sample_and_log_prob(transform):
+    net = _perturbed(CouplingFlow(depth=2, transform=transform, subnet_width=8), 2, 1)
+    cond = torch.randn(3, 1, dtype=torch.float64)
+    draws = net.sample(4, cond, generator=torch.Generator().manual_seed(0))
+    assert draws.dtype == torch.float64 and draws.shape == (3, 4, 2)
+    lp = net.log_prob(draws[:, 0], cond)
+    assert lp.dtype == torch.float64 and lp.shape == (3,) and torch.isfinite(lp).all()
+
+
+def test_loss_backward_reaches_all_parameters():
+    torch.manual_seed(0)
+    net = CouplingFlow(depth=2, subnet_width=8, permutation="lu").build(3, 2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    net.train()
+    net.loss(torch.randn(16, 3), torch.randn(16, 2)).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_shape_errors():
+    net = CouplingFlow(depth=1, subnet_width=4).build(2, 3)
+    with pytest.raises(ShapeError, match="theta"):
+        net.log_prob(torch.randn(4, 3), torch.randn(4, 3))
+    with pytest.raises(ShapeError, match="condition"):
+        net.log_prob(torch.randn(4, 2))
+    with pytest.raises(ShapeError, match="condition"):
+        net.sample(3, torch.randn(4, 2))
