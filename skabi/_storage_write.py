@@ -3,7 +3,6 @@
 See :func:`skabi.storage.simulate` for the layout and the resume protocol.
 """
 
-import json
 import math
 import numbers
 import os
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ._version import __version__
 
 STATE_ATTR = "skabi_state"  # JSON: {"completed_batches": k, "group_rows": {group: rows}}
 _TARGET_CHUNK_BYTES = 2**20
@@ -68,7 +66,7 @@ def _split(batch):
     meta, arrays = {}, {}
     for key, value in batch.items():
         if np.ndim(value) == 0:
-            meta[key] = value.item() if isinstance(value, np.generic) else value
+            meta[key] = value.item() if isinstance(value, (np.generic, np.ndarray)) else value
         else:
             arr = np.asarray(value)
             arrays[key] = arr[:, None] if arr.ndim == 1 else arr
@@ -85,8 +83,11 @@ def dims_of(name, arr):
 
 
 def _chunk_rows(arrays, batch_size):
-    """Rows per disk chunk, shared by a group's variables: whole batches, about 1 MiB."""
+    """Rows per disk chunk, shared by a group's variables: about 1 MiB (whole batches
+    when they are smaller)."""
     row_bytes = max(1, sum(a.itemsize * int(np.prod(a.shape[1:])) for a in arrays.values()))
+    if batch_size * row_bytes > _TARGET_CHUNK_BYTES:  # split a large batch into chunks
+        return math.ceil(batch_size / math.ceil(batch_size * row_bytes / _TARGET_CHUNK_BYTES))
     return batch_size * max(1, _TARGET_CHUNK_BYTES // (batch_size * row_bytes))
 
 
@@ -171,7 +172,7 @@ class MemoryStore:
             data = {k: (dims_of(k, a[0]), np.concatenate(a)) for k, a in group["arrays"].items()}
             data.update({k: ((), np.asarray(v)) for k, v in group["meta"].items()})
             datasets[name] = xr.Dataset(data)
-        attrs = _public_attrs(self.attrs)
+        attrs = dict(self.attrs)
         if list(datasets) == [""]:
             return datasets[""].assign_attrs(attrs)
         tree = {"/": xr.Dataset(attrs=attrs), **{f"/{k}": v for k, v in datasets.items()}}
@@ -240,7 +241,14 @@ class NetCDFStore:
         import h5netcdf
 
         self.path = str(path)
-        self.file = h5netcdf.File(self.path, mode="a")
+        try:
+            self.file = h5netcdf.File(self.path, mode="a")
+        except OSError as exc:
+            raise OSError(
+                f"Cannot open {self.path!r} for writing ({exc}). HDF5 does not let a file "
+                "open for reading be written: close the banks opened from it first "
+                "(.close()), or use Zarr."
+            ) from exc
 
     @property
     def attrs(self):
@@ -321,10 +329,6 @@ def _check_shape(group, key, stored, new):
         )
 
 
-def _public_attrs(attrs):
-    return {k: v for k, v in attrs.items()}
-
-
 def store_format(path, format):
     if format is None:
         suffix = Path(path).suffix.lower()
@@ -339,6 +343,33 @@ def store_format(path, format):
     if format not in ("zarr", "netcdf"):
         raise ValueError(f"format must be 'zarr', 'netcdf' or None; got {format!r}.")
     return format
+
+
+def read_attrs(path, fmt):
+    """The attributes of a skabi bank at ``path`` (opened read-only); None if no file."""
+    if not os.path.exists(path):
+        return None
+    try:
+        if fmt == "zarr":
+            import zarr
+
+            attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        else:
+            import h5netcdf
+
+            with h5netcdf.File(str(path), mode="r") as f:
+                attrs = {k: _py(v) for k, v in f.attrs.items()}
+    except Exception as exc:  # noqa: BLE001 - any unreadable file
+        raise ValueError(
+            f"{str(path)!r} exists but cannot be read as a {fmt} simulation bank ({exc}); "
+            "choose another path or remove it."
+        ) from exc
+    if STATE_ATTR not in attrs:
+        raise ValueError(
+            f"{str(path)!r} exists but is not a simulation bank written by skabi.simulate; "
+            "choose another path or remove it."
+        )
+    return attrs
 
 
 def open_store(path, fmt):

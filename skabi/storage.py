@@ -83,8 +83,14 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
         store, state = _w.MemoryStore(), None
     else:
         fmt = _w.store_format(path, format)
+        attrs = _w.read_attrs(path, fmt)
+        if attrs is not None:
+            _check_arguments(path, attrs, n, batch_size, random_state)
+            state = json.loads(attrs[_w.STATE_ATTR])
+            if state["completed_batches"] >= len(sizes):  # complete: open it read-only
+                return _open_written(path, fmt, state)
         store = _w.open_store(path, fmt)
-        state = _resume_state(store, n, batch_size, random_state)
+        state = _resume_state(store)
     try:
         if state is None:
             entropy = _w._entropy(random_state)
@@ -94,7 +100,9 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
                 "seed_entropy": str(entropy), "skabi_version": __version__,
             }
             if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-                attrs["random_state"] = int(random_state)
+                attrs["random_state"] = (
+                    int(random_state) if random_state < 2**63 else str(random_state)
+                )
             store.commit({**attrs, **_state_attrs(state)})
         entropy = int(store.attrs["seed_entropy"])
         _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress)
@@ -114,10 +122,7 @@ def _state_attrs(state):
     }
 
 
-def _resume_state(store, n, batch_size, random_state):
-    attrs = store.attrs
-    if _w.STATE_ATTR not in attrs:
-        return None
+def _check_arguments(path, attrs, n, batch_size, random_state):
     mismatch = []
     if int(attrs["n"]) != n:
         mismatch.append(f"n (bank: {attrs['n']}, given: {n})")
@@ -129,11 +134,16 @@ def _resume_state(store, n, batch_size, random_state):
             stored = attrs.get("random_state", f"entropy {attrs['seed_entropy']}")
             mismatch.append(f"random_state (bank: {stored}, given: {random_state!r})")
     if mismatch:
-        store.close()
         raise ValueError(
-            f"{store.path!r} holds a bank written with different arguments: "
+            f"{str(path)!r} holds a bank written with different arguments: "
             f"{'; '.join(mismatch)}. Pass the same arguments to resume it, or another path."
         )
+
+
+def _resume_state(store):
+    attrs = store.attrs
+    if _w.STATE_ATTR not in attrs:
+        return None
     state = json.loads(attrs[_w.STATE_ATTR])
     # Undo whatever an interrupted batch wrote after the last commit.
     for name in store.group_names():
@@ -180,6 +190,14 @@ def _open_written(path, fmt, state):
     path = str(path)
     engine = "zarr" if fmt == "zarr" else "h5netcdf"
     kwargs = {"consolidated": False} if fmt == "zarr" else {}
+    rows = state["group_rows"]
     if state["meta_variables"]:
-        return xr.open_datatree(path, engine=engine, chunks={}, **kwargs)
-    return xr.open_dataset(path, engine=engine, chunks={}, **kwargs)
+        tree = xr.open_datatree(path, engine=engine, chunks={}, **kwargs)
+        for name, child in list(tree.children.items()):
+            if child.sizes.get("simulation", 0) > rows.get(name, 0):
+                tree[name] = child.isel(simulation=slice(0, rows.get(name, 0)))
+        return tree
+    ds = xr.open_dataset(path, engine=engine, chunks={}, **kwargs)
+    if ds.sizes.get("simulation", 0) > rows.get("", 0):  # rows of an uncommitted batch
+        ds = ds.isel(simulation=slice(0, rows.get("", 0)))
+    return ds

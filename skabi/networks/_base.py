@@ -7,6 +7,7 @@ a fresh ``torch.nn.Module`` (float32, on CPU). The modules know tensors only.
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from abc import abstractmethod
@@ -75,9 +76,11 @@ def check_real(owner, name: str, value, low: float, high: float = math.inf,
 def check_option(owner, name: str, value, options) -> str:
     """Return ``value`` if it is one of ``options``, else raise ``ValueError``."""
     if not isinstance(value, str) or value not in options:
+        close = difflib.get_close_matches(str(value), list(options), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"The {name!r} parameter of {_owner_name(owner)} must be one of "
-            f"{sorted(options)!r}. Got {value!r} instead."
+            f"{sorted(options)!r}. Got {value!r} instead.{hint}"
         )
     return value
 
@@ -154,6 +157,16 @@ class InferenceModule(nn.Module):
         Number of inference variables.
     condition_dim : int
         Number of conditions (0 for an unconditional density).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import CouplingFlow, InferenceModule
+    >>> net = CouplingFlow(depth=2).build(dim=3, condition_dim=0)
+    >>> isinstance(net, InferenceModule), net.dim, net.condition_dim
+    (True, 3, 0)
+    >>> net.sample(5).shape
+    torch.Size([1, 5, 3])
     """
 
     def __init__(self, dim: int, condition_dim: int):
@@ -235,6 +248,17 @@ class SummaryModule(nn.Module):
         Number of input features ``F``.
     summary_dim : int
         Size of the summary vector.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import DeepSet, SummaryModule
+    >>> net = DeepSet(summary_dim=3).build(feature_dim=2)
+    >>> isinstance(net, SummaryModule), net.summary_dim
+    (True, 3)
+    >>> x, mask = torch.randn(4, 10, 2), torch.ones(4, 10, dtype=torch.bool)
+    >>> net(x, mask).shape
+    torch.Size([4, 3])
     """
 
     def __init__(self, feature_dim: int, summary_dim: int):

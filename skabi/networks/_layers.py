@@ -225,7 +225,8 @@ class ISAB(nn.Module):
 
     def __init__(self, embed_dim: int, num_heads: int, num_inducing: int, **kw):
         super().__init__()
-        self.inducing = nn.Parameter(torch.randn(1, num_inducing, embed_dim) / math.sqrt(embed_dim))
+        scale = 1.0 / math.sqrt(embed_dim)
+        self.inducing = nn.Parameter(torch.randn(1, num_inducing, embed_dim) * scale)
         self.mab1 = MAB(embed_dim, num_heads, **kw)
         self.mab2 = MAB(embed_dim, num_heads, **kw)
 

@@ -26,27 +26,21 @@ def rq_spline(x: Tensor, params: Tensor, bound: float, inverse: bool) -> tuple[T
     ``(x, log|dx/dy|)`` with ``inverse=True``. Zero parameters give the identity.
     """
     k = (params.shape[-1] + 1) // 3
-    w, h, d = params[..., :k], params[..., k:2 * k], params[..., 2 * k:]
     inside = (x > -bound) & (x < bound)
     xc = x.clamp(-bound, bound)
-
-    def knots(u):
-        u = _MIN_BIN + (1 - _MIN_BIN * k) * torch.softmax(u, dim=-1)
-        c = torch.cumsum(u[..., :-1], dim=-1) * (2 * bound) - bound
-        c = F.pad(F.pad(c, (1, 0), value=-bound), (0, 1), value=bound)
-        return c, c[..., 1:] - c[..., :-1]
-
-    cw, widths = knots(w)
-    ch, heights = knots(h)
-    deriv = F.pad(_MIN_DERIV + F.softplus(d + _DERIV_SHIFT), (1, 1), value=1.0)
-    locs = ch if inverse else cw
-    idx = ((xc[..., None] >= locs[..., 1:-1]).sum(-1, keepdim=True)).clamp(max=k - 1)
-
-    def take(t):
-        return torch.gather(t, -1, idx).squeeze(-1)
-
-    x0, wk, y0, hk = take(cw), take(widths), take(ch), take(heights)
-    d0, d1 = take(deriv), torch.gather(deriv[..., 1:], -1, idx).squeeze(-1)
+    # knots of widths (row 0) and heights (row 1) together: (..., 2, K + 1)
+    u = _MIN_BIN + (1 - _MIN_BIN * k) * torch.softmax(params[..., :2 * k].unflatten(-1, (2, k)),
+                                                      dim=-1)
+    knots = torch.cumsum(u[..., :-1], dim=-1) * (2 * bound) - bound
+    knots = F.pad(F.pad(knots, (1, 0), value=-bound), (0, 1), value=bound)
+    deriv = F.pad(_MIN_DERIV + F.softplus(params[..., 2 * k:] + _DERIV_SHIFT), (1, 1), value=1.0)
+    locs = knots[..., 1 if inverse else 0, 1:-1]
+    idx = (xc[..., None] >= locs).sum(-1, keepdim=True)
+    # one gather for all per-bin quantities: (..., 6, K) -> (..., 6)
+    table = torch.cat([knots[..., :-1], knots[..., 1:] - knots[..., :-1],
+                       torch.stack([deriv[..., :-1], deriv[..., 1:]], dim=-2)], dim=-2)
+    x0, y0, wk, hk, d0, d1 = torch.gather(
+        table, -1, idx.unsqueeze(-2).expand(idx.shape[:-1] + (6, 1))).squeeze(-1).unbind(-1)
     s = hk / wk
     a2 = d0 + d1 - 2 * s
     if inverse:
@@ -57,12 +51,13 @@ def rq_spline(x: Tensor, params: Tensor, bound: float, inverse: bool) -> tuple[T
         disc = (b.square() - 4 * a * c).clamp_min(0)
         th = ((2 * c) / (-b - disc.sqrt())).clamp(0, 1)
         out = th * wk + x0
+        tt = th * (1 - th)
+        den = s + a2 * tt
     else:
         th = ((xc - x0) / wk).clamp(0, 1)
         tt = th * (1 - th)
-        out = y0 + hk * (s * th.square() + d0 * tt) / (s + a2 * tt)
-    tt = th * (1 - th)
-    den = s + a2 * tt
+        den = s + a2 * tt
+        out = y0 + hk * (s * th.square() + d0 * tt) / den
     logdet = (2 * s.log() + (d1 * th.square() + 2 * s * tt + d0 * (1 - th).square()).log()
               - 2 * den.log())
     if inverse:
@@ -147,6 +142,16 @@ class CouplingFlowModule(InferenceModule):
     """Normalizing flow ``theta -> z``: per layer ActNorm, coupling, permutation.
 
     Built by :meth:`CouplingFlow.build`; see there for the parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import CouplingFlow
+    >>> net = CouplingFlow(depth=2).build(dim=2, condition_dim=1)
+    >>> theta, cond = torch.randn(3, 2), torch.randn(3, 1)
+    >>> z, logdet = net.forward_transform(theta, cond)
+    >>> torch.allclose(net.inverse_transform(z, cond), theta, atol=1e-5)
+    True
     """
 
     def __init__(self, dim, condition_dim, depth, transform, width, sub_depth, activation,

@@ -37,7 +37,17 @@ class _Equivariant(nn.Module):
 
 
 class DeepSetModule(SummaryModule):
-    """``rho(pool_i phi(x_i))`` with optional equivariant layers; built by :class:`DeepSet`."""
+    """``rho(pool_i phi(x_i))`` with optional equivariant layers; built by :class:`DeepSet`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import DeepSet
+    >>> net = DeepSet(summary_dim=2).build(feature_dim=1)
+    >>> x = torch.randn(1, 5, 1)
+    >>> torch.allclose(net(x), net(x.flip(1)), atol=1e-6)
+    True
+    """
 
     def __init__(self, feature_dim, summary_dim, width, inner_depth, outer_depth,
                  methods, num_equivariant, activation, dropout):

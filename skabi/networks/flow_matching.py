@@ -18,6 +18,16 @@ class FlowMatchingModule(InferenceModule):
 
     Noise ``z ~ N(0, I)`` sits at ``t = 0`` and data at ``t = 1``, on the optimal-transport
     path ``x_t = (1 - (1 - sigma_min) t) z + t theta``. Built by :meth:`FlowMatching.build`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import FlowMatching
+    >>> net = FlowMatching(subnet_width=16, steps=5).build(dim=2, condition_dim=0)
+    >>> net.velocity(torch.randn(3, 2), torch.tensor(0.5)).shape
+    torch.Size([3, 2])
+    >>> net.log_prob(torch.randn(3, 2)).shape
+    torch.Size([3])
     """
 
     def __init__(self, dim, condition_dim, width, depth, activation, dropout,
@@ -164,8 +174,10 @@ default="silu"
         Size of the Fourier embedding of ``t`` (``t`` plus sines and cosines).
     sigma_min : float, default=1e-4
         Width of the path at ``t = 1``.
-    steps : int, default=50
-        Number of fixed ODE steps for sampling and ``log_prob``.
+    steps : int, default=25
+        Number of fixed ODE steps for sampling and ``log_prob``. With ``"rk4"`` (4
+        velocity evaluations per step) 25 steps integrate the nearly straight learned paths
+        to well below the network's own error; use ``"euler"`` with more steps for speed.
     integrator : {"euler", "midpoint", "rk4"}, default="rk4"
         Fixed-step ODE integrator (1, 2 or 4 velocity evaluations per step).
 
@@ -182,7 +194,7 @@ default="silu"
     """
 
     def __init__(self, *, subnet_width=128, subnet_depth=4, activation="silu", dropout=0.0,
-                 time_embedding_dim=16, sigma_min=1e-4, steps=50, integrator="rk4"):
+                 time_embedding_dim=16, sigma_min=1e-4, steps=25, integrator="rk4"):
         self.subnet_width = subnet_width
         self.subnet_depth = subnet_depth
         self.activation = activation

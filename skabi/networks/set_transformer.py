@@ -11,7 +11,17 @@ __all__ = ["SetTransformer", "SetTransformerModule"]
 
 
 class SetTransformerModule(SummaryModule):
-    """Embedding, SAB/ISAB blocks, PMA pooling, MLP head; built by :class:`SetTransformer`."""
+    """Embedding, SAB/ISAB blocks, PMA pooling, MLP head; built by :class:`SetTransformer`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import SetTransformer
+    >>> net = SetTransformer(summary_dim=2, embed_dim=8, num_heads=2).build(feature_dim=1)
+    >>> x, mask = torch.randn(2, 6, 1), torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    >>> net(x, mask).shape
+    torch.Size([2, 2])
+    """
 
     def __init__(self, feature_dim, summary_dim, embed_dim, num_heads, num_inducing,
                  num_blocks, num_seeds, activation, dropout, layer_norm):

@@ -13,7 +13,17 @@ __all__ = ["TimeSeriesNetwork", "TimeSeriesModule"]
 
 
 class TimeSeriesModule(SummaryModule):
-    """Conv1d stack, GRU/LSTM, linear head; built by :class:`TimeSeriesNetwork`."""
+    """Conv1d stack, GRU/LSTM, linear head; built by :class:`TimeSeriesNetwork`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks import TimeSeriesNetwork
+    >>> net = TimeSeriesNetwork(summary_dim=3, recurrent="lstm").build(feature_dim=1)
+    >>> x, mask = torch.randn(2, 30, 1), torch.arange(30) < torch.tensor([[30], [12]])
+    >>> net(x, mask).shape
+    torch.Size([2, 3])
+    """
 
     def __init__(self, feature_dim, summary_dim, filters, kernel_size, num_conv, recurrent,
                  hidden_size, num_layers, bidirectional, activation, dropout):

@@ -1,0 +1,113 @@
+"""Hyperparameter holders: sklearn params contract, build, clear errors."""
+
+import pytest
+import torch
+from sklearn.base import BaseEstimator, clone
+
+from skabi.networks import (CouplingFlow, DeepSet, FlowMatching, InferenceNetwork,
+                            SetTransformer, SummaryNetwork, TimeSeriesNetwork)
+
+INFERENCE = [CouplingFlow, FlowMatching]
+SUMMARY = [DeepSet, SetTransformer, TimeSeriesNetwork]
+
+
+@pytest.mark.parametrize("cls", INFERENCE + SUMMARY)
+def test_clone_get_set_params_round_trip(cls):
+    holder = cls()
+    assert isinstance(holder, BaseEstimator)
+    params = holder.get_params()
+    assert params and vars(holder) == params  # __init__ stores exactly its params
+    twin = clone(holder)
+    assert twin is not holder and twin.get_params() == params
+    key = next(k for k, v in params.items() if isinstance(v, int) and not isinstance(v, bool))
+    holder.set_params(**{key: params[key] + 1})
+    assert holder.get_params()[key] == params[key] + 1
+    assert clone(holder).get_params()[key] == params[key] + 1
+
+
+def test_nested_params_route_like_grid_search():
+    class Owner(BaseEstimator):
+        def __init__(self, inference_network=None, summary_network=None):
+            self.inference_network = inference_network
+            self.summary_network = summary_network
+
+    owner = Owner(CouplingFlow(), DeepSet())
+    owner.set_params(inference_network__depth=3, summary_network__summary_dim=4)
+    assert owner.get_params(deep=True)["inference_network__depth"] == 3
+    assert clone(owner).summary_network.summary_dim == 4
+
+
+def test_build_returns_fresh_float32_modules_with_contract_attributes():
+    flow = CouplingFlow(depth=2)
+    a, b = flow.build(3, 2), flow.build(3, 2)
+    assert a is not b and not hasattr(flow, "module_")
+    assert (a.dim, a.condition_dim) == (3, 2)
+    assert all(p.dtype == torch.float32 for p in a.parameters())
+    for cls in SUMMARY:
+        net = cls(summary_dim=6).build(4)
+        assert net.summary_dim == 6 and isinstance(cls(), SummaryNetwork)
+    assert isinstance(FlowMatching(), InferenceNetwork)
+
+
+def test_reference_parameter_count():
+    """DeepSet(4->64->64, mean, 64->64->8) + 6-layer affine flow (dim 4, cond 8): ~120k."""
+    n = sum(p.numel() for p in DeepSet(summary_dim=8).build(4).parameters())
+    n += sum(p.numel() for p in CouplingFlow(depth=6).build(4, 8).parameters())
+    assert 110_000 < n < 130_000
+
+
+BAD_INFERENCE = [
+    (CouplingFlow(depth=0), "'depth'"),
+    (CouplingFlow(depth=2.5), "'depth'"),
+    (CouplingFlow(transform="affline"), "'transform'.*'affine'.*'affline'.*mean 'affine'"),
+    (CouplingFlow(subnet_width=-1), "'subnet_width'"),
+    (CouplingFlow(activation="sigmoidal"), "'activation'"),
+    (CouplingFlow(dropout=1.0), "'dropout'"),
+    (CouplingFlow(permutation="shuffle"), "'permutation'"),
+    (CouplingFlow(actnorm="yes"), "'actnorm'"),
+    (CouplingFlow(clamp=0), "'clamp'"),
+    (CouplingFlow(bins=1), "'bins'"),
+    (CouplingFlow(tail_bound=-3.0), "'tail_bound'"),
+    (FlowMatching(steps=0), "'steps'"),
+    (FlowMatching(integrator="rk45"), "'integrator'"),
+    (FlowMatching(sigma_min=-0.1), "'sigma_min'"),
+    (FlowMatching(time_embedding_dim=0), "'time_embedding_dim'"),
+    (FlowMatching(subnet_depth=True), "'subnet_depth'"),
+]
+
+
+@pytest.mark.parametrize("holder,match", BAD_INFERENCE)
+def test_bad_inference_hyperparameters_fail_in_build(holder, match):
+    clone(holder)  # storing is fine
+    with pytest.raises(ValueError, match=match) as info:
+        holder.build(2, 1)
+    assert "Got" in str(info.value) and type(holder).__name__ in str(info.value)
+
+
+def test_bad_dims_fail_in_build():
+    with pytest.raises(ValueError, match="'dim'.*Got 0"):
+        CouplingFlow().build(0, 1)
+    with pytest.raises(ValueError, match="'condition_dim'.*Got -1"):
+        FlowMatching().build(2, -1)
+    with pytest.raises(ValueError, match="'feature_dim'"):
+        DeepSet().build(0)
+
+
+BAD_SUMMARY = [
+    (DeepSet(summary_dim=0), "'summary_dim'"),
+    (DeepSet(pooling="median"), "'pooling'.*'median'"),
+    (DeepSet(pooling="mean+mean"), "'pooling'"),
+    (DeepSet(num_equivariant=-1), "'num_equivariant'"),
+    (SetTransformer(embed_dim=30, num_heads=4), "'embed_dim'.*num_heads=4.*30"),
+    (SetTransformer(num_inducing_points=-2), "'num_inducing_points'"),
+    (SetTransformer(layer_norm=None), "'layer_norm'"),
+    (TimeSeriesNetwork(recurrent="rnn"), "'recurrent'.*'rnn'"),
+    (TimeSeriesNetwork(bidirectional=1), "'bidirectional'"),
+    (TimeSeriesNetwork(kernel_size=0), "'kernel_size'"),
+]
+
+
+@pytest.mark.parametrize("holder,match", BAD_SUMMARY)
+def test_bad_summary_hyperparameters_fail_in_build(holder, match):
+    with pytest.raises(ValueError, match=match):
+        holder.build(3)
