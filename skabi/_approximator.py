@@ -70,6 +70,10 @@ class Approximator(nn.Module):
         cond = self.conditions(summary_variables, inference_conditions, mask)
         return self.inference_network.loss(self._z(theta), cond)
 
+    def forward(self, theta, summary_variables=None, inference_conditions=None, mask=None):
+        """The training loss (so that wrappers such as DistributedDataParallel see it)."""
+        return self.loss(theta, summary_variables, inference_conditions, mask)
+
     def log_prob(self, theta, summary_variables=None, inference_conditions=None, mask=None):
         """log q(theta | x) on the scale of ``inference_variables`` (B,)."""
         cond = self.conditions(summary_variables, inference_conditions, mask)

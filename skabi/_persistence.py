@@ -24,7 +24,8 @@ __all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "skabi-estimator"
 FORMAT_VERSION = 1
-_COMPONENTS = ("adapter", "inference_network", "summary_network", "validation_sims")
+_COMPONENTS = ("adapter", "inference_network", "summary_network", "validation_sims",
+               "checkpoint_path")
 
 
 def _jsonable(value):
@@ -58,8 +59,11 @@ def _network_from_config(config, what):
     return cls(**config["params"])
 
 
-def save(est, path):
-    """Write ``est`` to ``path`` atomically (temporary file, then rename)."""
+def save(est, path, *, training_state=None):
+    """Write ``est`` to ``path`` atomically (temporary file, then rename).
+
+    ``training_state`` (optimizer and scheduler state dicts) is stored for checkpoints.
+    """
     params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()
               if k not in _COMPONENTS}
     config = {
@@ -89,6 +93,10 @@ def save(est, path):
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("config.json", json.dumps(config, indent=1))
             zf.writestr("weights.pt", weights.getvalue())
+            if training_state is not None:
+                extra = io.BytesIO()
+                torch.save(training_state, extra)
+                zf.writestr("training.pt", extra.getvalue())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -107,6 +115,7 @@ def _read(path):
         with zipfile.ZipFile(path) as zf:
             config = json.loads(zf.read("config.json").decode("utf-8"))
             weights = zf.read("weights.pt")
+            training = zf.read("training.pt") if "training.pt" in zf.namelist() else None
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -118,17 +127,20 @@ def _read(path):
             f"{os.fspath(path)!r} has format version {config.get('format_version')!r}; this "
             f"skabi ({__version__}) reads version {FORMAT_VERSION}."
         )
-    return config, weights
+    return config, weights, training
 
 
-def load(cls, path, *, device="auto"):
-    """Rebuild a fitted estimator from ``path``."""
+def load(cls, path, *, device="auto", with_training_state=False):
+    """Rebuild a fitted estimator from ``path``.
+
+    With ``with_training_state``, return ``(estimator, training_state or None)``.
+    """
     import pandas as pd
 
     from .adapters import Adapter
     from ._approximator import build_approximator, resolve_device
 
-    config, weights = _read(path)
+    config, weights, training = _read(path)
     try:
         est = cls(**config["params"])
         est.set_params(
@@ -143,9 +155,11 @@ def load(cls, path, *, device="auto"):
         model = build_approximator(est.inference_network, est.summary_network, shapes)
         state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
         model.load_state_dict(state)
+        if with_training_state and training is not None:
+            training = torch.load(io.BytesIO(training), weights_only=True, map_location="cpu")
     except LoadError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError) as exc:
         raise LoadError(f"{os.fspath(path)!r} is corrupt or incompatible: {exc}") from exc
     est.device = device
     est.adapter_ = adapter
@@ -159,4 +173,4 @@ def load(cls, path, *, device="auto"):
     est.history_ = pd.DataFrame(fitted["history"]).set_index("epoch", drop=False) \
         if fitted["history"].get("epoch") else pd.DataFrame(
             columns=["epoch", "loss", "val_loss", "lr", "seconds"])
-    return est
+    return (est, training) if with_training_state else est

@@ -65,6 +65,8 @@ def run_epochs(
     patience=5,
     verbose=False,
     first_epoch=0,
+    train_module=None,
+    on_epoch_end=None,
 ):
     """Train ``model`` for ``epochs`` epochs.
 
@@ -76,6 +78,11 @@ def run_epochs(
         ``inference_conditions``, ``mask``) for one epoch.
     validation : list of dict, optional
         Fixed validation batches; their mean loss is recorded as ``val_loss``.
+    train_module : torch.nn.Module, optional
+        What computes the training loss when called with the batch (default ``model``,
+        whose ``forward`` is its loss); e.g. a DistributedDataParallel wrapper of it.
+    on_epoch_end : callable, optional
+        Called with the list of rows so far after each epoch (checkpoints).
 
     Returns
     -------
@@ -86,6 +93,7 @@ def run_epochs(
         loaded into ``model``).
     """
     rows, best, best_state, bad_epochs = [], math.inf, None, 0
+    step_module = model if train_module is None else train_module
     model.train()
     bar = tqdm(total=epochs, disable=not verbose, desc="skabi", unit="epoch", leave=True)
     try:
@@ -94,7 +102,7 @@ def run_epochs(
             lr = optimizer.param_groups[0]["lr"]
             for step, batch in enumerate(next_batches(epoch)):
                 optimizer.zero_grad(set_to_none=True)
-                loss = model.loss(*_args(batch))
+                loss = step_module(*_args(batch))
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"Training diverged: the loss is {float(loss.detach())} at epoch {epoch}, "
@@ -114,6 +122,8 @@ def run_epochs(
             rows.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", val_loss=f"{val:.3f}", lr=f"{lr:.2e}")
             bar.update(1)
+            if on_epoch_end is not None:
+                on_epoch_end(rows)
             if early_stopping and validation:
                 if val < best - 1e-4:
                     best, bad_epochs = val, 0

@@ -3,34 +3,28 @@
 The only module that imports both the adapter and the networks.
 """
 
-import math
 import numbers
+import os
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
-from ._approximator import build_approximator, resolve_device
-from ._observations import as_observations, default_adapter, parameter_names
-from ._roles import check_roles, role_shapes, to_tensors
-from ._training import make_optimizer, run_epochs
+from ._fitting import TrainingMixin, array_bank
+from ._observations import as_observations
+from ._roles import check_roles, to_tensors
 from ._validation import as_numpy_rng
-from .bank import SimulationBank, as_bank
-from .exceptions import ShapeError
+from .bank import SimulationBank
 
 __all__ = ["AmortizedPosterior"]
 
 _MAX_DRAW_ELEMENTS = 2**22  # draws x dims held at once while sampling (bounds memory)
 
 
-def _is_simulator(obj):
-    return callable(getattr(obj, "sample", None)) and not isinstance(obj, SimulationBank)
-
-
-class AmortizedPosterior(BaseEstimator):
+class AmortizedPosterior(TrainingMixin, BaseEstimator):
     """Amortized posterior estimation: train once on simulations, then sample any dataset.
 
     A summary network ``h`` and a conditional generative network ``q`` are trained on
@@ -80,6 +74,17 @@ class AmortizedPosterior(BaseEstimator):
         statistics) and the standardization. Both are then frozen.
     device : str, default="auto"
         ``"auto"`` uses CUDA when available, else the CPU; or any torch device string.
+    rounds : int, default=None
+        Round-based training with a simulator: the epochs are split into ``rounds``
+        rounds; each simulates ``batches_per_epoch * batch_size`` new simulations once and
+        reuses them for its epochs. Cheaper when simulation is expensive.
+    replay_capacity : int, default=None
+        Online training through an experience replay buffer of this many simulations:
+        each step adds a fresh batch and trains on a batch drawn from the buffer.
+    checkpoint_path : str or path, default=None
+        Write the estimator there (atomically: temporary file, then rename) after every
+        epoch, with the optimizer state, so ``fit(..., resume=True)`` can continue after a
+        crash, losing at most the current epoch.
     random_state : None, int or numpy.random.Generator, default=None
         Seeds simulation, initialisation, training and sampling: two fits with the same
         integer seed on the same machine give the same draws.
@@ -143,6 +148,9 @@ class AmortizedPosterior(BaseEstimator):
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
         "standardize": ["boolean"],
         "pilot_size": [Interval(numbers.Integral, 2, None, closed="left")],
+        "rounds": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "replay_capacity": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "checkpoint_path": [str, os.PathLike, None],
         "device": [str, torch.device],
         "random_state": ["random_state", np.random.Generator],
         "verbose": ["verbose"],
@@ -153,7 +161,7 @@ class AmortizedPosterior(BaseEstimator):
                  batches_per_epoch=100, batch_size=64, learning_rate=5e-4, lr_schedule="cosine",
                  weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
                  early_stopping=False, patience=5, standardize=True, pilot_size=1024,
-                 device="auto", random_state=None, verbose=False, warm_start=False):
+                 rounds=None, replay_capacity=None, checkpoint_path=None, device="auto", random_state=None, verbose=False, warm_start=False):
         self.adapter = adapter
         self.inference_network = inference_network
         self.summary_network = summary_network
@@ -169,24 +177,33 @@ class AmortizedPosterior(BaseEstimator):
         self.patience = patience
         self.standardize = standardize
         self.pilot_size = pilot_size
+        self.rounds = rounds
+        self.replay_capacity = replay_capacity
+        self.checkpoint_path = checkpoint_path
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, resume=False):
         """Train on a simulator (online) or on a fixed bank of simulations (offline).
 
         Parameters
         ----------
-        X : Simulator, dict of arrays, SimulationBank, xarray.Dataset, pandas.DataFrame or ndarray
+        X : Simulator, dict, SimulationBank, xarray.Dataset/DataTree, path, DataFrame or ndarray
             A simulator (anything with ``sample(batch_size, random_state=...)``) trains on
-            fresh simulations every step. A bank trains on fixed simulations. An ndarray is
-            the simulated data of a bank whose parameters are ``y``; it is stored under
-            the names ``"x"`` and ``"theta"`` for the adapter.
+            fresh simulations every step (or per round, see ``rounds``). A dict,
+            :class:`~skabi.bank.SimulationBank` or DataFrame is a bank in memory. A path
+            to a bank written by :func:`skabi.storage.simulate` (Zarr or netCDF), or an
+            xarray Dataset/DataTree, is streamed batch by batch without loading it whole.
+            An ndarray is the simulated data of a bank whose parameters are ``y``; they are
+            named ``"x"`` and ``"theta"`` for the adapter.
         y : ndarray of shape (n_simulations, D), optional
             Parameters, with ``X`` as an array.
+        resume : bool, default=False
+            Continue from the checkpoint at ``checkpoint_path`` (weights, optimizer and
+            history) up to ``epochs`` epochs in all; start afresh if there is none yet.
 
         Returns
         -------
@@ -194,9 +211,17 @@ class AmortizedPosterior(BaseEstimator):
         """
         self._validate_params()
         source = self._source(X, y)
-        keep = self.warm_start and hasattr(self, "approximator_")
-        state = self._warm_state() if keep else self._initial_state(source)
-        self._train(state, source, self.epochs)
+        state = self._resume_state() if resume else None
+        if state is not None:
+            remaining = self.epochs - len(state["rows"])
+            if remaining > 0:
+                self._train(state, source, remaining, total_epochs=self.epochs)
+            else:
+                self._commit(state, state["rows"], state["n_simulations"])
+        else:
+            keep = self.warm_start and hasattr(self, "approximator_")
+            state = self._warm_state() if keep else self._initial_state(source)
+            self._train(state, source, self.epochs)
         if isinstance(X, np.ndarray) and X.ndim == 2:
             self.n_features_in_ = X.shape[1]
         return self
@@ -213,137 +238,6 @@ class AmortizedPosterior(BaseEstimator):
         else:
             self._train(self._warm_state(), self._source(X, y), 1)
         return self
-
-    def _source(self, X, y):
-        if y is not None or isinstance(X, np.ndarray):
-            return _array_bank(X, y)
-        if _is_simulator(X):
-            return X
-        bank = as_bank(X)
-        if len(bank) == 0:
-            raise ValueError("The bank holds 0 simulations; training needs at least one.")
-        return bank
-
-    def _rngs(self):
-        rng = as_numpy_rng(self.random_state)
-        return rng, int(rng.integers(2**62))
-
-    def _initial_state(self, source):
-        rng, torch_seed = self._rngs()
-        online = _is_simulator(source)
-        if online:
-            pilot = source.sample(self.pilot_size, random_state=rng)
-        else:
-            pilot = source[: self.pilot_size].to_dict()
-        adapter = clone(self.adapter) if self.adapter is not None else default_adapter(
-            pilot, self.summary_network is not None)
-        adapter.fit(pilot)
-        roles = adapter.transform(pilot)
-        shapes = role_shapes(roles)
-        self._check_networks(shapes, roles)
-        device = resolve_device(self.device)
-        inference = self.inference_network if self.inference_network is not None else _coupling()
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(torch_seed)
-            model = build_approximator(inference, self.summary_network, shapes)
-        if self.standardize:
-            t = to_tensors(roles, "cpu", torch.float64)
-            model.set_standardization(t.get("inference_variables"), t.get("inference_conditions"),
-                                      t.get("summary_variables"))
-        model.to(device)
-        names = parameter_names(adapter, shapes["inference_variables"])
-        return dict(adapter=adapter, model=model, shapes=shapes, device=device, rng=rng,
-                    torch_seed=torch_seed, names=names, rows=[], n_simulations=0)
-
-    def _warm_state(self):
-        rng, torch_seed = self._rngs()
-        return dict(adapter=self.adapter_, model=self.approximator_, shapes=self.role_shapes_,
-                    device=self.device_, rng=np.random.default_rng(rng.integers(2**62) + len(self.history_)),
-                    torch_seed=torch_seed + len(self.history_), names=self.parameter_names_,
-                    rows=self.history_.to_dict("records"), n_simulations=self.n_simulations_)
-
-    def _check_networks(self, shapes, roles):
-        has_summary = "summary_variables" in shapes
-        if "inference_variables" not in shapes:
-            raise ShapeError(
-                "The adapter produced no 'inference_variables' from the simulations (it "
-                f"produced {sorted(roles)!r}); concatenate or rename the parameters into it."
-            )
-        if has_summary and self.summary_network is None:
-            raise ValueError("The adapter produces 'summary_variables' but summary_network is None; "
-                             "pass a summary network such as DeepSet().")
-        if self.summary_network is not None and not has_summary:
-            raise ValueError("summary_network is set but the adapter produces no "
-                             "'summary_variables' from the simulations.")
-
-    def _train(self, state, source, epochs):
-        adapter, model, device = state["adapter"], state["model"], state["device"]
-        rng = state["rng"]
-        dtype = next(model.parameters()).dtype
-        validation = self._validation_batches(source, adapter, state, rng, device, dtype)
-        if _is_simulator(source):
-            steps = self.batches_per_epoch
-
-            def batches(epoch):
-                for _ in range(steps):
-                    sims = source.sample(self.batch_size, random_state=rng)
-                    yield to_tensors(adapter.transform(sims), device, dtype)
-        else:
-            roles = adapter.transform(source.to_dict())
-            check_roles(roles, state["shapes"], given_keys=source.keys(), need_theta=True)
-            data = to_tensors(roles, device, dtype)
-            n = len(source)
-            steps = math.ceil(n / self.batch_size)
-
-            def batches(epoch):
-                order = torch.as_tensor(rng.permutation(n), device=device)
-                for i in range(steps):
-                    idx = order[i * self.batch_size:(i + 1) * self.batch_size]
-                    yield {k: v[idx] for k, v in data.items()}
-        opt, sched = make_optimizer(model, learning_rate=self.learning_rate,
-                                    weight_decay=self.weight_decay,
-                                    lr_schedule=self.lr_schedule, total_steps=epochs * steps)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(state["torch_seed"] + 1)
-            rows, _ = run_epochs(model, opt, sched, batches, epochs=epochs,
-                                 clip_grad_norm=self.clip_grad_norm, validation=validation,
-                                 early_stopping=self.early_stopping, patience=self.patience,
-                                 verbose=self.verbose, first_epoch=len(state["rows"]))
-        per_epoch = steps * self.batch_size if _is_simulator(source) else len(source)
-        # Commit only now: a failed (re)fit leaves a fitted estimator as it was.
-        self._commit(state, state["rows"] + rows, state["n_simulations"] + per_epoch * len(rows))
-
-    def _validation_batches(self, source, adapter, state, rng, device, dtype):
-        spec = self.validation_sims
-        if spec is None:
-            return None
-        if isinstance(spec, numbers.Integral):
-            if not _is_simulator(source):
-                raise ValueError("validation_sims as a number needs a simulator; pass a bank "
-                                 "of validation simulations for offline training.")
-            sims = source.sample(int(spec), random_state=rng)
-        else:
-            sims = as_bank(spec).to_dict()
-        roles = adapter.transform(sims)
-        check_roles(roles, state["shapes"], given_keys=sims.keys(), need_theta=True)
-        n = roles["inference_variables"].shape[0]
-        chunk = max(self.batch_size, 256)
-        return [to_tensors(roles, device, dtype, slice(i, i + chunk)) for i in range(0, n, chunk)]
-
-    def _commit(self, state, rows, n_simulations):
-        import pandas as pd
-
-        model = state["model"]
-        self.adapter_ = state["adapter"]
-        self.approximator_ = model
-        self.inference_network_ = model.inference_network
-        self.summary_network_ = model.summary_network
-        self.role_shapes_ = state["shapes"]
-        self.parameter_names_ = state["names"]
-        self.device_ = state["device"]
-        self.history_ = pd.DataFrame(rows, columns=["epoch", "loss", "val_loss", "lr", "seconds"]
-                                     ).set_index("epoch", drop=False)
-        self.n_simulations_ = int(n_simulations)
 
     # ------------------------------------------------------------------ inference
     def _roles(self, data, *, need_theta, log_det_jac=False):
@@ -474,7 +368,7 @@ class AmortizedPosterior(BaseEstimator):
         ``X`` (and ``y``) as in :meth:`fit`, but holding fixed simulations.
         """
         if y is not None:
-            X = _array_bank(X, y)
+            X = array_bank(X, y)
         return float(np.mean(self.log_prob(X)))
 
     # ------------------------------------------------------------------ diagnostics
@@ -550,23 +444,3 @@ class AmortizedPosterior(BaseEstimator):
         tags.target_tags.required = False
         tags.non_deterministic = self.random_state is None
         return tags
-
-
-def _array_bank(X, y):
-    """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``."""
-    if y is None:
-        raise ValueError("fit(X) with an array X requires y to be passed, but the target y is "
-                         "None; pass the parameters as y, or a dict/bank of simulations as X.")
-    # scikit-learn's own checks: 2+ dims, at least one simulation and feature, finite.
-    X = check_array(X, allow_nd=True, dtype=None, input_name="X")
-    y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
-    if y.shape[0] != X.shape[0]:
-        raise ShapeError(f"X and y need the same number of simulations; got X {X.shape}, "
-                         f"y {y.shape}.")
-    return as_bank({"x": X, "theta": y})
-
-
-def _coupling():
-    from .networks import CouplingFlow
-
-    return CouplingFlow()

@@ -138,3 +138,15 @@ def test_shape_errors():
         net.log_prob(torch.randn(4, 2))
     with pytest.raises(ShapeError, match="condition"):
         net.sample(3, torch.randn(4, 2))
+
+
+def test_spline_inverse_undoes_forward_with_opposite_log_det():
+    gen = torch.Generator().manual_seed(1)
+    x = 4 * torch.randn(500, dtype=torch.float64, generator=gen)
+    params = 2 * torch.randn(500, 3 * 6 - 1, dtype=torch.float64, generator=gen)
+    y, ld = rq_spline(x, params, 3.0, inverse=False)
+    x_back, inv_ld = rq_spline(y, params, 3.0, inverse=True)
+    torch.testing.assert_close(x_back, x)
+    torch.testing.assert_close(inv_ld, -ld)
+    grad = torch.func.vmap(torch.func.grad(lambda a, p: rq_spline(a, p, 3.0, False)[0]))(x, params)
+    torch.testing.assert_close(ld, grad.log())

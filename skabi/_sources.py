@@ -1,0 +1,151 @@
+"""Where training batches come from: the four training regimes of the tutorials.
+
+* :class:`OnlineSource` -- fresh simulations every step, optionally through a replay
+  buffer that mixes fresh and stored simulations;
+* :class:`RoundSource` -- round-based: a new fixed set of simulations each round, reused
+  for several epochs;
+* :class:`MemorySource` -- offline on a bank in memory (:class:`~skabi.bank.SimulationBank`);
+* :class:`StreamSource` -- offline on a bank on disk, read batch by batch
+  (:class:`~skabi.storage.BankReader`).
+
+Each source gives a pilot batch (raw simulations, to fit the adapter) and, per epoch, an
+iterable of prepared batches (dicts of tensors) built with the ``prepare`` callable the
+estimator passes in (adapter transform + conversion to tensors). Sources know neither the
+adapter nor the networks.
+"""
+
+import math
+
+import torch
+
+__all__ = ["OnlineSource", "RoundSource", "MemorySource", "StreamSource"]
+
+
+class OnlineSource:
+    """Fresh simulations each step; with ``replay_capacity``, an experience replay buffer.
+
+    With a buffer, each step simulates ``batch_size`` fresh simulations, stores them (the
+    oldest are dropped beyond ``replay_capacity``) and trains on ``batch_size`` rows drawn
+    uniformly from the stored simulations of the same shape (same ``N``), fresh ones
+    included.
+    """
+
+    online = True
+
+    def __init__(self, simulator, *, batch_size, batches_per_epoch, replay_capacity=None):
+        self.simulator = simulator
+        self.batch_size = batch_size
+        self.batches_per_epoch = batches_per_epoch
+        self.replay_capacity = replay_capacity
+        self._buffers = {}
+
+    @property
+    def sims_per_epoch(self):
+        return self.batch_size * self.batches_per_epoch
+
+    def pilot(self, size, rng):
+        return self.simulator.sample(size, random_state=rng)
+
+    def epoch(self, epoch, prepare, rng):
+        for _ in range(self.batches_per_epoch):
+            batch = prepare(self.simulator.sample(self.batch_size, random_state=rng))
+            yield self._replay(batch, rng) if self.replay_capacity else batch
+
+    def _replay(self, batch, rng):
+        key = tuple((k, tuple(v.shape[1:])) for k, v in sorted(batch.items()))
+        stored = self._buffers.get(key)
+        stored = batch if stored is None else {
+            k: torch.cat([stored[k], v])[-self.replay_capacity:] for k, v in batch.items()}
+        self._buffers[key] = stored
+        n = next(iter(stored.values())).shape[0]
+        idx = torch.as_tensor(rng.integers(0, n, size=self.batch_size),
+                              device=next(iter(stored.values())).device)
+        return {k: v[idx] for k, v in stored.items()}
+
+
+class RoundSource:
+    """Round-based training: ``rounds`` rounds, each with new simulations.
+
+    Each round simulates ``batches_per_epoch`` batches once and trains on them, in a new
+    random order each epoch, for its share of the epochs (``epochs / rounds``).
+    """
+
+    online = True
+
+    def __init__(self, simulator, *, batch_size, batches_per_epoch, rounds, epochs):
+        self.simulator = simulator
+        self.batch_size = batch_size
+        self.batches_per_epoch = batches_per_epoch
+        self.epochs_per_round = max(1, math.ceil(epochs / rounds))
+        self._round = None
+        self._batches = []
+        self.n_simulated = 0
+
+    @property
+    def sims_per_epoch(self):
+        return 0  # counted per round in n_simulated
+
+    def pilot(self, size, rng):
+        return self.simulator.sample(size, random_state=rng)
+
+    def epoch(self, epoch, prepare, rng):
+        this_round = epoch // self.epochs_per_round
+        if this_round != self._round:
+            self._round = this_round
+            self._batches = [prepare(self.simulator.sample(self.batch_size, random_state=rng))
+                             for _ in range(self.batches_per_epoch)]
+            self.n_simulated += self.batch_size * self.batches_per_epoch
+        for i in rng.permutation(len(self._batches)):
+            yield self._batches[i]
+
+
+class MemorySource:
+    """Offline training on a bank in memory: one shuffled pass per epoch.
+
+    The bank is transformed by the adapter once and kept as tensors.
+    """
+
+    online = False
+
+    def __init__(self, bank, *, batch_size):
+        self.bank = bank
+        self.batch_size = batch_size
+        self._data = None
+
+    @property
+    def sims_per_epoch(self):
+        return len(self.bank)
+
+    def pilot(self, size, rng):
+        return self.bank[:size].to_dict()
+
+    def epoch(self, epoch, prepare, rng):
+        if self._data is None:
+            self._data = prepare(self.bank.to_dict())
+        n = len(self.bank)
+        first = next(iter(self._data.values()))
+        order = torch.as_tensor(rng.permutation(n), device=first.device)
+        for i in range(0, n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield {k: v[idx] for k, v in self._data.items()}
+
+
+class StreamSource:
+    """Offline training on a bank read batch by batch (from disk), never loaded whole."""
+
+    online = False
+
+    def __init__(self, reader, *, batch_size):
+        self.reader = reader
+        self.batch_size = batch_size
+
+    @property
+    def sims_per_epoch(self):
+        return self.reader.n_simulations
+
+    def pilot(self, size, rng):
+        return self.reader.pilot(size, rng)
+
+    def epoch(self, epoch, prepare, rng):
+        for batch in self.reader.batches(self.batch_size, rng):
+            yield prepare(batch)
