@@ -18,7 +18,7 @@ from skabi.networks import CouplingFlow, DeepSet, FlowMatching, SetTransformer, 
 BATCH, N_SET, F_SET, DIM = 64, 50, 4, 4
 
 
-def _median_time(fn, repeats: int, warmup: int = 5) -> float:
+def _median_time(fn, repeats: int, warmup: int = 20) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -29,13 +29,13 @@ def _median_time(fn, repeats: int, warmup: int = 5) -> float:
     return statistics.median(times)
 
 
-def _setup(inference, summary, feature_dim, seq_len):
+def _setup(inference, summary, feature_dim, seq_len, fused=False):
     torch.manual_seed(0)
     summ = summary.build(feature_dim) if summary is not None else None
     cond_dim = summ.summary_dim if summ is not None else 8
     net = inference.build(DIM, cond_dim)
     params = list(net.parameters()) + (list(summ.parameters()) if summ is not None else [])
-    opt = torch.optim.Adam(params, lr=1e-3)
+    opt = torch.optim.Adam(params, lr=1e-3, **({"fused": True} if fused else {}))
     x = torch.randn(BATCH, seq_len, feature_dim)
     theta = torch.randn(BATCH, DIM)
 
@@ -70,6 +70,8 @@ CASES = [
     # name, inference holder, summary holder, feature_dim, set/series length, (n_cond, n_draws)
     ("DeepSet + CouplingFlow(affine)  [reference]", CouplingFlow(depth=6), DeepSet(summary_dim=8),
      F_SET, N_SET, (200, 1000)),
+    ("  same, Adam(fused=True)", CouplingFlow(depth=6), DeepSet(summary_dim=8),
+     F_SET, N_SET, (0, 0)),
     ("DeepSet + CouplingFlow(spline)", CouplingFlow(depth=6, transform="spline"),
      DeepSet(summary_dim=8), F_SET, N_SET, (200, 1000)),
     ("DeepSet + FlowMatching(rk4, 25 steps)", FlowMatching(), DeepSet(summary_dim=8),
@@ -96,9 +98,12 @@ def main() -> None:
         print(f"{'network':55s} {'params':>8s} {'step ms':>8s} {'sample s':>9s} "
               f"{'draws/s':>11s}")
         for i, (name, inf, summ, fdim, length, (n_cond, n_draws)) in enumerate(CASES):
-            net, embed, step, n_params = _setup(inf, summ, fdim, length)
+            net, embed, step, n_params = _setup(inf, summ, fdim, length, fused="fused" in name)
             net.train()
-            ms = 1000 * _median_time(step, repeats=40 if i == 0 else 15)
+            ms = 1000 * _median_time(step, repeats=50 if i < 2 else 15)
+            if not n_cond:
+                print(f"{name:55s} {n_params:8d} {ms:8.2f}")
+                continue
             net.eval()
             sec, rate = _draws_per_second(net, embed, fdim, length, n_cond, n_draws,
                                           repeats=3 if i == 0 else 1)

@@ -112,6 +112,7 @@ class InferenceNetwork(BaseEstimator):
         condition_dim : int
             Number of conditions (>= 0; 0 means unconditional).
         """
+        raise NotImplementedError(f"{type(self).__name__} does not implement build.")
 
     @staticmethod
     def _check_dims(owner, dim, condition_dim) -> tuple[int, int]:
@@ -141,6 +142,7 @@ class SummaryNetwork(BaseEstimator):
         feature_dim : int
             Number of features ``F`` of each element of the input ``(B, N, F)``.
         """
+        raise NotImplementedError(f"{type(self).__name__} does not implement build.")
 
 
 # --------------------------------------------------------------------------------------

@@ -76,30 +76,25 @@ class MLP(nn.Sequential):
 
 
 class ConditionalMLP(nn.Module):
-    """MLP on ``x`` whose first hidden pre-activation also receives a context term.
+    """MLP on ``concat(x, context)``, with the first layer split for broadcasting.
 
-    ``h1 = W_x x + b + context_term``, where ``context_term = project_context(c)`` is
-    computed once by the caller and broadcast (e.g. one condition row for many draws,
-    shape ``(B, 1, width)`` against ``x`` of shape ``(B, S, in_dim)``). This equals an MLP on
-    ``concat(x, c)`` without materialising the concatenation. ``in_dim`` may be 0.
+    The first layer is one ``Linear(in_dim + context_dim, width)``. When ``x`` and the
+    context have the same leading shape it runs as one fused matmul; otherwise the caller
+    may pass a precomputed ``context_term = project_context(c)`` that broadcasts (e.g. one
+    condition row for many draws, ``(B, 1, width)`` against ``x`` of shape
+    ``(B, S, in_dim)``). ``in_dim`` may be 0 (the output then depends on the context only).
+    With ``zero_last`` the output layer starts at zero.
     """
 
     def __init__(self, in_dim: int, context_dim: int, out_dim: int, width: int, depth: int,
                  activation: str = "gelu", dropout: float = 0.0, zero_last: bool = True):
         super().__init__()
-        self.in_dim = in_dim
-        self.width = width
-        if in_dim > 0:
-            self.input = nn.Linear(in_dim, width)
-        else:
-            self.input = None
+        self.in_dim, self.context_dim, self.width = in_dim, context_dim, width
+        if in_dim + context_dim > 0:
+            self.first = nn.Linear(in_dim + context_dim, width)
+        else:  # nothing to read: a learned constant
+            self.first = None
             self.bias = nn.Parameter(torch.zeros(width))
-        self.context = nn.Linear(context_dim, width, bias=False) if context_dim > 0 else None
-        if self.context is not None and in_dim > 0:
-            # initialise like one Linear(in_dim + context_dim, width)
-            bound = 1.0 / math.sqrt(in_dim + context_dim)
-            for w in (self.input.weight, self.input.bias, self.context.weight):
-                nn.init.uniform_(w, -bound, bound)
         layers: list = [make_activation(activation)]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -111,21 +106,37 @@ class ConditionalMLP(nn.Module):
         layers.append(last)
         self.body = nn.Sequential(*layers)
 
+    @property
+    def context_weight(self) -> Tensor:
+        """The columns of the first layer that read the context: (width, context_dim)."""
+        return self.first.weight[:, self.in_dim:]
+
     def project_context(self, context: Tensor | None) -> Tensor | None:
         """The context's contribution to the first hidden layer (None without context)."""
-        if self.context is None or context is None:
+        if self.context_dim == 0 or context is None:
             return None
-        return self.context(context)
+        return context @ self.context_weight.T
+
+    def forward_with_context(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """The MLP on ``concat(x, context)``; ``context`` broadcasts against ``x``."""
+        if self.context_dim == 0 or context is None:
+            return self.forward(x)
+        if self.in_dim > 0 and context.shape[:-1] == x.shape[:-1]:
+            return self.body(self.first(torch.cat([x, context], dim=-1)))
+        return self.forward(x, self.project_context(context))
 
     def forward(self, x: Tensor, context_term: Tensor | None = None) -> Tensor:
-        if self.input is not None:
-            h = self.input(x)
+        """The MLP on ``x`` plus ``context_term`` added to the first pre-activation."""
+        if self.first is None:
+            h = self.bias.expand(x.shape[:-1] + (self.width,))
+        elif self.in_dim > 0:
+            w = self.first.weight if self.context_dim == 0 else self.first.weight[:, :self.in_dim]
+            h = nn.functional.linear(x, w, self.first.bias)
             if context_term is not None:
                 h = h + context_term
         else:
-            shape = x.shape[:-1] + (self.width,)
-            h = self.bias if context_term is None else context_term + self.bias
-            h = h.expand(shape)
+            h = self.first.bias if context_term is None else context_term + self.first.bias
+            h = h.expand(x.shape[:-1] + (self.width,))
         return self.body(h)
 
 

@@ -79,7 +79,7 @@ class _Coupling(nn.Module):
 
     def forward(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         x1, x2 = x[..., :self.d1], x[..., self.d1:]
-        out = self.net(x1, self.net.project_context(context))
+        out = self.net.forward_with_context(x1, context)
         if self.transform == "affine":
             s, t = out[..., :self.d2], out[..., self.d2:]
             s = self.clamp * torch.tanh(s / self.clamp)
@@ -87,7 +87,7 @@ class _Coupling(nn.Module):
                 y2 = (x2 - t) * torch.exp(-s)
                 logdet = -s.sum(-1)
             else:
-                y2 = x2 * torch.exp(s) + t
+                y2 = torch.addcmul(t, x2, torch.exp(s))
                 logdet = s.sum(-1)
         else:
             par = out.unflatten(-1, (self.d2, 3 * self.bins - 1))
@@ -173,26 +173,30 @@ class CouplingFlowModule(InferenceModule):
         ``condition`` (..., condition_dim) broadcasts against ``theta``'s leading axes.
         """
         x = theta
-        logdet = theta.new_zeros(theta.shape[:-1])
+        terms = []
+        if self.use_actnorm:
+            inv_scale = torch.exp(-self.an_log_scale)  # all layers at once
+            terms.append(-self.an_log_scale.sum())
         for i, (coupling, perm) in enumerate(zip(self.couplings, self.permutations)):
             if self.use_actnorm:
-                x = (x - self.an_loc[i]) * torch.exp(-self.an_log_scale[i])
-                logdet = logdet - self.an_log_scale[i].sum()
+                x = (x - self.an_loc[i]) * inv_scale[i]
             x, ld = coupling(x, condition, inverse=False)
-            logdet = logdet + ld
+            terms.append(ld)
             x, ld = perm(x, inverse=False)
             if ld is not None:
-                logdet = logdet + ld
-        return x, logdet
+                terms.append(ld)
+        logdet = terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
+        return x, logdet.expand(theta.shape[:-1]) if logdet.dim() == 0 else logdet
 
     def inverse_transform(self, z: Tensor, condition: Tensor | None = None) -> Tensor:
         """Map latent ``z`` (..., dim) back to ``theta``."""
         x = z
+        scale = torch.exp(self.an_log_scale) if self.use_actnorm else None
         for i in reversed(range(len(self.couplings))):
             x, _ = self.permutations[i](x, inverse=True)
             x, _ = self.couplings[i](x, condition, inverse=True)
-            if self.use_actnorm:
-                x = x * torch.exp(self.an_log_scale[i]) + self.an_loc[i]
+            if scale is not None:
+                x = torch.addcmul(self.an_loc[i], x, scale[i])
         return x
 
     def log_prob(self, theta: Tensor, condition: Tensor | None = None) -> Tensor:

@@ -41,7 +41,7 @@ class FlowMatchingModule(InferenceModule):
 
     def _context_term(self, t: Tensor, condition: Tensor | None) -> Tensor:
         """First-layer contribution of ``(t, condition)``; broadcastable against x."""
-        w = self.net.context.weight
+        w = self.net.context_weight
         term = self.time_embedding(t) @ w[:, self.split:].T
         if condition is not None:
             term = term + condition @ w[:, :self.split].T
@@ -109,8 +109,8 @@ class FlowMatchingModule(InferenceModule):
         ref = self._reference() if condition is None else condition
         z = torch.randn((batch, int(num_samples), self.dim), generator=generator,
                         device=ref.device, dtype=ref.dtype)
-        w_c = self.net.context.weight[:, :self.split]
-        w_t = self.net.context.weight[:, self.split:]
+        w_c = self.net.context_weight[:, :self.split]
+        w_t = self.net.context_weight[:, self.split:]
 
         def solve(z_rows, c_rows):
             c_term = None if c_rows is None else c_rows @ w_c.T

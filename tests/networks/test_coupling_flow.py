@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skabi.exceptions import ShapeError
 from skabi.networks import CouplingFlow
@@ -46,6 +48,19 @@ def test_log_prob_matches_autograd_jacobian(transform, dim, cond_dim):
     assert (logdet.abs() > 1e-3).all()
     base = -0.5 * (z.square().sum(-1) + dim * math.log(2 * math.pi))
     torch.testing.assert_close(net.log_prob(theta, cond), base + logdet)
+
+
+@pytest.mark.parametrize("permutation", ["random", "swap", "orthogonal", "none"])
+@pytest.mark.parametrize("actnorm", [True, False])
+def test_log_det_for_every_permutation_and_actnorm(permutation, actnorm):
+    net = _perturbed(CouplingFlow(depth=3, permutation=permutation, actnorm=actnorm,
+                                  subnet_width=8), 3, 2, scale=0.3)
+    theta, cond = _data(3, 2, n=3)
+    _, logdet = net.forward_transform(theta, cond)
+    for b in range(3):
+        jac = torch.autograd.functional.jacobian(
+            lambda t: net.forward_transform(t[None], cond[b:b + 1])[0][0], theta[b])
+        torch.testing.assert_close(logdet[b], torch.linalg.slogdet(jac)[1])
 
 
 @pytest.mark.parametrize("transform", ["affine", "spline"])
@@ -150,3 +165,22 @@ def test_spline_inverse_undoes_forward_with_opposite_log_det():
     torch.testing.assert_close(inv_ld, -ld)
     grad = torch.func.vmap(torch.func.grad(lambda a, p: rq_spline(a, p, 3.0, False)[0]))(x, params)
     torch.testing.assert_close(ld, grad.log())
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(dim=st.integers(1, 5), cond_dim=st.integers(0, 3), n=st.integers(1, 6),
+       transform=st.sampled_from(["affine", "spline"]),
+       permutation=st.sampled_from(["random", "swap", "orthogonal", "lu"]),
+       seed=st.integers(0, 2**16), spread=st.floats(0.1, 8.0))
+def test_property_invertible_with_exact_log_det(dim, cond_dim, n, transform, permutation,
+                                                 seed, spread):
+    net = _perturbed(CouplingFlow(depth=2, transform=transform, permutation=permutation,
+                                  subnet_width=8, tail_bound=3.0), dim, cond_dim, seed=seed)
+    theta, cond = _data(dim, cond_dim, n=n, seed=seed)
+    theta = theta * spread
+    z, logdet = net.forward_transform(theta, cond)
+    torch.testing.assert_close(net.inverse_transform(z, cond), theta, rtol=1e-6, atol=1e-6)
+    c = None if cond is None else cond[:1]
+    jac = torch.autograd.functional.jacobian(
+        lambda t: net.forward_transform(t[None], c)[0][0], theta[0])
+    torch.testing.assert_close(logdet[0], torch.linalg.slogdet(jac)[1], rtol=1e-6, atol=1e-6)
