@@ -34,3 +34,34 @@ class Gaussian(Simulator):
         """Exact posterior means and sd for data x (B, n, d)."""
         n = x.shape[1]
         return x.sum(axis=1) / (n + 1), np.sqrt(1.0 / (n + 1))
+
+
+def tutorial_adapter():
+    """The adapter of the BayesFlow linear-regression tutorial."""
+    from skabi import make_adapter
+    from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
+
+    return make_adapter(
+        Broadcast("N", to="x"),
+        AsSet(["x", "y"]),
+        Constrain("sigma", lower=0),
+        Sqrt("N"),
+        Concatenate(["beta", "sigma"], into="inference_variables"),
+        Concatenate(["x", "y"], into="summary_variables"),
+        Rename("N", "inference_conditions"),
+    )
+
+
+def tiny_estimator(**kwargs):
+    """A seconds-fast AmortizedPosterior for the Gaussian simulator (theta, x)."""
+    from skabi import AmortizedPosterior, make_adapter
+    from skabi.adapters import Rename
+    from skabi.networks import CouplingFlow, DeepSet
+
+    params = dict(adapter=make_adapter(Rename("theta", "inference_variables"),
+                                       Rename("x", "summary_variables")),
+                  inference_network=CouplingFlow(depth=2, subnet_width=16),
+                  summary_network=DeepSet(summary_dim=4, width=16), epochs=2,
+                  batches_per_epoch=5, batch_size=32, pilot_size=64, random_state=0)
+    params.update(kwargs)
+    return AmortizedPosterior(**params)

@@ -7,9 +7,9 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from models import Gaussian, likelihood, meta, prior
+from models import Gaussian, likelihood, meta, prior, tiny_estimator, tutorial_adapter
 from skabi import AmortizedPosterior, make_adapter, make_simulator
-from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
+from skabi.adapters import Rename
 from skabi.exceptions import MissingKeyError, NonFiniteError, ShapeError, TrainingError
 from skabi.networks import CouplingFlow, DeepSet
 
@@ -18,25 +18,8 @@ def gaussian_adapter():
     return make_adapter(Rename("theta", "inference_variables"), Rename("x", "summary_variables"))
 
 
-def regression_adapter():
-    return make_adapter(
-        Broadcast("N", to="x"),
-        AsSet(["x", "y"]),
-        Constrain("sigma", lower=0),
-        Sqrt("N"),
-        Concatenate(["beta", "sigma"], into="inference_variables"),
-        Concatenate(["x", "y"], into="summary_variables"),
-        Rename("N", "inference_conditions"),
-    )
-
-
-def tiny(**kwargs):
-    params = dict(adapter=gaussian_adapter(),
-                  inference_network=CouplingFlow(depth=2, subnet_width=16),
-                  summary_network=DeepSet(summary_dim=4, width=16), epochs=2,
-                  batches_per_epoch=5, batch_size=32, pilot_size=64, random_state=0)
-    params.update(kwargs)
-    return AmortizedPosterior(**params)
+tiny = tiny_estimator
+regression_adapter = tutorial_adapter
 
 
 @pytest.fixture(scope="module")

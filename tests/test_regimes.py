@@ -12,24 +12,15 @@ import numpy as np
 import pytest
 import torch
 
-from models import Gaussian
-from skabi import AmortizedPosterior, make_adapter
-from skabi.adapters import Rename
-from skabi.networks import CouplingFlow, DeepSet
+from models import Gaussian, tiny_estimator, tutorial_adapter
+from skabi import AmortizedPosterior
 
 pytest.importorskip("zarr")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def tiny(**kwargs):
-    params = dict(adapter=make_adapter(Rename("theta", "inference_variables"),
-                                       Rename("x", "summary_variables")),
-                  inference_network=CouplingFlow(depth=2, subnet_width=16),
-                  summary_network=DeepSet(summary_dim=4, width=16), epochs=2,
-                  batches_per_epoch=5, batch_size=32, pilot_size=64, random_state=0)
-    params.update(kwargs)
-    return AmortizedPosterior(**params)
+tiny = tiny_estimator
 
 
 @pytest.mark.slow
@@ -54,15 +45,11 @@ def test_fit_streams_a_bank_from_disk_within_a_memory_cap(tmp_path):
 def test_fit_on_an_in_memory_dataset_with_meta_groups():
     from models import likelihood, meta, prior
     from skabi import make_simulator
-    from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Sqrt
     from skabi.storage import simulate
 
     bank = simulate(make_simulator([prior, likelihood], meta_fn=meta), 600, batch_size=100,
                     random_state=1)
-    adapter = make_adapter(Broadcast("N", to="x"), AsSet(["x", "y"]), Constrain("sigma", lower=0),
-                           Sqrt("N"), Concatenate(["beta", "sigma"], into="inference_variables"),
-                           Concatenate(["x", "y"], into="summary_variables"),
-                           Rename("N", "inference_conditions"))
+    adapter = tutorial_adapter()
     est = tiny(adapter=adapter, epochs=1).fit(bank)
     assert est.n_simulations_ == 600
     assert est.role_shapes_ == {"inference_variables": 3, "inference_conditions": 1,
@@ -123,7 +110,7 @@ def test_checkpoint_written_each_epoch_and_resume_continues(tmp_path):
 KILLED = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {here!r})
-    from models import Gaussian
+    from models import Gaussian, tiny_estimator, tutorial_adapter
     from skabi import AmortizedPosterior, make_adapter
     from skabi.adapters import Rename
     from skabi.networks import CouplingFlow, DeepSet
@@ -172,7 +159,7 @@ DDP = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {here!r})
     import torch, torch.distributed as dist
-    from models import Gaussian
+    from models import Gaussian, tiny_estimator, tutorial_adapter
     from skabi import AmortizedPosterior, make_adapter
     from skabi.adapters import Rename
     from skabi.networks import CouplingFlow, DeepSet
