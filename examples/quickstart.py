@@ -18,7 +18,6 @@ import pandas as pd
 from skabi import AmortizedPosterior, make_adapter, make_simulator
 from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
 from skabi.networks import CouplingFlow, DeepSet
-from skabi import diagnostics
 
 warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=FutureWarning)
 
