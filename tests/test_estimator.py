@@ -278,3 +278,19 @@ def test_default_diagnostic_plots(regression, tmp_path):
         fig.savefig(tmp_path / f"{name}.png")
         assert all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() for ax in fig.axes)
         plt.close(fig)
+
+
+def test_arviz_tools_work_on_one_dataset(regression):
+    import warnings
+
+    import arviz as az
+
+    est, sim = regression
+    idata = est.sample(sim.sample(3, random_state=13), num_samples=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # arviz warns that one chain has no R-hat
+        summary = az.summary(idata.sel(dataset=1), kind="stats")
+    assert list(summary.index) == ["beta[0]", "beta[1]", "sigma"]
+    post = idata.posterior.sel(dataset=1)
+    np.testing.assert_allclose(summary.loc["sigma", "mean"], float(post["sigma"].mean()), atol=1e-3)
+    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data", "true_values"}
