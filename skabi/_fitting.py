@@ -31,7 +31,12 @@ HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "lr", "seconds"]
 
 
 def is_simulator(obj):
-    return callable(getattr(obj, "sample", None)) and not isinstance(obj, SimulationBank)
+    """Anything with ``sample(batch_size, random_state=...)`` that is not a bank of data."""
+    import pandas as pd
+
+    if isinstance(obj, (SimulationBank, dict, pd.DataFrame, np.ndarray)) or _is_stream(obj):
+        return False
+    return callable(getattr(obj, "sample", None))
 
 
 def _is_stream(obj):
@@ -70,6 +75,9 @@ class TrainingMixin:
     def _source(self, X, y):
         if y is not None or isinstance(X, np.ndarray):
             X = array_bank(X, y)
+        if self.early_stopping and self.validation_sims is None:
+            raise ValueError("early_stopping=True needs validation_sims (a number of "
+                             "simulations or a bank) to decide when to stop.")
         if is_simulator(X):
             if self.rounds is not None and self.replay_capacity is not None:
                 raise ValueError("rounds and replay_capacity are two regimes; set one of them.")
@@ -107,18 +115,27 @@ class TrainingMixin:
         shapes = role_shapes(roles)
         self._check_networks(shapes, roles)
         device = resolve_device(self.device)
+        networks = {"inference_network": clone(self._inference_holder()),
+                    "summary_network": None if self.summary_network is None
+                    else clone(self.summary_network)}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(torch_seed)
-            model = build_approximator(self._inference_holder(), self.summary_network, shapes)
+            model = build_approximator(networks["inference_network"],
+                                       networks["summary_network"], shapes)
         if self.standardize:
-            t = to_tensors(roles, "cpu", torch.float64)
+            # Several batches, so that batch-constant conditions (sqrt N) vary in the pilot.
+            extra = [adapter.transform(b) for b in source.extra_pilots(self.batch_size, rng)]
+            parts = {role: np.concatenate([r[role].reshape(-1, r[role].shape[-1])
+                                           for r in [roles, *extra]])
+                     for role in shapes}
+            t = to_tensors(parts, "cpu", torch.float64)
             model.set_standardization(t.get("inference_variables"), t.get("inference_conditions"),
                                       t.get("summary_variables"))
         model.to(device)
         names = parameter_names(adapter, shapes["inference_variables"])
         return dict(adapter=adapter, model=model, shapes=shapes, device=device, rng=rng,
                     torch_seed=torch_seed, names=names, rows=[], n_simulations=0,
-                    optimizer_state=None)
+                    optimizer_state=None, networks=networks)
 
     def _inference_holder(self):
         if self.inference_network is not None:
@@ -135,7 +152,7 @@ class TrainingMixin:
                     rng=np.random.default_rng([int(rng.integers(2**62)), done]),
                     torch_seed=torch_seed + done, names=self.parameter_names_,
                     rows=self.history_.to_dict("records"), n_simulations=self.n_simulations_,
-                    optimizer_state=None)
+                    optimizer_state=None, networks=self.networks_)
 
     def _resume_state(self):
         """The state of the last checkpoint, or None when there is none yet."""
@@ -154,7 +171,7 @@ class TrainingMixin:
                     rng=np.random.default_rng([int(rng.integers(2**62)), done]),
                     torch_seed=torch_seed + done, names=saved.parameter_names_,
                     rows=saved.history_.to_dict("records"), n_simulations=saved.n_simulations_,
-                    optimizer_state=extra)
+                    optimizer_state=extra, networks=saved.networks_)
 
     def _check_networks(self, shapes, roles):
         if "inference_variables" not in shapes:
@@ -256,6 +273,7 @@ class TrainingMixin:
         self.inference_network_ = model.inference_network
         self.summary_network_ = model.summary_network
         self.role_shapes_ = state["shapes"]
+        self.networks_ = state["networks"]
         self.parameter_names_ = state["names"]
         self.device_ = state["device"]
         self.history_ = pd.DataFrame(rows, columns=HISTORY_COLUMNS).set_index("epoch", drop=False)

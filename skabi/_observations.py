@@ -7,20 +7,22 @@ from .bank import SimulationBank, as_bank
 __all__ = ["as_observations", "default_adapter", "parameter_names"]
 
 
-def as_observations(X, meta=None):
+def as_observations(X, meta=None, *, frame_is_dataset=True):
     """A batch dict with a leading dataset axis from the forms ``sample`` accepts.
 
-    A pandas DataFrame is one dataset: each column becomes an array of shape
-    ``(1, n_rows)``. An ndarray is the data ``"x"`` of a ``fit(X, y)`` estimator.
+    A pandas DataFrame is one dataset (``frame_is_dataset``, as in ``sample``): each
+    column becomes an array of shape ``(1, n_rows)``; otherwise (``score``, ``log_prob``,
+    like ``fit``) a bank whose rows are simulations. An ndarray is the data ``"x"`` of a
+    ``fit(X, y)`` estimator. 1-D arrays of a dict become ``(n, 1)``, as in a bank.
     """
     import pandas as pd
 
-    if isinstance(X, pd.DataFrame):
+    if isinstance(X, pd.DataFrame) and frame_is_dataset:
         data = {str(c): X[c].to_numpy()[None, :] for c in X.columns}
     elif isinstance(X, np.ndarray):
         data = {"x": X}
     elif isinstance(X, dict):
-        data = {k: (v if np.ndim(v) == 0 else np.asarray(v)) for k, v in X.items()}
+        data = {k: (v if np.ndim(v) == 0 else _as_rows(np.asarray(v))) for k, v in X.items()}
     elif isinstance(X, SimulationBank):
         data = X.to_dict()
     else:
@@ -28,6 +30,10 @@ def as_observations(X, meta=None):
     if meta:
         data.update(meta)
     return data
+
+
+def _as_rows(arr):
+    return arr[:, None] if arr.ndim == 1 else arr
 
 
 def default_adapter(pilot, has_summary):

@@ -16,6 +16,7 @@ import zipfile
 
 import numpy as np
 import torch
+from sklearn.base import clone
 
 from ._version import __version__
 from .exceptions import LoadError
@@ -73,13 +74,16 @@ def save(est, path, *, training_state=None):
         "class": type(est).__name__,
         "params": params,
         "adapter": est.adapter_.get_config(),
-        "inference_network": _network_config(est.inference_network or _default_flow()),
-        "summary_network": _network_config(est.summary_network),
+        # the holders that built the weights (the params may have changed since fit)
+        "inference_network": _network_config(est.networks_["inference_network"]),
+        "summary_network": _network_config(est.networks_["summary_network"]),
+        "adapter_param": "none" if est.adapter is None else "fitted-copy",
         "fitted": {
             "role_shapes": est.role_shapes_,
             "parameter_names": est.parameter_names_,
             "n_simulations": est.n_simulations_,
             "history": est.history_.to_dict(orient="list"),
+            "n_features_in": getattr(est, "n_features_in_", None),
         },
     }
     weights = io.BytesIO()
@@ -102,12 +106,6 @@ def save(est, path, *, training_state=None):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-
-
-def _default_flow():
-    from .networks import CouplingFlow
-
-    return CouplingFlow()
 
 
 def _read(path):
@@ -149,7 +147,7 @@ def load(cls, path, *, device="auto", with_training_state=False):
             summary_network=_network_from_config(config["summary_network"], "summary network"),
         )
         adapter = Adapter.from_config(config["adapter"])
-        est.adapter = adapter
+        est.adapter = None if config.get("adapter_param") == "none" else clone(adapter)
         fitted = config["fitted"]
         shapes = {k: int(v) for k, v in fitted["role_shapes"].items()}
         model = build_approximator(est.inference_network, est.summary_network, shapes)
@@ -168,6 +166,10 @@ def load(cls, path, *, device="auto", with_training_state=False):
     est.inference_network_ = model.inference_network
     est.summary_network_ = model.summary_network
     est.role_shapes_ = shapes
+    est.networks_ = {"inference_network": est.inference_network,
+                     "summary_network": est.summary_network}
+    if fitted.get("n_features_in") is not None:
+        est.n_features_in_ = int(fitted["n_features_in"])
     est.parameter_names_ = list(fitted["parameter_names"])
     est.n_simulations_ = int(fitted["n_simulations"])
     est.history_ = pd.DataFrame(fitted["history"]).set_index("epoch", drop=False) \

@@ -14,11 +14,18 @@ estimator passes in (adapter transform + conversion to tensors). Sources know ne
 adapter nor the networks.
 """
 
-import math
-
+import numpy as np
 import torch
 
 __all__ = ["OnlineSource", "RoundSource", "MemorySource", "StreamSource"]
+
+
+EXTRA_PILOT_BATCHES = 7
+
+
+def _extra_pilots(simulator, batch_size, rng):
+    """More pilot batches for the standardization: meta variables (N) differ between them."""
+    return [simulator.sample(batch_size, random_state=rng) for _ in range(EXTRA_PILOT_BATCHES)]
 
 
 class OnlineSource:
@@ -46,6 +53,9 @@ class OnlineSource:
     def pilot(self, size, rng):
         return self.simulator.sample(size, random_state=rng)
 
+    def extra_pilots(self, batch_size, rng):
+        return _extra_pilots(self.simulator, batch_size, rng)
+
     def epoch(self, epoch, prepare, rng):
         for _ in range(self.batches_per_epoch):
             batch = prepare(self.simulator.sample(self.batch_size, random_state=rng))
@@ -67,7 +77,8 @@ class RoundSource:
     """Round-based training: ``rounds`` rounds, each with new simulations.
 
     Each round simulates ``batches_per_epoch`` batches once and trains on them, in a new
-    random order each epoch, for its share of the epochs (``epochs / rounds``).
+    random order each epoch, for its share of the epochs (``epochs / rounds``, spread
+    evenly; with fewer epochs than rounds, one round per epoch).
     """
 
     online = True
@@ -76,7 +87,9 @@ class RoundSource:
         self.simulator = simulator
         self.batch_size = batch_size
         self.batches_per_epoch = batches_per_epoch
-        self.epochs_per_round = max(1, math.ceil(epochs / rounds))
+        self.rounds = rounds
+        self.epochs = epochs
+        self._epochs_seen = 0
         self._round = None
         self._batches = []
         self.n_simulated = 0
@@ -88,8 +101,13 @@ class RoundSource:
     def pilot(self, size, rng):
         return self.simulator.sample(size, random_state=rng)
 
+    def extra_pilots(self, batch_size, rng):
+        return _extra_pilots(self.simulator, batch_size, rng)
+
     def epoch(self, epoch, prepare, rng):
-        this_round = epoch // self.epochs_per_round
+        # epochs spread evenly over the rounds: round r takes epochs [r E / R, (r + 1) E / R)
+        this_round = self._epochs_seen * self.rounds // max(self.epochs, self.rounds)
+        self._epochs_seen += 1
         if this_round != self._round:
             self._round = this_round
             self._batches = [prepare(self.simulator.sample(self.batch_size, random_state=rng))
@@ -117,7 +135,12 @@ class MemorySource:
         return len(self.bank)
 
     def pilot(self, size, rng):
-        return self.bank[:size].to_dict()
+        n = len(self.bank)
+        idx = np.sort(rng.choice(n, min(size, n), replace=False))   # a random, not a first, slice
+        return self.bank[idx].to_dict()
+
+    def extra_pilots(self, batch_size, rng):
+        return []
 
     def epoch(self, epoch, prepare, rng):
         if self._data is None:
@@ -145,6 +168,9 @@ class StreamSource:
 
     def pilot(self, size, rng):
         return self.reader.pilot(size, rng)
+
+    def extra_pilots(self, batch_size, rng):
+        return []
 
     def epoch(self, epoch, prepare, rng):
         for batch in self.reader.batches(self.batch_size, rng):

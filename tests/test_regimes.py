@@ -67,7 +67,21 @@ def test_round_based_training_simulates_once_per_round():
     est = tiny(epochs=4, rounds=2, batches_per_epoch=3, pilot_size=50).fit(Counting())
     assert len(est.history_) == 4
     assert est.n_simulations_ == 2 * 3 * 32
-    assert calls == [50] + [32] * 6                     # pilot, then 3 batches per round
+    # pilot, extra pilot batches for the standardization, then 3 batches per round
+    assert calls == [50] + [32] * 7 + [32] * 6
+
+
+def test_rounds_are_honoured_when_they_do_not_divide_the_epochs():
+    calls = []
+
+    class Counting(Gaussian):
+        def simulate(self, batch_size, rng):
+            calls.append(batch_size)
+            return super().simulate(batch_size, rng)
+
+    est = tiny(epochs=5, rounds=4, batches_per_epoch=2, pilot_size=50).fit(Counting())
+    assert len(est.history_) == 5 and est.n_simulations_ == 4 * 2 * 32
+    assert len(calls) == 1 + 7 + 4 * 2
 
 
 def test_replay_buffer_training():
@@ -88,9 +102,10 @@ def _val_loss(est, val):
 def test_early_stopping_restores_best_weights():
     val = Gaussian().sample(256, random_state=3)
     # a learning rate far too high makes the validation loss bounce: the best is not the last
-    est = tiny(epochs=8, learning_rate=3e-2, lr_schedule="constant", validation_sims=val,
-               early_stopping=True, patience=2).fit(Gaussian())
+    est = tiny(epochs=12, learning_rate=3e-2, lr_schedule="constant", validation_sims=val,
+               early_stopping=True, patience=1).fit(Gaussian())
     history = est.history_["val_loss"]
+    assert history.idxmin() != history.index[-1]         # the best epoch was not the last
     assert _val_loss(est, val) == pytest.approx(history.min(), rel=1e-4, abs=1e-4)
 
 
