@@ -80,12 +80,25 @@ class Approximator(nn.Module):
         log_q = self.inference_network.log_prob(self._z(theta), cond)
         return log_q - torch.log(self.theta_std).sum()
 
-    def log_prob_from_conditions(self, theta, cond):
-        """Like :meth:`log_prob` with precomputed conditions; theta (B, S, D), cond (B, C)."""
+    def log_prob_from_conditions(self, theta, cond, rows=None):
+        """Like :meth:`log_prob` with precomputed conditions; theta (B, S, D), cond (B, C).
+
+        On CPU the ``B * S`` rows go through the network in blocks of ``rows`` (default
+        1024 per torch thread), so that the hidden activations stay in cache.
+        """
         b, s, d = theta.shape
+        z = self._z(theta).reshape(b * s, d)
         if cond is not None:
             cond = cond.unsqueeze(1).expand(b, s, cond.shape[-1]).reshape(b * s, -1)
-        log_q = self.inference_network.log_prob(self._z(theta).reshape(b * s, d), cond)
+        if rows is None:
+            rows = 1024 * max(1, torch.get_num_threads()) if z.device.type == "cpu" else b * s
+        if b * s <= rows:
+            log_q = self.inference_network.log_prob(z, cond)
+        else:
+            log_q = torch.cat([
+                self.inference_network.log_prob(
+                    z[i:i + rows], None if cond is None else cond[i:i + rows])
+                for i in range(0, b * s, rows)])
         return log_q.reshape(b, s) - torch.log(self.theta_std).sum()
 
     def sample_from_conditions(self, num_samples, cond, generator=None):

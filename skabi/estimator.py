@@ -18,6 +18,7 @@ from ._observations import as_observations
 from ._roles import check_roles, to_tensors
 from ._validation import as_numpy_rng
 from .bank import SimulationBank
+from .exceptions import MissingKeyError
 
 __all__ = ["AmortizedPosterior"]
 
@@ -245,7 +246,17 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         out = self.adapter_.transform(data, log_det_jac=log_det_jac) if log_det_jac else (
             self.adapter_.transform(data), None)
         roles, ldj = out
-        check_roles(roles, self.role_shapes_, given_keys=data.keys(), need_theta=need_theta)
+        try:
+            check_roles(roles, self.role_shapes_, given_keys=data.keys(), need_theta=need_theta)
+        except MissingKeyError as exc:
+            seen = getattr(self.adapter_, "input_variables_", {})
+            skip = () if need_theta else self.parameter_names_
+            lacking = [k for k in seen if k not in data and k not in skip]
+            if not lacking:
+                raise
+            raise MissingKeyError(f"{exc} The data lack {lacking!r}, which the simulations "
+                                  "had in training (pass batch scalars such as N through "
+                                  "meta=).") from None
         return roles, ldj
 
     def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz",
@@ -276,7 +287,8 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
             ``{name: (datasets, num_samples, ...)}`` (fastest).
         log_q : {"auto", True, False}, default="auto"
             Compute the log density of each draw (``sample_stats.log_q``); "auto" does so
-            for coupling flows, where it is cheap, and not for flow matching.
+            for coupling flows, where it is cheap, and not for flow matching. Not computed
+            with ``return_type="numpy"``, which returns draws only.
 
         Returns
         -------
@@ -295,7 +307,9 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         data = as_observations(X, meta)
         roles, _ = self._roles(data, need_theta=False)
         seed = random_state if random_state is not None else self.random_state
-        draws, lq = self._draw(roles, int(num_samples), as_numpy_rng(seed), log_q)
+        # "numpy" returns no log densities: do not spend a second pass on them.
+        draws, lq = self._draw(roles, int(num_samples), as_numpy_rng(seed),
+                               False if return_type == "numpy" else log_q)
         user = self.adapter_.inverse_transform({"inference_variables": draws})
         if lq is not None:
             flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in user.items()}
@@ -321,22 +335,24 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         chunk = max(1, _MAX_DRAW_ELEMENTS // (num_samples * dim))
         gen = torch.Generator(device=device)
         gen.manual_seed(int(rng.integers(2**62)))
-        draws, lqs = [], []
+        draws = np.empty((n, num_samples, dim))  # filled chunk by chunk: no second copy
+        lqs = np.empty((n, num_samples)) if want_log_q else None
         model.eval()
         with torch.no_grad():
             for i in range(0, n, chunk):
                 t = to_tensors(roles, device, dtype, slice(i, i + chunk))
                 cond = model.conditions(t.get("summary_variables"), t.get("inference_conditions"))
+                rows = min(chunk, n - i)
                 if cond is None:
-                    cond_rows = min(chunk, n - i)
-                    z = model.sample_from_conditions(num_samples * cond_rows, None, generator=gen)
-                    theta = z.reshape(cond_rows, num_samples, dim)
+                    z = model.sample_from_conditions(num_samples * rows, None, generator=gen)
+                    theta = z.reshape(rows, num_samples, dim)
                 else:
                     theta = model.sample_from_conditions(num_samples, cond, generator=gen)
-                draws.append(theta.double().cpu().numpy())
+                draws[i:i + rows] = theta.to("cpu", torch.float64).numpy()
                 if want_log_q:
-                    lqs.append(model.log_prob_from_conditions(theta, cond).double().cpu().numpy())
-        return np.concatenate(draws), (np.concatenate(lqs) if want_log_q else None)
+                    lqs[i:i + rows] = model.log_prob_from_conditions(theta, cond).to(
+                        "cpu", torch.float64).numpy()
+        return draws, lqs
 
     def log_prob(self, X, *, meta=None):
         """log q(theta | x) of the true parameters for each dataset, on the user's scale.
@@ -348,7 +364,7 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         -------
         ndarray of shape (n_datasets,)
         """
-        data = as_observations(X, meta)
+        data = as_observations(X, meta, frame_is_dataset=False)
         roles, ldj = self._roles(data, need_theta=True, log_det_jac=True)
         model, device = self.approximator_, self.device_
         dtype = next(model.parameters()).dtype
