@@ -58,8 +58,8 @@ def main(fast=False):
         adapter=adapter,
         inference_network=CouplingFlow(transform="spline"),
         summary_network=DeepSet(summary_dim=10),
-        epochs=2 if fast else 30,
-        batches_per_epoch=50 if fast else 128,
+        epochs=2 if fast else 50,                 # as in the tutorial: 50 x 200 steps
+        batches_per_epoch=50 if fast else 200,
         batch_size=64,
         validation_sims=300,
         random_state=0,
