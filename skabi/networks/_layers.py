@@ -15,6 +15,7 @@ __all__ = [
     "FourierTimeEmbedding",
     "masked_pool",
     "POOLINGS",
+    "MultiheadAttention",
     "MAB",
     "SAB",
     "ISAB",
@@ -200,6 +201,46 @@ def masked_pool(h: Tensor, mask: Tensor | None, methods: tuple[str, ...]) -> Ten
     return outs[0] if len(outs) == 1 else torch.cat(outs, dim=-1)
 
 
+class MultiheadAttention(nn.Module):
+    """Multihead attention on :func:`~torch.nn.functional.scaled_dot_product_attention`.
+
+    Parameters match :class:`torch.nn.MultiheadAttention` (``batch_first``, same names and
+    initialisation): ``in_proj_weight`` (3E, E) and ``in_proj_bias`` (3E,) stack the query,
+    key and value projections, ``out_proj`` is the output map. Self-attention (``q is k``)
+    projects all three in one matmul; otherwise the query and the key/value are projected
+    separately (the key/value in one matmul). ``key_mask`` (B, Nk) is True for real keys
+    (padded keys get zero weight); every row must have at least one real key.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.embed_dim, self.num_heads, self.dropout = embed_dim, num_heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, q: Tensor, k: Tensor, key_mask: Tensor | None = None) -> Tensor:
+        """``q`` (B, Nq, E), ``k`` (B, Nk, E) (keys and values) -> (B, Nq, E)."""
+        e, h = self.embed_dim, self.num_heads
+        b, nq = q.shape[0], q.shape[1]
+        w, bias = self.in_proj_weight, self.in_proj_bias
+        # projections stay (B, N, E) views of one matmul output; heads are (B, H, N, d) views
+        if q is k:
+            qh, kh, vh = nn.functional.linear(q, w, bias).chunk(3, dim=-1)
+        else:
+            qh = nn.functional.linear(q, w[:e], bias[:e])
+            kh, vh = nn.functional.linear(k, w[e:], bias[e:]).chunk(2, dim=-1)
+        qh, kh, vh = (t.unflatten(-1, (h, -1)).transpose(1, 2) for t in (qh, kh, vh))
+        attn_mask = None if key_mask is None else key_mask[:, None, None, :]
+        a = nn.functional.scaled_dot_product_attention(
+            qh, kh, vh, attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0)
+        return self.out_proj(a.transpose(1, 2).reshape(b, nq, e))
+
+
 class MAB(nn.Module):
     """Multihead attention block (Lee et al. 2019): ``H = LN(Q + MHA(Q, K, K))``,
     ``out = LN(H + rFF(H))``. ``key_mask`` (B, Nk) True = real key."""
@@ -207,16 +248,13 @@ class MAB(nn.Module):
     def __init__(self, embed_dim: int, num_heads: int, activation: str = "gelu",
                  dropout: float = 0.0, layer_norm: bool = True):
         super().__init__()
-        self.attn = nn.MultiheadAttention(embed_dim, num_heads, dropout=dropout,
-                                          batch_first=True)
+        self.attn = MultiheadAttention(embed_dim, num_heads, dropout=dropout)
         self.ff = MLP(embed_dim, embed_dim, embed_dim, 1, activation, dropout)
         self.ln1 = nn.LayerNorm(embed_dim) if layer_norm else nn.Identity()
         self.ln2 = nn.LayerNorm(embed_dim) if layer_norm else nn.Identity()
 
     def forward(self, q: Tensor, k: Tensor, key_mask: Tensor | None = None) -> Tensor:
-        pad = None if key_mask is None else ~key_mask
-        a, _ = self.attn(q, k, k, key_padding_mask=pad, need_weights=False)
-        h = self.ln1(q + a)
+        h = self.ln1(q + self.attn(q, k, key_mask))
         return self.ln2(h + self.ff(h))
 
 
