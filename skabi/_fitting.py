@@ -144,15 +144,21 @@ class TrainingMixin:
 
         return CouplingFlow()
 
-    def _warm_state(self):
+    def _continued_state(self, fitted, model, optimizer_state):
+        """State to go on training ``fitted`` (this estimator or a loaded checkpoint)."""
         rng, torch_seed = self._rngs()
-        done = len(self.history_)
-        return dict(adapter=self.adapter_, model=copy.deepcopy(self.approximator_),
-                    shapes=self.role_shapes_, device=self.device_,
+        done = len(fitted.history_)
+        return dict(adapter=fitted.adapter_, model=model, shapes=fitted.role_shapes_,
+                    device=fitted.device_,
                     rng=np.random.default_rng([int(rng.integers(2**62)), done]),
-                    torch_seed=torch_seed + done, names=self.parameter_names_,
-                    rows=self.history_.to_dict("records"), n_simulations=self.n_simulations_,
-                    optimizer_state=None, networks=self.networks_)
+                    torch_seed=torch_seed + done, names=fitted.parameter_names_,
+                    rows=fitted.history_.to_dict("records"),
+                    n_simulations=fitted.n_simulations_, optimizer_state=optimizer_state,
+                    networks=fitted.networks_)
+
+    def _warm_state(self):
+        # a copy of the model, so that a failed warm-start fit leaves this one as it was
+        return self._continued_state(self, copy.deepcopy(self.approximator_), None)
 
     def _resume_state(self):
         """The state of the last checkpoint, or None when there is none yet."""
@@ -164,14 +170,7 @@ class TrainingMixin:
             return None
         saved, extra = _persistence.load(type(self), self.checkpoint_path, device=self.device,
                                          with_training_state=True)
-        rng, torch_seed = self._rngs()
-        done = len(saved.history_)
-        return dict(adapter=saved.adapter_, model=saved.approximator_, shapes=saved.role_shapes_,
-                    device=saved.device_,
-                    rng=np.random.default_rng([int(rng.integers(2**62)), done]),
-                    torch_seed=torch_seed + done, names=saved.parameter_names_,
-                    rows=saved.history_.to_dict("records"), n_simulations=saved.n_simulations_,
-                    optimizer_state=extra, networks=saved.networks_)
+        return self._continued_state(saved, saved.approximator_, extra)
 
     def _check_networks(self, shapes, roles):
         if "inference_variables" not in shapes:

@@ -160,19 +160,12 @@ def load(cls, path, *, device="auto", with_training_state=False):
     except (KeyError, TypeError, ValueError, RuntimeError, EOFError) as exc:
         raise LoadError(f"{os.fspath(path)!r} is corrupt or incompatible: {exc}") from exc
     est.device = device
-    est.adapter_ = adapter
-    est.device_ = resolve_device(device)
-    est.approximator_ = model.to(est.device_)
-    est.inference_network_ = model.inference_network
-    est.summary_network_ = model.summary_network
-    est.role_shapes_ = shapes
-    est.networks_ = {"inference_network": est.inference_network,
-                     "summary_network": est.summary_network}
     if fitted.get("n_features_in") is not None:
         est.n_features_in_ = int(fitted["n_features_in"])
-    est.parameter_names_ = list(fitted["parameter_names"])
-    est.n_simulations_ = int(fitted["n_simulations"])
-    est.history_ = pd.DataFrame(fitted["history"]).set_index("epoch", drop=False) \
-        if fitted["history"].get("epoch") else pd.DataFrame(
-            columns=["epoch", "loss", "val_loss", "lr", "seconds"])
+    state = dict(adapter=adapter, model=model.to(resolve_device(device)), shapes=shapes,
+                 device=resolve_device(device), names=list(fitted["parameter_names"]),
+                 networks={"inference_network": est.inference_network,
+                           "summary_network": est.summary_network})
+    rows = pd.DataFrame(fitted["history"]).to_dict("records")
+    est._commit(state, rows, fitted["n_simulations"])
     return (est, training) if with_training_state else est

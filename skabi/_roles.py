@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from ._validation import check_finite
 from .exceptions import MissingKeyError, ShapeError
 
 __all__ = ["ROLES", "role_shapes", "check_roles", "to_tensors"]
@@ -52,8 +53,7 @@ def check_roles(roles, fitted, *, given_keys, need_theta):
                 f"variables the adapter feeds into {role!r} (given keys "
                 f"{sorted(map(str, given_keys))!r})."
             )
-        if not np.isfinite(arr).all():
-            raise ShapeError(f"{role!r} holds NaN or infinite values.")
+        check_finite(role, arr)
     sizes = {roles[r].shape[0] for r in wanted}
     if len(sizes) > 1:
         raise ShapeError(

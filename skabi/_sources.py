@@ -23,12 +23,26 @@ __all__ = ["OnlineSource", "RoundSource", "MemorySource", "StreamSource"]
 EXTRA_PILOT_BATCHES = 7
 
 
-def _extra_pilots(simulator, batch_size, rng):
-    """More pilot batches for the standardization: meta variables (N) differ between them."""
-    return [simulator.sample(batch_size, random_state=rng) for _ in range(EXTRA_PILOT_BATCHES)]
+class _SimulatorSource:
+    """What the two simulator-fed regimes share: the simulator, batch sizes and pilots."""
+
+    online = True
+
+    def __init__(self, simulator, *, batch_size, batches_per_epoch):
+        self.simulator = simulator
+        self.batch_size = batch_size
+        self.batches_per_epoch = batches_per_epoch
+
+    def pilot(self, size, rng):
+        return self.simulator.sample(size, random_state=rng)
+
+    def extra_pilots(self, batch_size, rng):
+        """More pilot batches for the standardization: meta variables (N) differ between them."""
+        return [self.simulator.sample(batch_size, random_state=rng)
+                for _ in range(EXTRA_PILOT_BATCHES)]
 
 
-class OnlineSource:
+class OnlineSource(_SimulatorSource):
     """Fresh simulations each step; with ``replay_capacity``, an experience replay buffer.
 
     With a buffer, each step simulates ``batch_size`` fresh simulations, stores them (the
@@ -37,24 +51,14 @@ class OnlineSource:
     included.
     """
 
-    online = True
-
     def __init__(self, simulator, *, batch_size, batches_per_epoch, replay_capacity=None):
-        self.simulator = simulator
-        self.batch_size = batch_size
-        self.batches_per_epoch = batches_per_epoch
+        super().__init__(simulator, batch_size=batch_size, batches_per_epoch=batches_per_epoch)
         self.replay_capacity = replay_capacity
         self._buffers = {}
 
     @property
     def sims_per_epoch(self):
         return self.batch_size * self.batches_per_epoch
-
-    def pilot(self, size, rng):
-        return self.simulator.sample(size, random_state=rng)
-
-    def extra_pilots(self, batch_size, rng):
-        return _extra_pilots(self.simulator, batch_size, rng)
 
     def epoch(self, epoch, prepare, rng):
         for _ in range(self.batches_per_epoch):
@@ -73,7 +77,7 @@ class OnlineSource:
         return {k: v[idx] for k, v in stored.items()}
 
 
-class RoundSource:
+class RoundSource(_SimulatorSource):
     """Round-based training: ``rounds`` rounds, each with new simulations.
 
     Each round simulates ``batches_per_epoch`` batches once and trains on them, in a new
@@ -81,12 +85,8 @@ class RoundSource:
     evenly; with fewer epochs than rounds, one round per epoch).
     """
 
-    online = True
-
     def __init__(self, simulator, *, batch_size, batches_per_epoch, rounds, epochs):
-        self.simulator = simulator
-        self.batch_size = batch_size
-        self.batches_per_epoch = batches_per_epoch
+        super().__init__(simulator, batch_size=batch_size, batches_per_epoch=batches_per_epoch)
         self.rounds = rounds
         self.epochs = epochs
         self._epochs_seen = 0
@@ -97,12 +97,6 @@ class RoundSource:
     @property
     def sims_per_epoch(self):
         return 0  # counted per round in n_simulated
-
-    def pilot(self, size, rng):
-        return self.simulator.sample(size, random_state=rng)
-
-    def extra_pilots(self, batch_size, rng):
-        return _extra_pilots(self.simulator, batch_size, rng)
 
     def epoch(self, epoch, prepare, rng):
         # epochs spread evenly over the rounds: round r takes epochs [r E / R, (r + 1) E / R)

@@ -243,9 +243,10 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
     # ------------------------------------------------------------------ inference
     def _roles(self, data, *, need_theta, log_det_jac=False):
         check_is_fitted(self, "approximator_")
-        out = self.adapter_.transform(data, log_det_jac=log_det_jac) if log_det_jac else (
-            self.adapter_.transform(data), None)
-        roles, ldj = out
+        if log_det_jac:
+            roles, ldj = self.adapter_.transform(data, log_det_jac=True)
+        else:
+            roles, ldj = self.adapter_.transform(data), None
         try:
             check_roles(roles, self.role_shapes_, given_keys=data.keys(), need_theta=need_theta)
         except MissingKeyError as exc:

@@ -52,14 +52,20 @@ def tutorial_adapter():
     )
 
 
+def gaussian_adapter():
+    """theta is inferred from the set x (the Gaussian simulator)."""
+    from skabi import make_adapter
+    from skabi.adapters import Rename
+
+    return make_adapter(Rename("theta", "inference_variables"), Rename("x", "summary_variables"))
+
+
 def tiny_estimator(**kwargs):
     """A seconds-fast AmortizedPosterior for the Gaussian simulator (theta, x)."""
-    from skabi import AmortizedPosterior, make_adapter
-    from skabi.adapters import Rename
+    from skabi import AmortizedPosterior
     from skabi.networks import CouplingFlow, DeepSet
 
-    params = dict(adapter=make_adapter(Rename("theta", "inference_variables"),
-                                       Rename("x", "summary_variables")),
+    params = dict(adapter=gaussian_adapter(),
                   inference_network=CouplingFlow(depth=2, subnet_width=16),
                   summary_network=DeepSet(summary_dim=4, width=16), epochs=2,
                   batches_per_epoch=5, batch_size=32, pilot_size=64, random_state=0)

@@ -14,10 +14,6 @@ from skabi.exceptions import MissingKeyError, NonFiniteError, ShapeError, Traini
 from skabi.networks import CouplingFlow, DeepSet
 
 
-def gaussian_adapter():
-    return make_adapter(Rename("theta", "inference_variables"), Rename("x", "summary_variables"))
-
-
 tiny = tiny_estimator
 regression_adapter = tutorial_adapter
 

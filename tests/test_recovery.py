@@ -3,9 +3,8 @@
 import numpy as np
 import pytest
 
-from models import Gaussian
-from skabi import AmortizedPosterior, make_adapter
-from skabi.adapters import Rename
+from models import Gaussian, gaussian_adapter
+from skabi import AmortizedPosterior
 from skabi.networks import CouplingFlow, DeepSet
 
 
@@ -13,8 +12,7 @@ from skabi.networks import CouplingFlow, DeepSet
 def trained():
     sim = Gaussian(n_obs=20, dim=2)
     est = AmortizedPosterior(
-        adapter=make_adapter(Rename("theta", "inference_variables"),
-                             Rename("x", "summary_variables")),
+        adapter=gaussian_adapter(),
         inference_network=CouplingFlow(depth=4, subnet_width=64),
         summary_network=DeepSet(summary_dim=4, width=64),
         epochs=12, batches_per_epoch=50, batch_size=64, learning_rate=1e-3, random_state=0,

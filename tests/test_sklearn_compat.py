@@ -7,9 +7,8 @@ import pytest
 import sklearn.utils.estimator_checks as checks
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 
-from models import Gaussian
-from skabi import AmortizedPosterior, make_adapter
-from skabi.adapters import Rename
+from models import Gaussian, gaussian_adapter
+from skabi import AmortizedPosterior
 from skabi.bank import SimulationBank
 from skabi.networks import CouplingFlow, DeepSet
 
@@ -47,8 +46,7 @@ def test_sklearn_check(name):
 
 def _small(**kwargs):
     return AmortizedPosterior(
-        adapter=make_adapter(Rename("theta", "inference_variables"),
-                             Rename("x", "summary_variables")),
+        adapter=gaussian_adapter(),
         inference_network=CouplingFlow(depth=2, subnet_width=16),
         summary_network=DeepSet(summary_dim=4, width=16),
         epochs=2, batch_size=64, pilot_size=64, random_state=0, **kwargs)
