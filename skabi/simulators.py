@@ -77,14 +77,17 @@ class _Call:
                 self.optional.append(p.name)
 
     def arguments(self, available, rng):
-        missing = [a for a in self.required if a not in available]
-        if missing:
+        try:
+            kwargs = {a: available[a] for a in self.required}
+        except KeyError:
+            missing = [a for a in self.required if a not in available]
             raise SimulatorError(
                 f"Function {self.name!r} needs argument(s) {missing!r}, which nothing drawn "
                 f"before it provides; available keys are {sorted(available)!r}."
-            )
-        kwargs = {a: available[a] for a in self.required}
-        kwargs.update({a: available[a] for a in self.optional if a in available})
+            ) from None
+        for a in self.optional:
+            if a in available:
+                kwargs[a] = available[a]
         if self.wants_rng:
             kwargs["rng"] = rng
         return kwargs
@@ -194,16 +197,18 @@ def _check_batch(out, batch_size, who):
 
 
 def _stack(key, draws, who):
-    shapes = {np.shape(d) for d in draws}
-    if len(shapes) > 1:
+    try:
+        arr = np.stack(draws)
+    except ValueError:
         first = np.shape(draws[0])
-        other = next(i for i, d in enumerate(draws) if np.shape(d) != first)
+        other = next((i for i, d in enumerate(draws) if np.shape(d) != first), None)
+        if other is None:
+            raise
         raise SimulatorError(
             f"Variable {key!r} from {who!r} has different shapes within one batch: draw 0 "
             f"has {first}, draw {other} has {np.shape(draws[other])}. Draw size variables "
             "such as N once per batch with meta_fn."
-        )
-    arr = np.stack([np.asarray(d) for d in draws])
+        ) from None
     return arr[:, None] if arr.ndim == 1 else arr
 
 
@@ -230,30 +235,47 @@ class SequentialSimulator(Simulator):
         self.meta_fn = meta_fn
         self.random_state = random_state
 
+    def _call(self, fn):
+        """The :class:`_Call` of ``fn``, read once (signatures are slow to inspect)."""
+        cache = self.__dict__.setdefault("_calls", {})
+        try:
+            return cache[fn]
+        except KeyError:
+            call = cache[fn] = _Call(fn.simulate, skip=("batch_size",)) \
+                if isinstance(fn, Simulator) else _Call(fn)
+            return call
+        except TypeError:  # an unhashable callable
+            return _Call(fn.simulate, skip=("batch_size",)) if isinstance(fn, Simulator) \
+                else _Call(fn)
+
     def _run(self, batch_size, rng):
         functions = self.functions
         if callable(functions) and not isinstance(functions, (list, tuple)):
             functions = [functions]
         meta = {}
         if self.meta_fn is not None:
-            call = _Call(self.meta_fn)
+            call = self._call(self.meta_fn)
             meta = dict(call.checked(self.meta_fn(**call.arguments({}, rng)), where=" (meta_fn)"))
         batch = {}
-        draws = [dict(meta) for _ in range(batch_size)]
+        draws = None  # per-draw dicts, made only when a single-draw function needs them
         for fn in functions:
             if isinstance(fn, Simulator):
-                call = _Call(fn.simulate, skip=("batch_size",))
+                call = self._call(fn)
                 available = {**meta, **batch}
                 out = call.checked(fn.simulate(batch_size, **call.arguments(available, rng)))
                 new = _check_batch(out, batch_size, call.name)
-                for i, draw in enumerate(draws):
-                    draw.update({k: v[i] for k, v in new.items()})
+                if draws is not None:
+                    for i, draw in enumerate(draws):
+                        draw.update({k: v[i] for k, v in new.items()})
             elif callable(fn):
-                call = _Call(fn)
+                call = self._call(fn)
+                if draws is None:
+                    draws = [{**meta, **{k: v[i] for k, v in batch.items()}}
+                             for i in range(batch_size)]
                 per_draw = [call.checked(fn(**call.arguments(draw, rng))) for draw in draws]
                 keys = list(per_draw[0])
                 for i, out in enumerate(per_draw):
-                    if list(out) != keys:
+                    if len(out) != len(keys) or list(out) != keys:
                         raise SimulatorError(
                             f"Function {call.name!r} returned keys {list(out)!r} in draw {i} "
                             f"but {keys!r} in draw 0; it must return the same variables "

@@ -8,8 +8,6 @@ from ._base import Transform, _check_support, _out_dtype, _sum_event
 
 __all__ = ["Sqrt", "Log"]
 
-_TINY = np.nextafter(0.0, 1.0)
-
 
 class Sqrt(Transform):
     """Square root of non-negative variables, ``z = sqrt(x)``.
@@ -113,13 +111,24 @@ def _largest_finite(dtype):
 
 
 def _smallest_above(value, dtype):
-    """The smallest float of ``dtype`` strictly above ``value``, as float64."""
+    """The smallest float of ``dtype`` strictly above ``value``, as float64.
+
+    Under flush-to-zero (``torch.set_flush_denormal(True)`` sets the CPU's FTZ/DAZ flags,
+    which numpy shares) a subnormal reads as zero, so the step falls back to the smallest
+    normal float.
+    """
     dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
-    v = np.asarray(value, dtype=dtype)
-    out = np.nextafter(v, np.asarray(np.inf, dtype=dtype))
-    while float(out) <= value:  # dtype rounding of `value` went up past it: step again
-        out = np.nextafter(out, np.asarray(np.inf, dtype=dtype))
-    return float(out)
+    info = np.finfo(dtype)
+    out = np.asarray(value, dtype=dtype)
+    for _ in range(3):  # dtype rounding of `value` may land below it: step again
+        nxt = np.nextafter(out, np.asarray(np.inf, dtype=dtype))
+        if not float(nxt) > float(out):  # subnormals flushed: nextafter cannot move
+            nxt = np.asarray(float(out) + max(abs(float(out)) * float(info.eps),
+                                              float(info.tiny)), dtype=dtype)
+        out = nxt
+        if float(out) > value:
+            return float(out)
+    raise FloatingPointError(f"No {dtype} float above {value!r} could be found.")
 
 
 def _largest_below(value, dtype):

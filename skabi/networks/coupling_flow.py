@@ -2,67 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ._base import InferenceModule, InferenceNetwork, check_int, check_option, check_real
 from ._layers import ACTIVATIONS, ConditionalMLP
+from ._spline import rq_spline
 
 __all__ = ["CouplingFlow", "CouplingFlowModule"]
 
 _PERMUTATIONS = ("random", "swap", "orthogonal", "lu", "none")
-_MIN_BIN, _MIN_DERIV = 1e-3, 1e-3
-_DERIV_SHIFT = math.log(math.expm1(1.0 - _MIN_DERIV))  # softplus(0 + shift) + min = 1
-
-
-def rq_spline(x: Tensor, params: Tensor, bound: float, inverse: bool) -> tuple[Tensor, Tensor]:
-    """Monotone rational-quadratic spline on [-bound, bound], identity outside.
-
-    ``params`` (..., 3K - 1): unnormalised widths, heights and interior derivatives
-    (Durkan et al. 2019). Returns ``(y, log|dy/dx|)`` of the forward map, or
-    ``(x, log|dx/dy|)`` with ``inverse=True``. Zero parameters give the identity.
-    """
-    k = (params.shape[-1] + 1) // 3
-    inside = (x > -bound) & (x < bound)
-    xc = x.clamp(-bound, bound)
-    # knots of widths (row 0) and heights (row 1) together: (..., 2, K + 1)
-    u = _MIN_BIN + (1 - _MIN_BIN * k) * torch.softmax(params[..., :2 * k].unflatten(-1, (2, k)),
-                                                      dim=-1)
-    knots = torch.cumsum(u[..., :-1], dim=-1) * (2 * bound) - bound
-    knots = F.pad(F.pad(knots, (1, 0), value=-bound), (0, 1), value=bound)
-    deriv = F.pad(_MIN_DERIV + F.softplus(params[..., 2 * k:] + _DERIV_SHIFT), (1, 1), value=1.0)
-    locs = knots[..., 1 if inverse else 0, 1:-1]
-    idx = (xc[..., None] >= locs).sum(-1, keepdim=True)
-    # one gather for all per-bin quantities: (..., 6, K) -> (..., 6)
-    table = torch.cat([knots[..., :-1], knots[..., 1:] - knots[..., :-1],
-                       torch.stack([deriv[..., :-1], deriv[..., 1:]], dim=-2)], dim=-2)
-    x0, y0, wk, hk, d0, d1 = torch.gather(
-        table, -1, idx.unsqueeze(-2).expand(idx.shape[:-1] + (6, 1))).squeeze(-1).unbind(-1)
-    s = hk / wk
-    a2 = d0 + d1 - 2 * s
-    if inverse:
-        dy = xc - y0
-        a = hk * (s - d0) + dy * a2
-        b = hk * d0 - dy * a2
-        c = -s * dy
-        disc = (b.square() - 4 * a * c).clamp_min(0)
-        th = ((2 * c) / (-b - disc.sqrt())).clamp(0, 1)
-        out = th * wk + x0
-        tt = th * (1 - th)
-        den = s + a2 * tt
-    else:
-        th = ((xc - x0) / wk).clamp(0, 1)
-        tt = th * (1 - th)
-        den = s + a2 * tt
-        out = y0 + hk * (s * th.square() + d0 * tt) / den
-    logdet = (2 * s.log() + (d1 * th.square() + 2 * s * tt + d0 * (1 - th).square()).log()
-              - 2 * den.log())
-    if inverse:
-        logdet = -logdet
-    return torch.where(inside, out, x), torch.where(inside, logdet, torch.zeros_like(logdet))
 
 
 class _Coupling(nn.Module):

@@ -229,3 +229,27 @@ def test_constrained_inverse_inside_support_any_float32(z):
     assert np.all(back["a"] > 0) and np.all(np.isfinite(back["a"]))
     assert np.all(back["b"] < 1) and np.all(np.isfinite(back["b"]))
     assert np.all((back["c"] > 0) & (back["c"] < 1))
+
+
+@pytest.fixture
+def flush_denormal():
+    """The CPU's flush-to-zero mode (shared by numpy) on for one test, then off again."""
+    torch = pytest.importorskip("torch")
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU has no flush-to-zero mode")
+    yield
+    torch.set_flush_denormal(False)
+
+
+@pytest.mark.parametrize("fit_dtype", [np.float32, np.float64])
+def test_constrained_inverse_under_flush_to_zero(flush_denormal, fit_dtype):
+    # subnormals read as zero: the clip bound must fall back to the smallest normal float
+    # (this used to loop forever); draws stay strictly inside the support
+    data = {"a": np.full((2, 1), 0.5, dtype=fit_dtype), "c": np.full((2, 1), 0.5, dtype=fit_dtype)}
+    adapter = make_adapter(
+        Constrain("a", lower=0), Constrain("c", lower=0, upper=1),
+        Concatenate(["a", "c"], into="inference_variables"),
+    ).fit(data)
+    back = adapter.inverse_transform({"inference_variables": np.array([[-1e4, -1e4], [1e4, 1e4]])})
+    assert np.all(back["a"] > 0) and np.all(np.isfinite(back["a"]))
+    assert np.all((back["c"] > 0) & (back["c"] < 1))
