@@ -116,3 +116,43 @@ TASKS = {
     "L-spline": dict(build=lambda seed, **kw: regression_task(seed, transform="spline", **kw),
                      steps=30 * 128),
 }
+
+
+def regression_exact_posterior(x, y, n_draws, rng, *, grid_size=4000):
+    """Exact posterior draws of task L for datasets ``x, y`` (B, N): (beta (B, S, 2), sigma (B, S)).
+
+    Given sigma the model is linear-Gaussian, so ``beta | sigma, data`` is Gaussian in
+    closed form, and ``sigma | data`` is proportional to its Gamma(1, 1) prior times the
+    marginal likelihood ``N(y; X m0, sigma^2 I + X S0 X^T)`` (beta integrated out), a
+    one-dimensional density that is sampled by inverse CDF on a fine log-spaced grid
+    (``grid_size`` points on [1e-4, 30], relative spacing 0.3%).
+    """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    b, n = x.shape
+    design = np.stack([np.ones_like(x), x], axis=-1)                  # (B, N, 2)
+    m0, s0 = np.array([2.0, 0.0]), np.diag([9.0, 1.0])
+    log_s = np.linspace(np.log(1e-4), np.log(30.0), grid_size)
+    sig2 = np.exp(2 * log_s)                                         # (G,)
+    # cov = X S0 X' + sigma^2 I: eigenvalues lam + sigma^2 with the eigenvectors of X S0 X'
+    lam, vec = np.linalg.eigh(design @ s0 @ design.transpose(0, 2, 1))   # (B, N), (B, N, N)
+    proj = np.einsum("bnk,bn->bk", vec, y - design @ m0) ** 2           # (B, N)
+    ev = np.clip(lam, 0, None)[:, None, :] + sig2[None, :, None]         # (B, G, N)
+    logdet = np.log(ev).sum(-1)
+    quad = (proj[:, None, :] / ev).sum(-1)
+    # log density of log(sigma): Exp(1) prior on sigma, Jacobian sigma, marginal likelihood
+    logp = -np.exp(log_s) + log_s - 0.5 * (logdet + quad)
+    p = np.exp(logp - logp.max(axis=1, keepdims=True))
+    cdf = np.concatenate([np.zeros((b, 1)), np.cumsum(0.5 * (p[:, 1:] + p[:, :-1]), axis=1)], 1)
+    cdf /= cdf[:, -1:]
+    u = rng.uniform(size=(b, n_draws))
+    sigma = np.exp(np.stack([np.interp(u[i], cdf[i], log_s) for i in range(b)]))  # (B, S)
+    # beta | sigma: precision S0^-1 + X'X / sigma^2, mean = cov (S0^-1 m0 + X'y / sigma^2)
+    xtx = design.transpose(0, 2, 1) @ design                          # (B, 2, 2)
+    xty = np.einsum("bni,bn->bi", design, y)                         # (B, 2)
+    prec = np.linalg.inv(s0)[None, None] + xtx[:, None] / sigma[..., None, None] ** 2
+    post_cov = np.linalg.inv(prec)                                   # (B, S, 2, 2)
+    rhs = (np.linalg.inv(s0) @ m0)[None, None] + xty[:, None] / sigma[..., None] ** 2
+    mean = np.einsum("bsij,bsj->bsi", post_cov, rhs)
+    chol = np.linalg.cholesky(post_cov)
+    beta = mean + np.einsum("bsij,bsj->bsi", chol, rng.standard_normal(mean.shape))
+    return beta, sigma

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .exceptions import TrainingError
 
-__all__ = ["make_optimizer", "run_epochs"]
+__all__ = ["flatten_parameters", "make_optimizer", "run_epochs"]
 
 
 def _torch_version():
@@ -35,13 +35,48 @@ def _fused_supported(params):
     return devices == {"cpu"} and _torch_version() >= (2, 4)
 
 
+def flatten_parameters(params):
+    """Make ``params`` views of one flat buffer, and their gradients views of another.
+
+    Returns the flat :class:`torch.nn.Parameter` (whose ``.grad`` is the flat gradient), or
+    ``None`` when the parameters do not share one dtype and device. The optimizer then
+    updates one tensor instead of dozens, and zeroing and clipping the gradients are one or
+    two kernels: at the batch sizes of amortized training these per-tensor loops cost as
+    much as a small network's backward pass. Backward accumulates into the existing
+    gradient views in place, so the flat gradient is always the whole gradient; zero it
+    with ``flat.grad.zero_()`` (never set it to None).
+    """
+    params = list(params)
+    if not params or len({(p.dtype, p.device) for p in params}) != 1 \
+            or not params[0].is_floating_point():
+        return None
+    first = params[0]
+    data = torch.empty(sum(p.numel() for p in params), dtype=first.dtype, device=first.device)
+    grad = torch.zeros_like(data)
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            data[offset:offset + n].copy_(p.reshape(-1))
+            p.data = data[offset:offset + n].view_as(p)
+            p.grad = grad[offset:offset + n].view_as(p)
+            offset += n
+    flat = torch.nn.Parameter(data)
+    flat.grad = grad
+    return flat
+
+
 def make_optimizer(model, *, learning_rate, weight_decay, lr_schedule, total_steps):
     """Adam (AdamW when ``weight_decay`` > 0) and a per-step schedule.
 
-    Uses the fused implementation where torch supports it (CUDA; CPU from torch 2.4) and
-    falls back to the default one otherwise.
+    The trainable parameters are flattened into one tensor (:func:`flatten_parameters`)
+    where they share a dtype and device, and the fused implementation is used where torch
+    supports it (CUDA; CPU from torch 2.4), with the default one as fallback.
     """
     params = [p for p in model.parameters() if p.requires_grad]
+    flat = flatten_parameters(params)
+    if flat is not None:
+        params = [flat]
     cls, kwargs = (torch.optim.AdamW, dict(weight_decay=weight_decay)) if weight_decay > 0 \
         else (torch.optim.Adam, {})
     opt = None
@@ -122,7 +157,8 @@ def run_epochs(
     """
     rows, best, best_state, bad_epochs = [], math.inf, None, 0
     step_module = model if train_module is None else train_module
-    params = [p for p in model.parameters() if p.requires_grad]  # once, not every step
+    # the optimizer's tensors: one flat parameter (see make_optimizer) or the model's own
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
     bar = tqdm(total=epochs, disable=not verbose, desc="skabi", unit="epoch", leave=True)
     try:
@@ -130,7 +166,7 @@ def run_epochs(
             start, total, count = time.perf_counter(), 0.0, 0
             lr = optimizer.param_groups[0]["lr"]
             for step, batch in enumerate(next_batches(epoch)):
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad(set_to_none=False)  # keeps flat gradient views
                 loss = step_module(*_args(batch))
                 if not torch.isfinite(loss):
                     raise TrainingError(

@@ -62,6 +62,47 @@ def test_fused_and_plain_adam_train_alike():
     torch.testing.assert_close(out[0], out[1], rtol=1e-4, atol=1e-5)
 
 
+def _train_steps(model, opt, zero, clip_params, x, y, steps=15):
+    for _ in range(steps):
+        zero()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        torch.nn.utils.clip_grad_norm_(clip_params, 0.5)
+        opt.step()
+    return torch.cat([p.detach().ravel() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_flat_parameters_train_like_separate_ones(weight_decay):
+    # make_optimizer flattens the parameters into one tensor; training (with gradient
+    # clipping, which acts on the whole gradient) must give the same weights
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(32, 3, generator=gen), torch.randn(32, 1, generator=gen)
+    model = _model()
+    cls = torch.optim.AdamW if weight_decay else torch.optim.Adam
+    opt = cls(model.parameters(), lr=1e-2, weight_decay=weight_decay)
+    plain = _train_steps(model, opt, opt.zero_grad, list(model.parameters()), x, y)
+    model = _model()
+    opt, _ = _training.make_optimizer(model, learning_rate=1e-2, weight_decay=weight_decay,
+                                      lr_schedule="constant", total_steps=15)
+    (flat,) = opt.param_groups[0]["params"]
+    assert flat.numel() == sum(p.numel() for p in model.parameters())
+    got = _train_steps(model, opt, lambda: opt.zero_grad(set_to_none=False), [flat], x, y)
+    torch.testing.assert_close(got, plain, rtol=1e-4, atol=1e-5)
+    # the model's parameters and gradients are views of the flat tensors
+    first = next(model.parameters())
+    assert first.data_ptr() == flat.data_ptr() and first.grad.data_ptr() == flat.grad.data_ptr()
+
+
+def test_flatten_parameters_declines_mixed_dtypes():
+    model = _model()
+    model[1].double()
+    assert _training.flatten_parameters(model.parameters()) is None
+    assert _training.flatten_parameters([]) is None
+    opt, _ = _training.make_optimizer(model, learning_rate=1e-3, weight_decay=0.0,
+                                      lr_schedule="constant", total_steps=1)
+    assert len(opt.param_groups[0]["params"]) == 4   # the model's own tensors
+
+
 @pytest.fixture(scope="module")
 def fitted():
     adapter = make_adapter(Rename("theta", "inference_variables"),
