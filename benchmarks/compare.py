@@ -5,7 +5,12 @@ imported is reported as skipped. skabi's row comes from :func:`run.run_one`; the
 the same simulator, budget (batch 64, 2000 steps = 128,000 simulations), test set (200
 datasets x 1000 draws) and metrics.
 
-Usage: ``python benchmarks/compare.py [--seed 0] [--threads 1]``.
+sbi holds out 10% of the simulations for validation (its default), so it takes about 1800
+optimizer steps over the 128,000 simulations; its ``s/step`` is its training time over 2000
+steps like skabi's, so validation and data handling count against it.
+
+Usage: ``python benchmarks/compare.py [--seeds 0 1 2] [--threads 1] [--json rows.json]``;
+``python benchmarks/run.py --from-json ... rows.json`` puts the rows into the README.
 """
 
 from __future__ import annotations
@@ -83,28 +88,36 @@ def _bayesflow(seed):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="write the rows to this JSON file")
     a = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(a.threads)
     assert G_DIM == 4 and G_N == 50
-    rows = [dict(library="skabi", **run_one("G", a.seed, a.threads, quick=False))]
-    for name, module, fn in (("sbi", "sbi", _sbi), ("BayesFlow", "bayesflow", _bayesflow)):
-        if importlib.util.find_spec(module) is None:
-            print(f"{name}: not importable, skipped (not a dependency of skabi).")
-            continue
-        try:
-            rows.append(fn(a.seed))
-        except Exception as exc:  # a peer's API drift must not hide skabi's numbers
-            print(f"{name}: failed ({type(exc).__name__}: {exc}); skipped.")
-    keys = ("library", "s_step", "train_s", "sample_s", "rmse_sd", "sd_ratio", "kl", "sbc")
+    rows = []
+    for seed in a.seeds:
+        rows.append(dict(library="skabi", **run_one("G", seed, a.threads, quick=False)))
+        for name, module, fn in (("sbi", "sbi", _sbi), ("BayesFlow", "bayesflow", _bayesflow)):
+            if importlib.util.find_spec(module) is None:
+                print(f"{name}: not importable, skipped (not a dependency of skabi).")
+                continue
+            try:
+                row = fn(seed)
+            except Exception as exc:  # a peer's API drift must not hide skabi's numbers
+                print(f"{name}: failed ({type(exc).__name__}: {exc}); skipped.")
+                continue
+            version = importlib.import_module(module).__version__
+            rows.append(dict(row, library=f"{row['library']} {version}", threads=a.threads))
+    keys = ("library", "seed", "s_step", "train_s", "sample_s", "rmse_sd", "sd_ratio", "kl",
+            "sbc")
     print("| " + " | ".join(keys) + " |\n|" + "---|" * len(keys))
     for r in rows:
         print("| " + " | ".join(f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k])
                                 for k in keys) + " |")
-    print(json.dumps(rows))
+    if a.json:
+        Path(a.json).write_text(json.dumps(dict(compare=rows), indent=1))
 
 
 if __name__ == "__main__":

@@ -266,6 +266,8 @@ def _child(args):
 
 
 def _fmt(v, spec):
+    if isinstance(v, str):
+        return v
     if isinstance(v, list):
         return " / ".join(format(x, spec) for x in v)
     if isinstance(v, bool):
@@ -322,8 +324,8 @@ def table(rows, columns):
 
 PEERS = """\
 Reference numbers quoted from issue 7 (measured by the issue author on this machine: 2 cores,
-torch 2.13 CPU, 1 thread, the same tasks). Not re-measured here; `benchmarks/compare.py`
-runs BayesFlow and sbi when they are importable.
+torch 2.13 CPU, 1 thread, the same tasks). sbi's NICE row was re-measured above with
+`benchmarks/compare.py`; BayesFlow 2.1 was not (it needs Python >= 3.12).
 
 | task G | s/step | sample 200x1000 | RMSE/sd | KL | seeds |
 |---|---|---|---|---|---|
@@ -470,7 +472,14 @@ def verdicts(rows, memory):
     return out
 
 
-def write_readme(rows, memory, quick, path=HERE / "README.md"):
+COMPARE_COLUMNS = [("library", "library", ""), ("seed", "seed", "d"), ("load", "load", ".1f"),
+                   ("s/step", "s_step", ".4f"), ("train s", "train_s", ".1f"),
+                   ("sample s", "sample_s", ".2f"), ("RMSE/sd", "rmse_sd", ".3f"),
+                   ("sd ratio", "sd_ratio", ".3f"), ("KL", "kl", ".4f"),
+                   ("SBC dev", "sbc", ".3f"), ("inside (family-wise)", "sbc_fw_inside", "")]
+
+
+def write_readme(rows, memory, quick, path=HERE / "README.md", compare=None):
     import torch
 
     import skabi
@@ -503,6 +512,13 @@ def write_readme(rows, memory, quick, path=HERE / "README.md"):
                   f"{memory['draws_mib']:.0f} MiB, peak RSS {memory['rss_mib']:.0f} MiB "
                   f"(before sampling {memory['rss_before_mib']:.0f} MiB), "
                   f"{memory['seconds']:.1f} s at {memory['threads']} thread(s).", ""]
+    if compare:
+        lines += ["## Task G side by side, measured here", "",
+                  "`benchmarks/compare.py` in a separate environment with the peers installed "
+                  "(torch 2.13 CPU, 1 thread, one after the other on this machine); skabi with "
+                  "the same settings as task G above. BayesFlow 2.1 needs Python >= 3.12 and "
+                  "could not be installed here (Python 3.11).", "",
+                  table(compare, COMPARE_COLUMNS), ""]
     lines += ["## Profile", "", PROFILE, "## Peers", "", PEERS]
     path.write_text("\n".join(lines))
 
@@ -529,15 +545,16 @@ def main(argv=None):
         print(json.dumps(memory_check()))
         return
     if a.from_json:
-        rows, memory, quick = [], None, False
+        rows, memory, quick, compare = [], None, False, []
         for f in a.from_json:
             data = json.loads(Path(f).read_text())
-            rows += data["rows"]
+            rows += data.get("rows", [])
+            compare += data.get("compare", [])
             memory = data.get("memory") or memory
             quick = quick or bool(data.get("quick"))
         order = {"G": 0, "G-defaults": 1, "L-affine": 2, "L-spline": 3}
         rows.sort(key=lambda r: (order.get(r["task"], 9), r["threads"], r["seed"]))
-        write_readme(rows, memory, quick=quick)
+        write_readme(rows, memory, quick=quick, compare=compare)
         return
     seeds = a.seeds or ([0] if a.quick else [0, 1, 2])
     threads = a.threads or ([1] if a.quick else [1, 2])
