@@ -8,10 +8,10 @@ join smoothly).
 
 The forward direction (the one training differentiates) runs as one autograd node,
 :class:`_ForwardSpline`, with a hand-derived backward: at the small batches of amortized
-training the spline's cost is per-operation overhead, and autograd recording plus
-replaying about 50 small operations per layer cost three times more than computing the
-same numbers directly (``benchmarks/README.md``). The inverse (sampling) is plain tensor
-code. Both agree with the textbook formulas; tests check the backward against finite
+training the spline's cost is per-operation overhead, and one node saves autograd's
+recording and replaying of about 50 small operations per layer (forward + backward of one
+layer at batch 64: 600 -> 440 us, ``benchmarks/README.md``). The inverse (sampling) is
+plain tensor code. Both agree with the textbook formulas; tests check the backward against finite
 differences (``torch.autograd.gradcheck``) and the log-det against autograd Jacobians.
 
 Notation for one bin ``[x0, x1] -> [y0, y1]`` with knot derivatives ``d0, d1``:
