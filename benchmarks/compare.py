@@ -91,6 +91,9 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=None, help="write the rows to this JSON file")
+    p.add_argument("--peers", nargs="*", default=["sbi", "BayesFlow"],
+                   help="which peers to run (default both); skabi runs unless --no-skabi")
+    p.add_argument("--no-skabi", action="store_true")
     a = p.parse_args(argv)
     import torch
 
@@ -98,8 +101,11 @@ def main(argv=None):
     assert G_DIM == 4 and G_N == 50
     rows = []
     for seed in a.seeds:
-        rows.append(dict(library="skabi", **run_one("G", seed, a.threads, quick=False)))
+        if not a.no_skabi:
+            rows.append(dict(library="skabi", **run_one("G", seed, a.threads, quick=False)))
         for name, module, fn in (("sbi", "sbi", _sbi), ("BayesFlow", "bayesflow", _bayesflow)):
+            if name not in a.peers:
+                continue
             if importlib.util.find_spec(module) is None:
                 print(f"{name}: not importable, skipped (not a dependency of skabi).")
                 continue

@@ -23,7 +23,7 @@ from ._sources import MemorySource, OnlineSource, RoundSource, StreamSource
 from ._training import make_optimizer, run_epochs
 from ._validation import as_numpy_rng
 from .bank import SimulationBank, as_bank
-from .exceptions import ShapeError
+from .exceptions import LoadError, ShapeError
 
 __all__ = ["TrainingMixin", "is_simulator", "array_bank"]
 
@@ -207,7 +207,14 @@ class TrainingMixin:
                                     weight_decay=self.weight_decay,
                                     lr_schedule=self.lr_schedule, total_steps=total)
         if state["optimizer_state"] is not None:
-            opt.load_state_dict(state["optimizer_state"]["optimizer"])
+            try:
+                opt.load_state_dict(state["optimizer_state"]["optimizer"])
+            except (ValueError, KeyError) as exc:
+                raise LoadError(
+                    f"The optimizer state in checkpoint {self.checkpoint_path!r} does not fit "
+                    f"this model's optimizer ({exc}); it was written by another skabi "
+                    "version or another network. Fit with resume=False to start over."
+                ) from None
             sched.load_state_dict(state["optimizer_state"]["scheduler"])
         rank, world = _distributed()
         train_module = model

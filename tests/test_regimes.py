@@ -14,6 +14,7 @@ import torch
 
 from models import Gaussian, tiny_estimator, tutorial_adapter
 from skabi import AmortizedPosterior
+from skabi.exceptions import LoadError
 
 pytest.importorskip("zarr")
 
@@ -120,6 +121,18 @@ def test_checkpoint_written_each_epoch_and_resume_continues(tmp_path):
     assert more.n_simulations_ == 4 * 5 * 32
     fresh = tiny(epochs=1, checkpoint_path=str(tmp_path / "none.skabi")).fit(Gaussian(), resume=True)
     assert len(fresh.history_) == 1
+
+
+def test_resume_with_a_mismatched_optimizer_state_says_so(tmp_path, monkeypatch):
+    # a checkpoint written with one flat parameter tensor, resumed by an optimizer over the
+    # model's separate tensors (as from another skabi version): a LoadError, not torch's
+    path = tmp_path / "ckpt.skabi"
+    tiny(epochs=1, checkpoint_path=str(path)).fit(Gaussian())
+    from skabi import _training
+
+    monkeypatch.setattr(_training, "flatten_parameters", lambda params: None)
+    with pytest.raises(LoadError, match="optimizer state.*resume=False"):
+        tiny(epochs=2, checkpoint_path=str(path)).fit(Gaussian(), resume=True)
 
 
 KILLED = textwrap.dedent("""
