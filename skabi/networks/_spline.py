@@ -62,13 +62,25 @@ def _knots(params: Tensor, bound: float) -> tuple[Tensor, Tensor, Tensor]:
     return table, a, raw
 
 
-def _gather_bins(table: Tensor, xc: Tensor, row: int) -> tuple[Tensor, Tensor]:
-    """Index of the bin of each ``xc`` (searching knot row ``row``) and the bin's
-    ``(x0, y0, d0)`` / ``(x1, y1, d1)`` as (..., 3, 2)."""
+def _locate(v: Tensor, params: Tensor, bound: float, row: int):
+    """Find the bin of each ``v`` (in knot row ``row``: 0 forward, 1 inverse).
+
+    Returns ``inside, vc, a, raw, both, x0, y0, d0, d1, w, h, s``: where ``v`` is inside
+    the interval, ``v`` clamped to it, the softmax weights and raw derivatives (for the
+    backward), the bin indices ``(idx, idx + 1)`` and the bin's knots, width, height and
+    slope.
+    """
+    inside = v.abs() < bound
+    vc = v.clamp(-bound, bound)
+    table, a, raw = _knots(params, bound)
     k = table.shape[-1] - 1
-    idx = (xc.unsqueeze(-1) >= table[..., row, 1:k]).sum(-1, keepdim=True)
+    idx = (vc.unsqueeze(-1) >= table[..., row, 1:k]).sum(-1, keepdim=True)
     both = torch.cat([idx, idx + 1], dim=-1)
-    return both, torch.gather(table, -1, both.unsqueeze(-2).expand(both.shape[:-1] + (3, 2)))
+    g = torch.gather(table, -1, both.unsqueeze(-2).expand(both.shape[:-1] + (3, 2)))
+    x0, y0, d0 = g[..., 0].unbind(-1)
+    x1, y1, d1 = g[..., 1].unbind(-1)
+    w, h = x1 - x0, y1 - y0
+    return inside, vc, a, raw, both, x0, y0, d0, d1, w, h, h / w
 
 
 class _ForwardSpline(torch.autograd.Function):
@@ -76,14 +88,7 @@ class _ForwardSpline(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, params, bound):
-        inside = x.abs() < bound
-        xc = x.clamp(-bound, bound)
-        table, a, raw = _knots(params, bound)
-        both, g = _gather_bins(table, xc, 0)
-        x0, y0, d0 = g[..., 0].unbind(-1)
-        x1, y1, d1 = g[..., 1].unbind(-1)
-        w, h = x1 - x0, y1 - y0
-        s = h / w
+        inside, xc, a, raw, both, x0, y0, d0, d1, w, h, s = _locate(x, params, bound, 0)
         t = ((xc - x0) / w).clamp_(0, 1)
         t2 = t * t
         tau = t - t2
@@ -92,7 +97,7 @@ class _ForwardSpline(torch.autograd.Function):
         m = d1 * t2 + 2 * s * tau + d0 * (1 - t).square()
         y = torch.where(inside, torch.addcmul(y0, h, p / den), x)
         logdet = torch.where(inside, 2 * (s / den).log() + m.log(), 0.0)
-        ctx.bound, ctx.k = bound, table.shape[-1] - 1
+        ctx.bound, ctx.k = bound, a.shape[-1]
         ctx.save_for_backward(inside, both, a, raw, x0, w, h, s, d0, d1, t, tau, den, p, m)
         return y, logdet
 
@@ -142,14 +147,7 @@ class _ForwardSpline(torch.autograd.Function):
 
 
 def _inverse_spline(y: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Tensor]:
-    inside = y.abs() < bound
-    yc = y.clamp(-bound, bound)
-    table, _, _ = _knots(params, bound)
-    _, g = _gather_bins(table, yc, 1)
-    x0, y0, d0 = g[..., 0].unbind(-1)
-    x1, y1, d1 = g[..., 1].unbind(-1)
-    w, h = x1 - x0, y1 - y0
-    s = h / w
+    inside, yc, _, _, _, x0, y0, d0, d1, w, h, s = _locate(y, params, bound, 1)
     a2 = d0 + d1 - 2 * s
     dy = yc - y0
     a = h * (s - d0) + dy * a2
