@@ -325,7 +325,7 @@ def table(rows, columns):
 PEERS = """\
 Reference numbers quoted from issue 7 (measured by the issue author on this machine: 2 cores,
 torch 2.13 CPU, 1 thread, the same tasks). sbi's NICE row was re-measured above with
-`benchmarks/compare.py`; BayesFlow 2.1 was not (it needs Python >= 3.12).
+`benchmarks/compare.py`; BayesFlow 2.1 was not (it needs Python >= 3.12), its 2.0.12 was.
 
 | task G | s/step | sample 200x1000 | RMSE/sd | KL | seeds |
 |---|---|---|---|---|---|
@@ -516,8 +516,9 @@ def write_readme(rows, memory, quick, path=HERE / "README.md", compare=None):
         lines += ["## Task G side by side, measured here", "",
                   "`benchmarks/compare.py` in a separate environment with the peers installed "
                   "(torch 2.13 CPU, 1 thread, one after the other on this machine); skabi with "
-                  "the same settings as task G above. BayesFlow 2.1 needs Python >= 3.12 and "
-                  "could not be installed here (Python 3.11).", "",
+                  "the same settings as task G above. BayesFlow 2.1 needs Python >= 3.12, so "
+                  "the BayesFlow row is 2.0.12, the last release for Python 3.11 (torch "
+                  "backend, defaults, one seed: its 2000 steps take 4-5 minutes).", "",
                   table(compare, COMPARE_COLUMNS), ""]
     lines += ["## Profile", "", PROFILE, "## Peers", "", PEERS]
     path.write_text("\n".join(lines))
