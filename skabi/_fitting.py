@@ -20,7 +20,7 @@ from ._approximator import build_approximator, resolve_device
 from ._observations import default_adapter, parameter_names
 from ._roles import check_roles, role_shapes, to_tensors
 from ._sources import MemorySource, OnlineSource, RoundSource, StreamSource
-from ._training import make_optimizer, run_epochs
+from ._training import make_optimizer, run_epochs, unflatten_parameters
 from ._validation import as_numpy_rng
 from .bank import SimulationBank, as_bank
 from .exceptions import LoadError, ShapeError
@@ -235,12 +235,15 @@ class TrainingMixin:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state["torch_seed"] + 1)
-            rows, _ = run_epochs(
-                model, opt, sched, lambda epoch: source.epoch(epoch, prepare, rng),
-                epochs=epochs, clip_grad_norm=self.clip_grad_norm, validation=validation,
-                early_stopping=self.early_stopping, patience=self.patience,
-                verbose=self.verbose and rank == 0, first_epoch=first,
-                train_module=train_module, on_epoch_end=checkpoint)
+            try:
+                rows, _ = run_epochs(
+                    model, opt, sched, lambda epoch: source.epoch(epoch, prepare, rng),
+                    epochs=epochs, clip_grad_norm=self.clip_grad_norm, validation=validation,
+                    early_stopping=self.early_stopping, patience=self.patience,
+                    verbose=self.verbose and rank == 0, first_epoch=first,
+                    train_module=train_module, on_epoch_end=checkpoint)
+            finally:
+                unflatten_parameters(model)  # make_optimizer made them views of one buffer
         # Commit only now: a failed (re)fit leaves a fitted estimator as it was.
         self._commit(state, state["rows"] + rows, n_simulations(rows))
 

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .exceptions import TrainingError
 
-__all__ = ["flatten_parameters", "make_optimizer", "run_epochs"]
+__all__ = ["flatten_parameters", "unflatten_parameters", "make_optimizer", "run_epochs"]
 
 
 def _torch_version():
@@ -64,6 +64,19 @@ def flatten_parameters(params):
     flat = torch.nn.Parameter(data)
     flat.grad = grad
     return flat
+
+
+def unflatten_parameters(model):
+    """Give every parameter its own storage again and drop the gradients (after training).
+
+    Views of one shared buffer are fine for ``torch.save`` and ``copy.deepcopy``, which
+    keep one storage, but ``pickle`` writes the whole buffer once per parameter.
+    """
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad = None
+            p.data = p.data.clone()
 
 
 def make_optimizer(model, *, learning_rate, weight_decay, lr_schedule, total_steps):

@@ -198,7 +198,7 @@ def _check_batch(out, batch_size, who):
 
 def _stack(key, draws, who):
     try:
-        arr = np.stack(draws)
+        arr = np.stack([np.asarray(d) for d in draws])
     except ValueError:
         first = np.shape(draws[0])
         other = next((i for i, d in enumerate(draws) if np.shape(d) != first), None)
@@ -236,17 +236,30 @@ class SequentialSimulator(Simulator):
         self.random_state = random_state
 
     def _call(self, fn):
-        """The :class:`_Call` of ``fn``, read once (signatures are slow to inspect)."""
-        cache = self.__dict__.setdefault("_calls", {})
+        """The :class:`_Call` of ``fn``, read once (signatures are slow to inspect).
+
+        The cache holds the functions of the current ``functions`` and ``meta_fn`` only
+        (it starts over when they change) and is not pickled.
+        """
+        key = (tuple(self.functions) if isinstance(self.functions, (list, tuple))
+               else (self.functions,), self.meta_fn)
+        if self.__dict__.get("_calls_key") != key:
+            self._calls, self._calls_key = {}, key
         try:
-            return cache[fn]
+            return self._calls[fn]
         except KeyError:
-            call = cache[fn] = _Call(fn.simulate, skip=("batch_size",)) \
+            call = self._calls[fn] = _Call(fn.simulate, skip=("batch_size",)) \
                 if isinstance(fn, Simulator) else _Call(fn)
             return call
         except TypeError:  # an unhashable callable
             return _Call(fn.simulate, skip=("batch_size",)) if isinstance(fn, Simulator) \
                 else _Call(fn)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_calls", None)
+        state.pop("_calls_key", None)
+        return state
 
     def _run(self, batch_size, rng):
         functions = self.functions

@@ -115,6 +115,20 @@ def fitted():
     return est.fit(sim), sim.sample(7, random_state=1)
 
 
+def test_fitted_parameters_own_their_storage_and_pickle_small(fitted):
+    # training makes the parameters views of one buffer; fit gives each its own storage
+    # back, or pickle would write the whole buffer once per parameter
+    import pickle
+
+    est, _ = fitted
+    params = list(est.approximator_.parameters())
+    for p in params:
+        assert p.untyped_storage().nbytes() == p.numel() * p.element_size()
+        assert p.grad is None
+    weights = sum(p.numel() * p.element_size() for p in params)
+    assert len(pickle.dumps(est)) < 2 * weights + 200_000
+
+
 def test_log_prob_from_conditions_in_blocks_equals_one_pass(fitted):
     est, sims = fitted
     model = est.approximator_

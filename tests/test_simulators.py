@@ -136,3 +136,37 @@ def test_batched_simulator_with_wrong_leading_axis():
 def test_bad_batch_size(bad):
     with pytest.raises(ValueError, match="batch_size must be a positive int"):
         make_simulator(lambda: dict(a=1.0)).sample(bad)
+
+
+def _first(rng):
+    return dict(a=rng.normal())
+
+
+def _second(a, rng):
+    return dict(b=a + rng.normal())
+
+
+def _second_again(a):
+    return dict(b=2 * a)
+
+
+def test_signature_cache_follows_functions_and_is_not_pickled():
+    import pickle
+
+    sim = make_simulator([_first, _second])
+    sim.sample(4, random_state=0)
+    assert set(sim._calls) == {_first, _second}
+    # replacing a function (as when a notebook cell redefines it) starts the cache over
+    sim.functions = [_first, _second_again]
+    out = sim.sample(3, random_state=0)
+    np.testing.assert_allclose(out["b"], 2 * out["a"])
+    assert set(sim._calls) == {_first, _second_again}
+    back = pickle.loads(pickle.dumps(sim))
+    assert "_calls" not in back.__dict__
+    np.testing.assert_allclose(back.sample(3, random_state=0)["b"], out["b"])
+
+
+def test_draws_of_array_subclasses_stack_as_plain_arrays():
+    sim = make_simulator([lambda: dict(m=np.ma.masked_array([1.0, 2.0]))])
+    out = sim.sample(3, random_state=0)
+    assert type(out["m"]) is np.ndarray and out["m"].shape == (3, 2)
