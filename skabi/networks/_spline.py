@@ -98,13 +98,13 @@ class _ForwardSpline(torch.autograd.Function):
         y = torch.where(inside, torch.addcmul(y0, h, p / den), x)
         logdet = torch.where(inside, 2 * (s / den).log() + m.log(), 0.0)
         ctx.bound, ctx.k = bound, a.shape[-1]
-        ctx.save_for_backward(inside, both, a, raw, x0, w, h, s, d0, d1, t, tau, den, p, m)
+        ctx.save_for_backward(inside, both, a, raw, w, h, s, d0, d1, t, tau, den, p, m)
         return y, logdet
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gy, gl):
-        inside, both, a, raw, x0, w, h, s, d0, d1, t, tau, den, p, m = ctx.saved_tensors
+        inside, both, a, raw, w, h, s, d0, d1, t, tau, den, p, m = ctx.saved_tensors
         bound, k = ctx.bound, ctx.k
         if gy is None:
             gy = torch.zeros_like(w)
@@ -112,25 +112,29 @@ class _ForwardSpline(torch.autograd.Function):
             gl = torch.zeros_like(w)
         fin = inside.to(w.dtype)
         gyi, gli = gy * fin, gl * fin
-        rden, rm = 1 / den, 1 / m
-        u = 1 - 2 * t                  # d tau / dt
+        rden = den.reciprocal()
+        a_y = gyi * h * rden.square()  # gy h / D^2
+        q = gli / m                     # gl / M
+        r2 = 2 * gli * rden             # 2 gl / D
+        omt = 1 - t
+        u = omt - t                     # d tau / dt
+        tau2 = 2 * tau
+        dd_s = 1 - tau2                 # d D / ds
         a2 = d0 + d1 - 2 * s
-        hr2 = h * rden * rden
-        # partial derivatives of y and of the log-det in (t, s, h, d0, d1)
-        g_t = gyi * (h * s * m * rden * rden) + gli * (
-            2 * (d1 * t - d0 * (1 - t) + s * u) * rm - 2 * a2 * u * rden)
-        dd_s = 1 - 2 * tau             # d den / ds
-        g_s = gyi * hr2 * (t * t * den - p * dd_s) + gli * (
-            2 / s + 2 * tau * rm - 2 * dd_s * rden)
+        # the incoming gradients times the partial derivatives of y and of the log-det
+        # with respect to t, s, h, d0 and d1
+        g_t = a_y * s * m + 2 * q * (d1 * t - d0 * omt + s * u) - r2 * a2 * u
+        g_s = a_y * (t * t * den - p * dd_s) + 2 * gli / s + q * tau2 - r2 * dd_s
         g_h = gyi * p * rden
-        g_d0 = gyi * hr2 * tau * (den - p) + gli * ((1 - t).square() * rm - 2 * tau * rden)
-        g_d1 = -gyi * hr2 * p * tau + gli * (t * t * rm - 2 * tau * rden)
+        r2tau = r2 * tau
+        g_d0 = a_y * tau * (den - p) + q * omt.square() - r2tau
+        g_d1 = q * t * t - r2tau - a_y * p * tau
         # chain to the bin's knots: t = (x - x0) / w, w = x1 - x0, s = h / w, h = y1 - y0
-        rw = 1 / w
+        rw = w.reciprocal()
         g_hs = g_h + g_s * rw
         g_tw, g_sw = g_t * rw, g_s * s * rw
-        g_x0 = g_tw * (t - 1) + g_sw
-        g_x1 = -(g_tw * t) - g_sw
+        g_x0 = g_sw - g_tw * omt
+        g_x1 = -(g_tw + g_x0)
         lo = torch.stack([g_x0, gyi - g_hs, g_d0], dim=-1)
         hi = torch.stack([g_x1, g_hs, g_d1], dim=-1)
         g_table = torch.zeros(w.shape + (3, k + 1), dtype=w.dtype, device=w.device).scatter_(
