@@ -264,14 +264,22 @@ class TrainingMixin:
             if not source.online:
                 raise ValueError("validation_sims as a number needs a simulator; pass a bank "
                                  "of validation simulations for offline training.")
-            sims = source.simulator.sample(int(spec), random_state=rng)
+            # drawn in training-sized batches, so that meta variables (N) vary as in training
+            sizes = [self.batch_size] * (int(spec) // self.batch_size)
+            if int(spec) % self.batch_size:
+                sizes.append(int(spec) % self.batch_size)
+            banks = [source.simulator.sample(size, random_state=rng) for size in sizes]
         else:
-            sims = as_bank(spec).to_dict()
-        roles = adapter.transform(sims)
-        check_roles(roles, shapes, given_keys=sims.keys(), need_theta=True)
-        n = roles["inference_variables"].shape[0]
-        chunk = max(self.batch_size, 256)
-        return [to_tensors(roles, device, dtype, slice(i, i + chunk)) for i in range(0, n, chunk)]
+            banks = [as_bank(spec).to_dict()]
+        out = []
+        for sims in banks:
+            roles = adapter.transform(sims)
+            check_roles(roles, shapes, given_keys=sims.keys(), need_theta=True)
+            n = roles["inference_variables"].shape[0]
+            chunk = max(self.batch_size, 256)
+            out += [to_tensors(roles, device, dtype, slice(i, i + chunk))
+                    for i in range(0, n, chunk)]
+        return out
 
     def _commit(self, state, rows, n_simulations):
         import pandas as pd

@@ -62,7 +62,8 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         Clip the gradient norm of each step.
     validation_sims : int, dict or SimulationBank, default=None
         Validation data whose loss is recorded each epoch: a number of simulations drawn
-        once from the simulator, or a fixed bank.
+        once from the simulator (in batches of ``batch_size``, so that variables drawn once
+        per batch, such as ``N``, vary as in training), or a fixed bank.
     early_stopping : bool, default=False
         Stop when the validation loss has not improved for ``patience`` epochs and restore
         the best weights. Needs ``validation_sims``.

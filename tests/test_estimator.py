@@ -190,6 +190,30 @@ def test_validation_loss_recorded_and_early_stopping_needs_it():
         tiny(early_stopping=True).fit(Gaussian())
 
 
+def test_validation_sims_drawn_in_batches_so_meta_varies(monkeypatch):
+    # one batch of 200 would share one N; training sees N vary per batch, so must validation
+    sim = make_simulator([prior, likelihood], meta_fn=meta)
+    seen = []
+    est = AmortizedPosterior(adapter=regression_adapter(),
+                             inference_network=CouplingFlow(depth=1, subnet_width=8),
+                             summary_network=DeepSet(summary_dim=2, width=8), epochs=1,
+                             batches_per_epoch=2, batch_size=32, pilot_size=64,
+                             validation_sims=200, random_state=0)
+    original = type(est)._validation_batches
+
+    def spy(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        seen.extend(out)
+        return out
+
+    monkeypatch.setattr(type(est), "_validation_batches", spy)
+    est.fit(sim)
+    sizes = [b["inference_variables"].shape[0] for b in seen]
+    assert sum(sizes) == 200 and max(sizes) == 32
+    assert len({b["summary_variables"].shape[1] for b in seen}) > 1   # several N
+    assert np.isfinite(est.history_["val_loss"]).all()
+
+
 def test_fit_and_score_a_flat_dataframe_bank():
     from skabi.adapters import Concatenate
 
