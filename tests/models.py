@@ -36,12 +36,11 @@ class Gaussian(Simulator):
         return x.sum(axis=1) / (n + 1), np.sqrt(1.0 / (n + 1))
 
 
-def tutorial_adapter():
-    """The adapter of the BayesFlow linear-regression tutorial."""
-    from skabi import make_adapter
+def tutorial_steps():
+    """The steps of the BayesFlow linear-regression tutorial's adapter (new instances)."""
     from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
 
-    return make_adapter(
+    return [
         Broadcast("N", to="x"),
         AsSet(["x", "y"]),
         Constrain("sigma", lower=0),
@@ -49,7 +48,14 @@ def tutorial_adapter():
         Concatenate(["beta", "sigma"], into="inference_variables"),
         Concatenate(["x", "y"], into="summary_variables"),
         Rename("N", "inference_conditions"),
-    )
+    ]
+
+
+def tutorial_adapter(**kwargs):
+    """The adapter of the BayesFlow linear-regression tutorial (``kwargs``: ``dtype``)."""
+    from skabi import make_adapter
+
+    return make_adapter(*tutorial_steps(), **kwargs)
 
 
 def gaussian_adapter():

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from models import tutorial_adapter
 from skabi.adapters import (
     Adapter,
     AsSet,
@@ -39,18 +40,6 @@ def sims():
         "y": rng.normal(size=(6, 4)),
         "N": 4,
     }
-
-
-def tutorial():
-    return make_adapter(
-        Broadcast("N", to="x"),
-        AsSet(["x", "y"]),
-        Constrain("sigma", lower=0),
-        Sqrt("N"),
-        Concatenate(["beta", "sigma"], into="inference_variables"),
-        Concatenate(["x", "y"], into="summary_variables"),
-        Rename("N", "inference_conditions"),
-    )
 
 
 # ---------------------------------------------------------------- unknown keys
@@ -137,7 +126,7 @@ def test_support_errors_count_values(step, values, bad):
 
 
 def test_support_error_at_transform_through_adapter(sims):
-    adapter = tutorial().fit(sims)
+    adapter = tutorial_adapter().fit(sims)
     bad = dict(sims, sigma=-sims["sigma"])
     with pytest.raises(SupportError) as err:
         adapter.transform(bad)
@@ -151,7 +140,7 @@ def test_non_finite_batch_names_variable(sims, bad_value):
     bad = dict(sims)
     bad["y"] = sims["y"].copy()
     bad["y"][2, 1] = bad_value
-    adapter = tutorial()
+    adapter = tutorial_adapter()
     with pytest.raises(NonFiniteError, match="'y'"):
         adapter.fit(bad)
     adapter.fit(sims)
@@ -165,7 +154,7 @@ def test_non_finite_checked_before_any_step(sims):
     # sigma is also out of support, but the NaN in x is reported first, before any step runs
     bad = dict(sims, sigma=-sims["sigma"], x=np.full((6, 4), np.nan))
     with pytest.raises(NonFiniteError, match="'x'"):
-        tutorial().fit(bad)
+        tutorial_adapter().fit(bad)
 
 
 # ---------------------------------------------------------------- concatenate
@@ -191,7 +180,7 @@ def test_concatenate_inverse_wrong_size():
 
 # ---------------------------------------------------------------- inverse
 def test_inverse_transform_wrong_last_axis(sims):
-    adapter = tutorial().fit(sims)
+    adapter = tutorial_adapter().fit(sims)
     with pytest.raises(ShapeError) as err:
         adapter.inverse_transform({"inference_variables": np.zeros((2, 5, 7))})
     msg = str(err.value)
@@ -233,7 +222,7 @@ def test_step_that_is_not_a_transform(sims):
 
 def test_batch_must_be_a_mapping():
     with pytest.raises(TypeError, match="dict"):
-        tutorial().fit(np.zeros((3, 2)))
+        tutorial_adapter().fit(np.zeros((3, 2)))
 
 
 def test_from_config_rejects_non_adapter():

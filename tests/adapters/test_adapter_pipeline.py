@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from sklearn.base import clone
 
+from models import tutorial_steps
 from skabi.adapters import (
     Adapter,
     AsSet,
     Broadcast,
     Concatenate,
-    Constrain,
     Log,
     Rename,
     Sqrt,
@@ -29,18 +29,6 @@ def simulate(batch_size=500, n_obs=11, seed=0):
     x = rng.normal(size=(batch_size, n_obs))
     y = beta[:, :1] + beta[:, 1:] * x + sigma * rng.normal(size=(batch_size, n_obs))
     return {"beta": beta, "sigma": sigma, "x": x, "y": y, "N": n_obs}
-
-
-def tutorial_steps():
-    return [
-        Broadcast("N", to="x"),
-        AsSet(["x", "y"]),
-        Constrain("sigma", lower=0),
-        Sqrt("N"),
-        Concatenate(["beta", "sigma"], into="inference_variables"),
-        Concatenate(["x", "y"], into="summary_variables"),
-        Rename("N", "inference_conditions"),
-    ]
 
 
 def fluent():

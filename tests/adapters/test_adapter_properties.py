@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from models import tutorial_adapter
 from skabi.adapters import (
-    Broadcast,
     AsSet,
     AsTimeSeries,
     Concatenate,
@@ -144,16 +144,7 @@ def regression_batches(draw):
 
 def whole_adapters():
     return [
-        make_adapter(
-            Broadcast("N", to="x"),
-            AsSet(["x", "y"]),
-            Constrain("sigma", lower=0),
-            Sqrt("N"),
-            Concatenate(["beta", "sigma"], into="inference_variables"),
-            Concatenate(["x", "y"], into="summary_variables"),
-            Rename("N", "inference_conditions"),
-            dtype="float64",
-        ),
+        tutorial_adapter(dtype="float64"),
         make_adapter(
             AsSet(["x", "y"]),
             Constrain("sigma", lower=0),
