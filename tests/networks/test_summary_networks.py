@@ -21,6 +21,20 @@ def _build(holder, feature_dim, seed=0):
     return holder.build(feature_dim).eval()
 
 
+def _check_padding_is_masked(net, pieces, length, fill):
+    """Pad ``pieces`` (each (n_i, F)) to ``length`` with ``fill``: with the mask each row
+    equals the unpadded piece's output; without it the padding changes the result."""
+    padded = torch.full((len(pieces), length, pieces[0].shape[-1]), fill)
+    mask = torch.zeros(len(pieces), length, dtype=torch.bool)
+    for i, piece in enumerate(pieces):
+        padded[i, :len(piece)] = piece
+        mask[i, :len(piece)] = True
+    out = net(padded, mask)
+    for i, piece in enumerate(pieces):
+        torch.testing.assert_close(out[i], net(piece[None])[0], rtol=0, atol=1e-5)
+    assert not torch.allclose(net(padded)[0], out[0], atol=1e-3)
+
+
 @pytest.mark.parametrize("holder", SET_HOLDERS, ids=IDS)
 def test_set_networks_are_permutation_invariant(holder):
     net = _build(holder, 3)
@@ -38,17 +52,8 @@ def test_set_networks_are_permutation_invariant(holder):
 @pytest.mark.parametrize("holder", SET_HOLDERS, ids=IDS)
 def test_padding_with_mask_equals_unpadded_set(holder):
     net = _build(holder, 3)
-    sets = [torch.randn(n, 3) for n in (7, 12, 1)]
-    padded = torch.full((3, 12, 3), 1e3)  # garbage in the padding must not matter
-    mask = torch.zeros(3, 12, dtype=torch.bool)
-    for i, s in enumerate(sets):
-        padded[i, :len(s)] = s
-        mask[i, :len(s)] = True
-    out = net(padded, mask)
-    for i, s in enumerate(sets):
-        torch.testing.assert_close(out[i], net(s[None])[0], rtol=0, atol=1e-5)
-    # and the padding does change the result when it is not masked
-    assert not torch.allclose(net(padded)[0], out[0], atol=1e-3)
+    # garbage in the padding must not matter
+    _check_padding_is_masked(net, [torch.randn(n, 3) for n in (7, 12, 1)], 12, 1e3)
 
 
 @pytest.mark.parametrize("holder", SET_HOLDERS, ids=IDS)
@@ -77,16 +82,7 @@ def test_time_series_varying_length_and_padding(recurrent, bidirectional):
                                    bidirectional=bidirectional, num_layers=2), 2)
     assert net(torch.randn(3, 30, 2)).shape == (3, 4)
     assert net(torch.randn(3, 11, 2)).shape == (3, 4)
-    series = [torch.randn(t, 2) for t in (17, 25, 4)]
-    padded = torch.full((3, 25, 2), 50.0)
-    mask = torch.zeros(3, 25, dtype=torch.bool)
-    for i, s in enumerate(series):
-        padded[i, :len(s)] = s
-        mask[i, :len(s)] = True
-    out = net(padded, mask)
-    for i, s in enumerate(series):
-        torch.testing.assert_close(out[i], net(s[None])[0], rtol=0, atol=1e-5)
-    assert not torch.allclose(net(padded)[0], out[0], atol=1e-3)
+    _check_padding_is_masked(net, [torch.randn(t, 2) for t in (17, 25, 4)], 25, 50.0)
 
 
 def test_time_series_is_order_sensitive():
