@@ -83,6 +83,16 @@ def _locate(v: Tensor, params: Tensor, bound: float, row: int):
     return inside, vc, a, raw, both, x0, y0, d0, d1, w, h, h / w
 
 
+def _in_bin(t: Tensor, s: Tensor, d0: Tensor, d1: Tensor, a2: Tensor):
+    """At the position ``t`` in a bin: ``t^2``, ``tau``, ``D``, ``M`` and ``log dy/dx``
+    (``a2 = d0 + d1 - 2 s``); shared by both directions."""
+    t2 = t * t
+    tau = t - t2
+    den = torch.addcmul(s, a2, tau)
+    m = d1 * t2 + 2 * s * tau + d0 * (1 - t).square()
+    return t2, tau, den, m, 2 * (s / den).log() + m.log()
+
+
 class _ForwardSpline(torch.autograd.Function):
     """``(x, params) -> (y, log dy/dx)`` with an analytic backward (first order only)."""
 
@@ -90,13 +100,10 @@ class _ForwardSpline(torch.autograd.Function):
     def forward(ctx, x, params, bound):
         inside, xc, a, raw, both, x0, y0, d0, d1, w, h, s = _locate(x, params, bound, 0)
         t = ((xc - x0) / w).clamp_(0, 1)
-        t2 = t * t
-        tau = t - t2
-        den = torch.addcmul(s, d0 + d1 - 2 * s, tau)
+        t2, tau, den, m, log_slope = _in_bin(t, s, d0, d1, d0 + d1 - 2 * s)
         p = torch.addcmul(s * t2, d0, tau)
-        m = d1 * t2 + 2 * s * tau + d0 * (1 - t).square()
         y = torch.where(inside, torch.addcmul(y0, h, p / den), x)
-        logdet = torch.where(inside, 2 * (s / den).log() + m.log(), 0.0)
+        logdet = torch.where(inside, log_slope, 0.0)
         ctx.bound, ctx.k = bound, a.shape[-1]
         ctx.save_for_backward(inside, both, a, raw, w, h, s, d0, d1, t, tau, den, p, m)
         return y, logdet
@@ -159,11 +166,9 @@ def _inverse_spline(y: Tensor, params: Tensor, bound: float) -> tuple[Tensor, Te
     c = -s * dy
     disc = (b.square() - 4 * a * c).clamp_min(0)
     t = ((2 * c) / (-b - disc.sqrt())).clamp(0, 1)
-    tau = t * (1 - t)
-    den = s + a2 * tau
-    m = d1 * t.square() + 2 * s * tau + d0 * (1 - t).square()
+    log_slope = _in_bin(t, s, d0, d1, a2)[-1]
     x = torch.where(inside, t * w + x0, y)
-    logdet = torch.where(inside, -(2 * (s / den).log() + m.log()), 0.0)
+    logdet = torch.where(inside, -log_slope, 0.0)
     return x, logdet
 
 
