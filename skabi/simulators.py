@@ -101,6 +101,13 @@ class _Call:
         return out
 
 
+def _call_of(fn):
+    """The :class:`_Call` of a function, or of a :class:`Simulator`'s ``simulate``."""
+    if isinstance(fn, Simulator):
+        return _Call(fn.simulate, skip=("batch_size",))
+    return _Call(fn)
+
+
 class Simulator:
     """Base class for batched simulators.
 
@@ -175,7 +182,7 @@ class Simulator:
         return self._rng
 
     def _run(self, batch_size, rng):
-        call = _Call(self.simulate, skip=("batch_size",))
+        call = _call_of(self)
         out = call.checked(self.simulate(batch_size, **call.arguments({}, rng)))
         return _check_batch(out, batch_size, call.name)
 
@@ -235,25 +242,20 @@ class SequentialSimulator(Simulator):
         self.meta_fn = meta_fn
         self.random_state = random_state
 
-    def _call(self, fn):
-        """The :class:`_Call` of ``fn``, read once (signatures are slow to inspect).
-
-        The cache holds the functions of the current ``functions`` and ``meta_fn`` only
-        (it starts over when they change) and is not pickled.
-        """
-        key = (tuple(self.functions) if isinstance(self.functions, (list, tuple))
-               else (self.functions,), self.meta_fn)
+    def _reset_calls_if_changed(self, functions):
+        """Signatures are slow to read, so each function's :class:`_Call` is cached; the
+        cache starts over when ``functions`` or ``meta_fn`` change and is not pickled."""
+        key = (tuple(functions), self.meta_fn)
         if self.__dict__.get("_calls_key") != key:
             self._calls, self._calls_key = {}, key
+
+    def _call(self, fn):
         try:
+            if fn not in self._calls:
+                self._calls[fn] = _call_of(fn)
             return self._calls[fn]
-        except KeyError:
-            call = self._calls[fn] = _Call(fn.simulate, skip=("batch_size",)) \
-                if isinstance(fn, Simulator) else _Call(fn)
-            return call
         except TypeError:  # an unhashable callable
-            return _Call(fn.simulate, skip=("batch_size",)) if isinstance(fn, Simulator) \
-                else _Call(fn)
+            return _call_of(fn)
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -265,6 +267,7 @@ class SequentialSimulator(Simulator):
         functions = self.functions
         if callable(functions) and not isinstance(functions, (list, tuple)):
             functions = [functions]
+        self._reset_calls_if_changed(functions)
         meta = {}
         if self.meta_fn is not None:
             call = self._call(self.meta_fn)
