@@ -82,6 +82,12 @@ def _rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _inside(cal):
+    """Per element of a ``calibration_error`` frame: ECDF inside its simultaneous band and
+    the deviation inside its band."""
+    return cal["inside"] & (cal["error"] <= cal["band"])
+
+
 def _sbc(draws, targets, n_params):
     """Per-element SBC (95% bands) and the family-wise verdict over ``n_params`` elements.
 
@@ -93,7 +99,7 @@ def _sbc(draws, targets, n_params):
 
     cal = calibration_error(draws, targets)
     fw = calibration_error(draws, targets, prob=1 - 0.05 / n_params)
-    return cal, bool(fw["inside"].all() and (fw["error"] <= fw["band"]).all())
+    return cal, bool(_inside(fw).all())
 
 
 def gaussian_metrics(draws, x, theta):
@@ -116,7 +122,7 @@ def gaussian_metrics(draws, x, theta):
     worst = cal["error"].idxmax()
     return dict(rmse_sd=rmse, sd_ratio=ratio, kl=float(np.mean(kls)),
                 sbc=float(cal["error"].max()), band=float(cal.loc[worst, "band"]),
-                sbc_inside=bool(cal["inside"].all() and (cal["error"] <= cal["band"]).all()),
+                sbc_inside=bool(_inside(cal).all()),
                 sbc_fw_inside=fw_inside)
 
 
@@ -129,13 +135,12 @@ def regression_metrics(draws, test, exact):
     cal, fw_inside = _sbc(draws, targets, 3)
     z = posterior_z_score(draws, targets, summary=True)
     con = posterior_contraction(draws, targets, summary=True)
-    out = {}
+    out, inside = {}, _inside(cal)
     for name in cal.index:
         key = name.replace("[", "").replace("]", "")
         out[f"sbc_{key}"] = float(cal.loc[name, "error"])
         out[f"band_{key}"] = float(cal.loc[name, "band"])
-        out[f"inside_{key}"] = bool(cal.loc[name, "inside"]
-                                    and cal.loc[name, "error"] <= cal.loc[name, "band"])
+        out[f"inside_{key}"] = bool(inside[name])
     ecal, efw = _sbc(exact, targets, 3)
     columns = [(draws["beta"][..., j], exact["beta"][..., j]) for j in (0, 1)]
     columns.append((draws["sigma"].reshape(exact["sigma"].shape), exact["sigma"]))
@@ -145,7 +150,7 @@ def regression_metrics(draws, test, exact):
                min_sigma=float(draws["sigma"].min()), sbc_fw_inside=fw_inside,
                sd_ratio=ratios, mean_err=errors,
                exact_sbc=float(ecal["error"].max()),
-               exact_inside=bool(ecal["inside"].all() and (ecal["error"] <= ecal["band"]).all()),
+               exact_inside=bool(_inside(ecal).all()),
                exact_fw_inside=efw)
     return out
 

@@ -265,10 +265,8 @@ class TrainingMixin:
                 raise ValueError("validation_sims as a number needs a simulator; pass a bank "
                                  "of validation simulations for offline training.")
             # drawn in training-sized batches, so that meta variables (N) vary as in training
-            sizes = [self.batch_size] * (int(spec) // self.batch_size)
-            if int(spec) % self.batch_size:
-                sizes.append(int(spec) % self.batch_size)
-            banks = [source.simulator.sample(size, random_state=rng) for size in sizes]
+            banks = [source.simulator.sample(min(self.batch_size, int(spec) - i), random_state=rng)
+                     for i in range(0, int(spec), self.batch_size)]
         else:
             banks = [as_bank(spec).to_dict()]
         out = []
