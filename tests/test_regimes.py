@@ -57,32 +57,32 @@ def test_fit_on_an_in_memory_dataset_with_meta_groups():
                                 "summary_variables": 2}
 
 
+class _Counting(Gaussian):
+    """Records the batch size of every simulate call."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def simulate(self, batch_size, rng):
+        self.calls.append(batch_size)
+        return super().simulate(batch_size, rng)
+
+
 def test_round_based_training_simulates_once_per_round():
-    calls = []
-
-    class Counting(Gaussian):
-        def simulate(self, batch_size, rng):
-            calls.append(batch_size)
-            return super().simulate(batch_size, rng)
-
-    est = tiny(epochs=4, rounds=2, batches_per_epoch=3, pilot_size=50).fit(Counting())
+    sim = _Counting()
+    est = tiny(epochs=4, rounds=2, batches_per_epoch=3, pilot_size=50).fit(sim)
     assert len(est.history_) == 4
     assert est.n_simulations_ == 2 * 3 * 32
     # pilot, extra pilot batches for the standardization, then 3 batches per round
-    assert calls == [50] + [32] * 7 + [32] * 6
+    assert sim.calls == [50] + [32] * 7 + [32] * 6
 
 
 def test_rounds_are_honoured_when_they_do_not_divide_the_epochs():
-    calls = []
-
-    class Counting(Gaussian):
-        def simulate(self, batch_size, rng):
-            calls.append(batch_size)
-            return super().simulate(batch_size, rng)
-
-    est = tiny(epochs=5, rounds=4, batches_per_epoch=2, pilot_size=50).fit(Counting())
+    sim = _Counting()
+    est = tiny(epochs=5, rounds=4, batches_per_epoch=2, pilot_size=50).fit(sim)
     assert len(est.history_) == 5 and est.n_simulations_ == 4 * 2 * 32
-    assert len(calls) == 1 + 7 + 4 * 2
+    assert len(sim.calls) == 1 + 7 + 4 * 2
 
 
 def test_replay_buffer_training():
