@@ -98,7 +98,8 @@ def _sbc(draws, targets, n_params):
     from skabi.diagnostics import calibration_error
 
     cal = calibration_error(draws, targets)
-    fw = calibration_error(draws, targets, prob=1 - 0.05 / n_params)
+    fw = calibration_error(draws, targets, family_wise=True)
+    assert len(fw) == n_params, (len(fw), n_params)
     return cal, bool(_inside(fw).all())
 
 

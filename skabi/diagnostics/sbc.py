@@ -291,6 +291,7 @@ def calibration_error(
     rank_type="fractional",
     prob=0.95,
     num_points=None,
+    family_wise=False,
 ):
     """Largest deviation of the PIT (rank) ECDF from the uniform CDF, with its band.
 
@@ -305,6 +306,14 @@ def calibration_error(
     num_points : int, optional
         Evaluation points of the ECDF (default ``min(n_datasets, 100)``, moved onto the
         rank grid; see :func:`eval_points`).
+    family_wise : bool, default False
+        One verdict for all elements at once. With ``False`` each element is tested at level
+        ``1 - prob``, so an exactly calibrated posterior with ``E`` independent elements has
+        at least one ``inside == False`` with probability ``1 - prob ** E`` (19% for 4
+        elements at 0.95). With ``True`` the bands are widened for the number of elements
+        (Bonferroni: each at level ``(1 - prob) / E``) and ``p_value`` is multiplied by
+        ``E`` (capped at 1), so that the chance of any false alarm is at most ``1 - prob``
+        whatever the dependence between elements.
 
     Returns
     -------
@@ -321,14 +330,41 @@ def calibration_error(
         draws. ``False`` flags miscalibration at level ``1 - prob``.
     ``p_value``
         Fraction of calibrated simulations that leave the pointwise binomial band at least
-        as early as the observed ECDF (the test behind ``inside``).
+        as early as the observed ECDF (the test behind ``inside``); Bonferroni-adjusted
+        with ``family_wise=True``.
+
+    Examples
+    --------
+    Exact posterior draws of a conjugate Gaussian model, 200 datasets x 500 draws, two
+    parameters:
+
+    >>> import numpy as np
+    >>> from skabi.diagnostics import calibration_error
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.normal(size=(200, 2))
+    >>> x = theta[:, None, :] + rng.normal(size=(200, 10, 2))
+    >>> mean, sd = x.sum(axis=1) / 11, 11 ** -0.5
+    >>> draws = mean[:, None, :] + sd * rng.normal(size=(200, 500, 2))
+    >>> frame = calibration_error({"theta": draws}, {"theta": theta}, family_wise=True)
+    >>> list(frame.index), list(frame.columns)
+    (['theta[0]', 'theta[1]'], ['error', 'band', 'inside', 'p_value'])
+    >>> bool(frame["inside"].all())
+    True
     """
     inputs = resolve(
         estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
         test_quantities=test_quantities, data=data,
     )
     pit = compute_pit(inputs.draws, inputs.truths, rank_type=rank_type)
-    result = ecdf_test(pit, prob=prob, num_points=num_points, n_draws=inputs.n_draws)
+    n_elements = pit.shape[1]
+    level = float(prob)
+    if not isinstance(family_wise, (bool, np.bool_)):
+        raise TypeError(f"family_wise must be True or False; got {family_wise!r}.")
+    if family_wise and 0 < level < 1:
+        level = 1 - (1 - level) / n_elements
+    result = ecdf_test(pit, prob=level, num_points=num_points, n_draws=inputs.n_draws)
+    if family_wise:
+        result["p_value"] = np.minimum(1.0, result["p_value"] * n_elements)
     frame = pd.DataFrame(result, index=pd.Index(inputs.labels, name="variable"))
     frame.index.name = "variable"
     return frame

@@ -57,6 +57,28 @@ def test_band_covers_uniform_ecdf_about_95_percent():
             assert 0.92 <= (result["error"] <= result["band"]).mean() <= 0.98, (n, n_draws)
 
 
+def test_family_wise_verdict_keeps_false_alarms_at_five_percent():
+    # 300 runs of an exactly calibrated 4-element posterior (uniform truths and draws):
+    # per element, some element leaves its band in 1 - 0.95**4 = 19% of runs; family-wise
+    # (Bonferroni) in at most 5%.
+    rng = np.random.default_rng(7)
+    per_element, family = [], []
+    for _ in range(300):
+        draws, truths = rng.uniform(size=(100, 99, 4)), rng.uniform(size=(100, 4))
+        one = calibration_error({"t": draws}, {"t": truths})
+        fw = calibration_error({"t": draws}, {"t": truths}, family_wise=True)
+        per_element.append(not one["inside"].all())
+        family.append(not fw["inside"].all())
+        assert np.all(fw["band"] > one["band"])
+        np.testing.assert_allclose(fw["p_value"], np.minimum(1, 4 * one["p_value"]))
+        # the adjusted p-value and the band verdict tell the same story
+        assert np.all(fw["inside"] | (fw["p_value"] <= 0.05 + 1e-12))
+    assert 0.13 <= np.mean(per_element) <= 0.26
+    assert 0.01 <= np.mean(family) <= 0.08
+    with pytest.raises(TypeError, match="family_wise"):
+        calibration_error({"t": draws}, {"t": truths}, family_wise="yes")
+
+
 def test_band_is_deterministic_and_sensible():
     z, lo, hi = ecdf_band(200)
     z2, lo2, hi2 = ecdf_band(200)
