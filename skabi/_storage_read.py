@@ -140,6 +140,24 @@ class BankReader:
     constant meta variables (``N``); every batch the reader returns comes from one group.
     On disk the reader loads only the rows it returns (plus the storage chunks holding
     them), never the whole bank.
+
+    Examples
+    --------
+    A bank whose sample size ``N`` varies between batches has one group per ``N``; every
+    batch comes from one group, so ``x`` always has a fixed shape within a batch:
+
+    >>> from skabi import make_simulator
+    >>> from skabi.storage import open_bank, simulate
+    >>> def model(N, rng):
+    ...     theta = rng.normal(size=2)
+    ...     return dict(theta=theta, x=theta + rng.normal(size=(N, 2)))
+    >>> simulator = make_simulator(model, meta_fn=lambda rng: dict(N=int(rng.integers(5, 10))))
+    >>> reader = open_bank(simulate(simulator, 60, batch_size=20, random_state=0))
+    >>> batches = list(reader.batches(8, rng=0))
+    >>> len(reader), sum(len(b["theta"]) for b in batches)
+    (60, 60)
+    >>> all(b["x"].shape[1:] == (b["N"], 2) for b in batches)
+    True
     """
 
     def __init__(self, groups, source=None):
@@ -260,6 +278,24 @@ def open_bank(source):
     Returns
     -------
     BankReader
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from skabi import make_simulator
+    >>> from skabi.storage import open_bank, simulate
+    >>> simulator = make_simulator(lambda rng: dict(theta=rng.normal(size=2),
+    ...                                             x=rng.normal(size=5)))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "bank.zarr")
+    ...     simulate(simulator, 100, batch_size=25, path=path, random_state=0).close()
+    ...     reader = open_bank(path)
+    ...     batch = next(reader.batches(32, rng=0))
+    ...     reader.close()
+    >>> reader
+    BankReader(100 simulations; all: 100)
+    >>> batch["theta"].shape, batch["x"].shape
+    ((32, 2), (32, 5))
     """
     import xarray as xr
 

@@ -235,6 +235,21 @@ class SequentialSimulator(Simulator):
     random_state : None, int or numpy.random.Generator, default=None
         Seed of the simulator's own stream, used by :meth:`sample` calls without
         ``random_state``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import SequentialSimulator
+    >>> def prior(rng):
+    ...     return dict(mu=rng.normal(), sigma=rng.gamma(2.0))
+    >>> def likelihood(mu, sigma, N, rng):
+    ...     return dict(x=rng.normal(mu, sigma, size=N))
+    >>> simulator = SequentialSimulator([prior, likelihood], meta_fn=lambda: dict(N=7))
+    >>> batch = simulator.sample(16, random_state=0)
+    >>> batch["mu"].shape, batch["x"].shape, batch["N"]
+    ((16, 1), (16, 7), 7)
+    >>> np.array_equal(batch["x"], simulator.sample(16, random_state=0)["x"])
+    True
     """
 
     def __init__(self, functions, meta_fn=None, random_state=None):

@@ -70,6 +70,27 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
         variables). See the module docstring for the layout. Attributes: ``n``,
         ``batch_size``, ``n_batches``, ``completed_batches``, ``seed_entropy``,
         ``random_state`` (when an int), ``meta_variables``, ``skabi_version``.
+
+    Examples
+    --------
+    A bank in memory, then the same bank streamed to a Zarr directory (a temporary one
+    here):
+
+    >>> import os, tempfile
+    >>> from skabi import make_simulator
+    >>> from skabi.storage import simulate
+    >>> simulator = make_simulator(lambda rng: dict(theta=rng.normal(size=2),
+    ...                                             x=rng.normal(size=(5, 2))))
+    >>> bank = simulate(simulator, 100, batch_size=32, random_state=0)
+    >>> bank["theta"].shape, bank["x"].shape, bank.attrs["n_batches"]
+    ((100, 2), (100, 5, 2), 4)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     on_disk = simulate(simulator, 100, batch_size=32, random_state=0,
+    ...                        path=os.path.join(tmp, "bank.zarr"))
+    ...     same = bool((on_disk["x"] == bank["x"]).all())
+    ...     on_disk.close()
+    >>> same
+    True
     """
     n = _w._check_positive("n", n)
     batch_size = _w._check_positive("batch_size", batch_size)

@@ -95,6 +95,22 @@ class Transform(BaseEstimator):
 
     ``invertible``
         Whether :meth:`inverse_transform` and :meth:`log_det_jac` exist.
+
+    Examples
+    --------
+    Every step (here :class:`~skabi.adapters.Log`) shares this interface:
+
+    >>> import numpy as np
+    >>> from skabi.adapters import Log, Transform
+    >>> step = Log("sigma")
+    >>> isinstance(step, Transform), step.invertible, step.get_params()
+    (True, True, {'keys': 'sigma'})
+    >>> batch = {"sigma": np.array([[0.5], [2.0], [4.0]])}
+    >>> z = step.fit(batch).transform(batch)
+    >>> np.allclose(step.inverse_transform(z)["sigma"], batch["sigma"])
+    True
+    >>> np.allclose(step.log_det_jac(batch)["sigma"], -np.log([0.5, 2.0, 4.0]))
+    True
     """
 
     invertible = True

@@ -148,6 +148,26 @@ class Adapter(_BaseComposition):
         Trailing shapes of the role keys in ``fit``'s output.
     n_inference_dims_ : int or None
         ``D``, the last-axis size of ``inference_variables`` (None if not produced).
+
+    Examples
+    --------
+    Parameters ``mu`` and ``sigma > 0`` become ``inference_variables``; the data ``x``
+    becomes a set for the summary network:
+
+    >>> import numpy as np
+    >>> from skabi import Adapter
+    >>> rng = np.random.default_rng(0)
+    >>> batch = {"mu": rng.normal(size=(8, 2)), "sigma": rng.gamma(2.0, size=(8, 1)),
+    ...          "x": rng.normal(size=(8, 5))}
+    >>> adapter = (Adapter().constrain("sigma", lower=0)
+    ...            .concatenate(["mu", "sigma"], into="inference_variables")
+    ...            .as_set("x").rename("x", "summary_variables"))
+    >>> out = adapter.fit_transform(batch)
+    >>> out["inference_variables"].shape, out["summary_variables"].shape
+    ((8, 3), (8, 5, 1))
+    >>> back = adapter.inverse_transform(out["inference_variables"])
+    >>> np.allclose(back["mu"], batch["mu"]), np.allclose(back["sigma"], batch["sigma"])
+    (True, True)
     """
 
     def __init__(self, steps=None, *, dtype="float32"):

@@ -52,6 +52,18 @@ class AsSet(_AsSequence):
     ------
     ShapeError
         If a variable has rank other than 2 or 3 (saying the shape got and expected).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import AsSet
+    >>> batch = {"x": np.random.default_rng(0).normal(size=(4, 10))}
+    >>> step = AsSet("x")
+    >>> z = step.fit_transform(batch)
+    >>> z["x"].shape
+    (4, 10, 1)
+    >>> np.array_equal(step.inverse_transform(z)["x"], batch["x"])
+    True
     """
 
 
@@ -70,6 +82,17 @@ class AsTimeSeries(_AsSequence):
     keys_ : list of str
     dtypes_ : dict of str to str
     expanded_ : dict of str to bool
+
+    Examples
+    --------
+    A univariate series gains a feature axis; a multivariate one keeps its shape:
+
+    >>> import numpy as np
+    >>> from skabi.adapters import AsTimeSeries
+    >>> batch = {"y": np.zeros((4, 20)), "u": np.zeros((4, 20, 3))}
+    >>> out = AsTimeSeries(["y", "u"]).fit_transform(batch)
+    >>> out["y"].shape, out["u"].shape
+    ((4, 20, 1), (4, 20, 3))
     """
 
     _expected = "(B, T) or (B, T, F)"

@@ -34,6 +34,18 @@ class Broadcast(Transform):
     ------
     ShapeError
         If a variable is not a scalar (saying the shape got), or ``to`` has no batch axis.
+
+    Examples
+    --------
+    The sample size ``N`` of a batch becomes one value per dataset, e.g. to be
+    concatenated into ``inference_conditions``:
+
+    >>> import numpy as np
+    >>> from skabi.adapters import Broadcast
+    >>> batch = {"x": np.zeros((3, 5)), "N": 5}
+    >>> out = Broadcast("N", to="x").fit_transform(batch)
+    >>> out["N"].shape, out["N"].ravel().tolist()
+    ((3, 1), [5, 5, 5])
     """
 
     invertible = False

@@ -44,6 +44,21 @@ class Concatenate(Transform):
     ------
     ShapeError
         If the parts' shapes differ on another axis than ``axis`` (naming them).
+
+    Examples
+    --------
+    A ``(B,)`` part gains a trailing axis; the inverse splits posterior draws of any
+    leading shape back into the parts:
+
+    >>> import numpy as np
+    >>> from skabi.adapters import Concatenate
+    >>> batch = {"beta": np.ones((4, 2)), "sigma": np.full(4, 3.0)}
+    >>> step = Concatenate(["beta", "sigma"], into="inference_variables")
+    >>> step.fit_transform(batch)["inference_variables"].shape
+    (4, 3)
+    >>> back = step.inverse_transform({"inference_variables": np.zeros((4, 100, 3))})
+    >>> back["beta"].shape, back["sigma"].shape, step.sizes_
+    ((4, 100, 2), (4, 100), [2, 1])
     """
 
     _parameter_constraints = {

@@ -66,6 +66,22 @@ class Constrain(Transform):
     ------
     SupportError
         If values lie on or outside a bound (naming the variable and how many).
+
+    Examples
+    --------
+    A probability ``p`` in (0, 1) maps to the real line and back; any real ``z``, however
+    extreme, maps back strictly inside the bounds:
+
+    >>> import numpy as np
+    >>> from skabi.adapters import Constrain
+    >>> batch = {"p": np.random.default_rng(0).uniform(size=(5, 1))}
+    >>> step = Constrain("p", lower=0, upper=1)
+    >>> z = step.fit_transform(batch)
+    >>> np.allclose(step.inverse_transform(z)["p"], batch["p"])
+    True
+    >>> p = step.inverse_transform({"p": np.array([[-1000.0], [0.0], [1000.0]])})["p"]
+    >>> bool(np.all((p > 0) & (p < 1))), float(p[1, 0])
+    (True, 0.5)
     """
 
     _parameter_constraints = {

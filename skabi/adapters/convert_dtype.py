@@ -25,6 +25,18 @@ class ConvertDType(Transform):
     ----------
     keys_ : list of str
     dtypes_ : dict of str to str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import ConvertDType
+    >>> batch = {"n": np.array([[3], [7]], dtype="int64")}
+    >>> step = ConvertDType("n", from_dtype="int64", to_dtype="float32")
+    >>> z = step.fit_transform(batch)
+    >>> z["n"].dtype.name, step.inverse_transform(z)["n"].dtype.name
+    ('float32', 'int64')
+    >>> step.inverse_transform(z)["n"].tolist()
+    [[3], [7]]
     """
 
     _parameter_constraints = {

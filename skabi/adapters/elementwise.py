@@ -32,6 +32,18 @@ class Sqrt(Transform):
     ------
     SupportError
         If a value is negative (naming the variable and how many values are).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import Sqrt
+    >>> batch = {"N": np.array([[4], [9], [100]])}
+    >>> step = Sqrt("N")
+    >>> z = step.fit_transform(batch)
+    >>> z["N"].ravel().tolist()
+    [2.0, 3.0, 10.0]
+    >>> step.inverse_transform(z)["N"].ravel().tolist()
+    [4.0, 9.0, 100.0]
     """
 
     _parameter_constraints = {"keys": [str, list, tuple]}
@@ -81,6 +93,23 @@ class Log(Transform):
     ------
     SupportError
         If a value is zero or negative.
+
+    Examples
+    --------
+    A positive scale ``sigma`` becomes unbounded; the inverse maps any real ``z`` back to
+    a positive value, even where ``exp(z)`` underflows:
+
+    >>> import numpy as np
+    >>> from skabi.adapters import Log
+    >>> batch = {"sigma": np.random.default_rng(0).gamma(2.0, size=(5, 1))}
+    >>> step = Log("sigma")
+    >>> z = step.fit_transform(batch)
+    >>> np.allclose(z["sigma"], np.log(batch["sigma"]))
+    True
+    >>> np.allclose(step.inverse_transform(z)["sigma"], batch["sigma"])
+    True
+    >>> bool(step.inverse_transform({"sigma": np.array([[-1000.0]])})["sigma"][0, 0] > 0)
+    True
     """
 
     _parameter_constraints = {"keys": [str, list, tuple]}

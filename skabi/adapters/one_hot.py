@@ -32,6 +32,17 @@ class OneHot(Transform):
     ------
     SupportError
         If a value is not an integer in ``[0, num_classes)`` (naming the variable).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import OneHot
+    >>> batch = {"model": np.array([0, 2, 1])}
+    >>> z = OneHot("model", num_classes=3).fit_transform(batch)
+    >>> z["model"].shape, z["model"].dtype.name
+    ((3, 3), 'float32')
+    >>> z["model"].argmax(axis=-1).tolist()
+    [0, 2, 1]
     """
 
     invertible = False

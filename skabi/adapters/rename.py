@@ -23,6 +23,16 @@ class Rename(Transform):
     keys_ : list of str
         ``[from_key]``.
     dtypes_ : dict of str to str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import Rename
+    >>> batch = {"theta": np.zeros((4, 2)), "x": np.zeros((4, 10))}
+    >>> step = Rename("theta", "inference_variables")
+    >>> z = step.fit_transform(batch)
+    >>> sorted(z), sorted(step.inverse_transform(z))
+    (['inference_variables', 'x'], ['theta', 'x'])
     """
 
     _parameter_constraints = {"from_key": [str], "to_key": [str]}

@@ -47,6 +47,14 @@ class Keep(_Select):
     ----------
     keys_ : list of str
     dtypes_ : dict of str to str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import Keep
+    >>> batch = {"theta": np.zeros((4, 2)), "x": np.zeros((4, 10)), "N": 10}
+    >>> sorted(Keep(["theta", "x"]).fit_transform(batch))
+    ['theta', 'x']
     """
 
     def _select(self, mapping):
@@ -67,6 +75,14 @@ class Drop(_Select):
     ----------
     keys_ : list of str
     dtypes_ : dict of str to str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import Drop
+    >>> batch = {"theta": np.zeros((4, 2)), "x": np.zeros((4, 10)), "N": 10}
+    >>> sorted(Drop("N").fit_transform(batch))
+    ['theta', 'x']
     """
 
     def _select(self, mapping):

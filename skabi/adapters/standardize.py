@@ -48,6 +48,21 @@ class Standardize(Transform):
     dtypes_ : dict of str to str
     mean_, std_ : dict of str to ndarray
         Per variable, of shape ``(F,)`` (rank >= 2) or ``()`` (rank <= 1), float64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.adapters import Standardize
+    >>> rng = np.random.default_rng(0)
+    >>> batch = {"x": rng.normal([10.0, -5.0], [2.0, 0.5], size=(100, 2))}
+    >>> step = Standardize("x")
+    >>> z = step.fit_transform(batch)
+    >>> step.mean_["x"].shape
+    (2,)
+    >>> np.allclose(z["x"].mean(axis=0), 0), np.allclose(z["x"].std(axis=0), 1)
+    (True, True)
+    >>> np.allclose(step.inverse_transform(z)["x"], batch["x"])
+    True
     """
 
     _parameter_constraints = {

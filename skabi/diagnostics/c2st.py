@@ -94,6 +94,20 @@ or ndarray of shape (n_draws, n_elements)
     pandas.Series indexed by dataset
         Mean cross-validated score: about 0.5 for the same distribution, near 1 for
         clearly different ones.
+
+    Examples
+    --------
+    Dataset 0's draws come from the reference distribution, dataset 1's are shifted by
+    two standard deviations:
+
+    >>> import numpy as np
+    >>> from skabi.diagnostics import c2st
+    >>> rng = np.random.default_rng(0)
+    >>> references = {"theta": rng.normal(size=(2, 300, 2))}
+    >>> draws = {"theta": rng.normal(size=(2, 300, 2)) + np.array([0.0, 2.0])[:, None, None]}
+    >>> score = c2st(draws, references, cv=3)
+    >>> score.index.tolist(), bool(score[0] < 0.6), bool(score[1] > 0.8)
+    ([0, 1], True, True)
     """
     if estimates is None or references is None:
         raise TypeError("c2st needs estimates and references (draws to compare with).")

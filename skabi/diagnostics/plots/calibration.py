@@ -44,6 +44,23 @@ def calibration_histogram(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Exact posterior draws for 100 datasets of ``theta ~ N(0, 1)``, ``y ~ N(theta, 0.5**2)``
+    (the posterior is ``N(0.8 y, 0.2)``):
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from skabi.diagnostics.plots import calibration_histogram
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.normal(size=(100, 2))
+    >>> y = theta + 0.5 * rng.normal(size=(100, 2))
+    >>> draws = 0.8 * y[:, None, :] + 0.2 ** 0.5 * rng.normal(size=(100, 200, 2))
+    >>> fig = calibration_histogram({"theta": draws}, {"theta": theta})
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 2)
+    >>> plt.close(fig)
     """
     inputs = resolve(
         estimates, targets, variable_keys=variable_keys, variable_names=variable_names,
@@ -111,6 +128,23 @@ def calibration_ecdf(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Exact posterior draws for 100 datasets of ``theta ~ N(0, 1)``, ``y ~ N(theta, 0.5**2)``
+    (the posterior is ``N(0.8 y, 0.2)``):
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from skabi.diagnostics.plots import calibration_ecdf
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.normal(size=(100, 2))
+    >>> y = theta + 0.5 * rng.normal(size=(100, 2))
+    >>> draws = 0.8 * y[:, None, :] + 0.2 ** 0.5 * rng.normal(size=(100, 200, 2))
+    >>> fig = calibration_ecdf({"theta": draws}, {"theta": theta}, difference=True)
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 2)
+    >>> plt.close(fig)
     """
     inputs = resolve(
         estimates, targets, variable_keys=variable_keys, variable_names=variable_names,

@@ -38,6 +38,22 @@ def loss(history, *, moving_average=None, show_lr=None, figsize=None, **kwargs):
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    A history like an estimator's ``history_``; its ``lr`` column adds a second panel:
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from skabi.diagnostics.plots import loss
+    >>> epochs = np.arange(1, 21)
+    >>> history = pd.DataFrame({"loss": 2.0 / epochs, "val_loss": 2.2 / epochs,
+    ...                         "lr": 1e-3 * 0.9 ** epochs}, index=epochs)
+    >>> fig = loss(history, moving_average=5)
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 2)
+    >>> plt.close(fig)
     """
     frame = _as_frame(history)
     if "loss" not in frame.columns:

@@ -67,6 +67,20 @@ def pairs_samples(samples, *, variable_keys=None, variable_names=None, figsize=N
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Prior draws of three elements give a 3 x 3 grid (the upper triangle left blank):
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from skabi.diagnostics.plots import pairs_samples
+    >>> rng = np.random.default_rng(0)
+    >>> prior = {"beta": rng.normal(size=(500, 2)), "sigma": rng.gamma(2.0, size=500), "N": 10}
+    >>> fig = pairs_samples(prior)
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 9)
+    >>> plt.close(fig)
     """
     if is_container(samples):
         estimates, _ = read_estimates(samples, require_targets=False)
@@ -129,6 +143,23 @@ def pairs_posterior(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Exact posterior draws for 100 datasets of ``theta ~ N(0, 1)``, ``y ~ N(theta, 0.5**2)``
+    (the posterior is ``N(0.8 y, 0.2)``):
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from skabi.diagnostics.plots import pairs_posterior
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.normal(size=(100, 2))
+    >>> y = theta + 0.5 * rng.normal(size=(100, 2))
+    >>> draws = 0.8 * y[:, None, :] + 0.2 ** 0.5 * rng.normal(size=(100, 200, 2))
+    >>> fig = pairs_posterior({"theta": draws}, {"theta": theta}, dataset_id=3)
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 4)
+    >>> plt.close(fig)
     """
     inputs = resolve(
         estimates, targets, variable_keys=variable_keys, variable_names=variable_names,

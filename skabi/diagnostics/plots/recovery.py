@@ -42,6 +42,23 @@ def recovery(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Exact posterior draws for 100 datasets of ``theta ~ N(0, 1)``, ``y ~ N(theta, 0.5**2)``
+    (the posterior is ``N(0.8 y, 0.2)``):
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from skabi.diagnostics.plots import recovery
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.normal(size=(100, 2))
+    >>> y = theta + 0.5 * rng.normal(size=(100, 2))
+    >>> draws = 0.8 * y[:, None, :] + 0.2 ** 0.5 * rng.normal(size=(100, 200, 2))
+    >>> fig = recovery({"theta": draws}, {"theta": theta}, variable_names=["a", "b"])
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 2)
+    >>> plt.close(fig)
     """
     if point_estimate not in ("median", "mean"):
         raise ValueError(f"point_estimate must be 'median' or 'mean'; got {point_estimate!r}.")
@@ -102,6 +119,23 @@ def z_score_contraction(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    Exact posterior draws for 100 datasets of ``theta ~ N(0, 1)``, ``y ~ N(theta, 0.5**2)``
+    (the posterior is ``N(0.8 y, 0.2)``):
+
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from skabi.diagnostics.plots import z_score_contraction
+    >>> rng = np.random.default_rng(0)
+    >>> theta = rng.normal(size=(100, 2))
+    >>> y = theta + 0.5 * rng.normal(size=(100, 2))
+    >>> draws = 0.8 * y[:, None, :] + 0.2 ** 0.5 * rng.normal(size=(100, 200, 2))
+    >>> fig = z_score_contraction({"theta": draws}, {"theta": theta}, prior_variance=1.0)
+    >>> type(fig).__name__, len(fig.axes)
+    ('Figure', 2)
+    >>> plt.close(fig)
     """
     common = dict(variable_keys=variable_keys, variable_names=variable_names)
     contraction = posterior_contraction(
