@@ -315,9 +315,21 @@ class Adapter(_BaseComposition):
         """``fit(data).transform(data, log_det_jac=log_det_jac)``."""
         return self.fit(data).transform(data, log_det_jac=log_det_jac)
 
-    def __call__(self, data, *, log_det_jac=False):
-        """Same as :meth:`transform` (BayesFlow's ``adapter(data)``)."""
+    def __call__(self, data, *, inverse=False, log_det_jac=False):
+        """:meth:`transform`, or :meth:`inverse_transform` with ``inverse=True``.
+
+        BayesFlow's ``adapter(data)`` and ``adapter(draws, inverse=True)``.
+        """
+        if inverse:
+            if log_det_jac:
+                raise TypeError("log_det_jac=True is only for the forward direction; "
+                                "inverse=True returns the user's variables only.")
+            return self.inverse_transform(data)
         return self.transform(data, log_det_jac=log_det_jac)
+
+    def inverse(self, data):
+        """Same as :meth:`inverse_transform` (BayesFlow's ``adapter.inverse(data)``)."""
+        return self.inverse_transform(data)
 
     def inverse_transform(self, data):
         """Map network-scale ``inference_variables`` back to the user's variables.

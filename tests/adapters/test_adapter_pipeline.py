@@ -185,6 +185,18 @@ def test_round_trip_on_batch(adapter, sims):
     np.testing.assert_allclose(back["sigma"], sims["sigma"], rtol=1e-8)
 
 
+def test_bayesflow_spellings_of_the_two_directions(adapter, sims):
+    out = {"inference_variables": adapter(sims)["inference_variables"]}
+    expected = adapter.inverse_transform(out)
+    for back in (adapter(out, inverse=True), adapter.inverse(out)):
+        assert set(back) == {"beta", "sigma"}
+        for key in back:
+            np.testing.assert_array_equal(back[key], expected[key])
+    np.testing.assert_allclose(back["beta"], sims["beta"], rtol=1e-5)
+    with pytest.raises(TypeError, match="forward direction"):
+        adapter(out, inverse=True, log_det_jac=True)
+
+
 def test_inverse_trailing_shapes_and_dtypes_from_fit():
     rng = np.random.default_rng(0)
     data = {"a": rng.normal(size=(8, 2, 3)).astype(np.float32), "b": rng.normal(size=8)}
