@@ -51,9 +51,10 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         Optimizer steps per epoch in online training. Offline training (a bank) makes one
         pass over the bank per epoch instead.
     batch_size : int, default=64
-    learning_rate : float, default=1e-3
-        Initial learning rate of Adam. At the tutorial budgets 1e-3 trains measurably
-        closer to the exact posterior than 5e-4 (``benchmarks/README.md``).
+    learning_rate : float, default=2e-3
+        Initial learning rate of Adam. With the cosine decay, 2e-3 trains measurably closer
+        to the exact posterior than 1e-3 or 5e-4 at the tutorial budgets (a few thousand
+        steps; ``benchmarks/README.md``). Lower it if the training loss jumps.
     lr_schedule : {"cosine", "constant"}, default="cosine"
         Cosine decay to zero over all steps of one :meth:`fit` call.
     weight_decay : float, default=0.0
@@ -161,7 +162,7 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
     }
 
     def __init__(self, *, adapter=None, inference_network=None, summary_network=None, epochs=50,
-                 batches_per_epoch=100, batch_size=64, learning_rate=1e-3, lr_schedule="cosine",
+                 batches_per_epoch=100, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
                  weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
                  early_stopping=False, patience=5, standardize=True, pilot_size=1024,
                  rounds=None, replay_capacity=None, checkpoint_path=None, device="auto", random_state=None, verbose=False, warm_start=False):
