@@ -186,9 +186,13 @@ class BankReader:
         return [(g.name, dict(g.meta), g.n) for g in self._groups]
 
     def keys(self):
-        """Names of the variables: arrays, then meta variables."""
+        """Names of the variables: arrays, then meta variables, each sorted by name.
+
+        Sorted so that a bank lists its variables in the same order from memory, Zarr or
+        netCDF (Zarr does not keep the order in which arrays were written).
+        """
         g = self._groups[0]
-        return [*g.arrays, *g.meta]
+        return [*sorted(g.arrays), *sorted(g.meta)]
 
     def pilot(self, size, rng=None):
         """Up to ``size`` simulations drawn at random from the largest group."""
