@@ -25,8 +25,10 @@ Every (task, torch threads, seed) runs in its own Python process, so that peak R
   same datasets: the noise floor of 200 x 1000 draws (the largest of 4 deviations exceeds
   a one-dimension 95% band about 1 time in 5 even for exact draws).
 * ``inside (family-wise)``: the same SBC test with the bands widened for the number of
-  parameters (Bonferroni: each at level 0.05 / 4 for G, 0.05 / 3 for L), so that exact
-  draws fail a run 5% of the time rather than 14-19%.
+  parameters (``calibration_error(..., family_wise=True)``: Bonferroni, each at level
+  0.05 / 4 for G, 0.05 / 3 for L), so that exact draws fail a run 5-10% of the time
+  rather than 14-19% (a run passes when every ECDF stays inside its band and every
+  deviation inside its deviation band: two 5% tests, mostly flagging the same runs).
 * For L the 200 test datasets are 20 for each N in 5..14 (the prior on N, stratified; the
   simulator draws N once per batch, so one batch of 200 would test a single N), and the
   exact posterior is sampled too (``tasks.regression_exact_posterior``: beta | sigma is
@@ -93,7 +95,7 @@ def _sbc(draws, targets, n_params):
 
     A 95% band per element flags at least one of 4 exactly calibrated elements about 1 time
     in 5; the family-wise test (Bonferroni: each element at level 0.05 / n_params) keeps
-    the chance of any false alarm per run at 5%.
+    the chance of a false alarm per run at 5% for each of the two bands (see ``_inside``).
     """
     from skabi.diagnostics import calibration_error
 

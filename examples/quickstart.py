@@ -1,7 +1,7 @@
 """Quickstart: the BayesFlow linear-regression tutorial, end to end, with skabi.
 
 Simulator (N in 5..14 per batch) -> adapter -> DeepSet + spline coupling flow, online
-training on 2 CPU cores in a few minutes, then posterior draws for 200 validation
+training on 2 CPU cores in about two minutes, then posterior draws for 200 validation
 datasets x 1000 draws with recovery and calibration summaries, and the posterior of one
 observed dataset given as a pandas DataFrame.
 

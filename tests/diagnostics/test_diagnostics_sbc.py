@@ -71,12 +71,35 @@ def test_family_wise_verdict_keeps_false_alarms_at_five_percent():
         family.append(not fw["inside"].all())
         assert np.all(fw["band"] > one["band"])
         np.testing.assert_allclose(fw["p_value"], np.minimum(1, 4 * one["p_value"]))
-        # the adjusted p-value and the band verdict tell the same story
+        # an element outside its widened band has an adjusted p-value of at most 0.05
         assert np.all(fw["inside"] | (fw["p_value"] <= 0.05 + 1e-12))
     assert 0.13 <= np.mean(per_element) <= 0.26
     assert 0.01 <= np.mean(family) <= 0.08
     with pytest.raises(TypeError, match="family_wise"):
         calibration_error({"t": draws}, {"t": truths}, family_wise="yes")
+
+
+@pytest.mark.slow
+def test_family_wise_level_holds_for_many_elements():
+    # 100 elements: the widened band is a 1 - 0.05 / 100 quantile, which 5000 simulated
+    # ECDFs cannot place (10% of runs failed with them); 100,000 can.
+    rng = np.random.default_rng(3)
+    fails = 0
+    for _ in range(300):
+        draws, truths = rng.uniform(size=(100, 99, 100)), rng.uniform(size=(100, 100))
+        fails += not calibration_error({"t": draws}, {"t": truths},
+                                       family_wise=True)["inside"].all()
+    assert 0.02 <= fails / 300 <= 0.08
+
+
+def test_family_wise_warns_when_the_simulation_budget_is_capped(monkeypatch):
+    import skabi.diagnostics.sbc as sbc
+
+    monkeypatch.setattr(sbc, "_MAX_SIMULATIONS", 6000)
+    rng = np.random.default_rng(0)
+    draws, truths = rng.uniform(size=(50, 19, 10)), rng.uniform(size=(50, 10))
+    with pytest.warns(UserWarning, match="10 elements.*approximate"):
+        calibration_error({"t": draws}, {"t": truths}, family_wise=True)
 
 
 def test_band_is_deterministic_and_sensible():
