@@ -32,7 +32,7 @@ __all__ = [
 #: Seed of the Monte Carlo simulation behind :func:`ecdf_band` (deterministic bands).
 BAND_SEED = 20220427
 _N_SIMULATIONS = 5000
-#: At most this many simulated ECDFs for a family-wise band (about 50 s for 1000 datasets).
+#: At most this many simulated ECDFs for one band (about 50 s for 1000 datasets).
 _MAX_SIMULATIONS = 1_000_000
 _RANK_TYPES = ("fractional", "distance")
 
@@ -247,23 +247,40 @@ def _simulate(n, z_key, prob, n_simulations):
     return gamma, lower, upper, np.sort(sims), float(np.quantile(devs, prob))
 
 
+def _simulation_budget(prob, what):
+    """Simulated ECDFs for a band at level ``prob``: enough that about 50 fall beyond it
+    (at least 5000), capped at :data:`_MAX_SIMULATIONS` with a warning naming ``what``."""
+    wanted = max(_N_SIMULATIONS, math.ceil(50 / (1 - prob)))
+    if wanted > _MAX_SIMULATIONS:
+        warnings.warn(
+            f"{what}: the band at level {prob:.6g} would need {wanted:,} simulated ECDFs; "
+            f"using {_MAX_SIMULATIONS:,}, so its level is approximate.",
+            UserWarning, stacklevel=3,
+        )
+    return min(wanted, _MAX_SIMULATIONS)
+
+
 def _band(n, prob, num_points, n_draws, n_simulations):
     n = int(n)
     if n < 2:
         raise ValueError(f"ECDF bands need at least 2 datasets (PIT values); got {n}.")
     if not 0 < prob < 1:
         raise ValueError(f"prob must lie strictly between 0 and 1; got {prob}.")
+    if n_simulations is None:
+        n_simulations = _simulation_budget(prob, f"prob={prob}")
     z = eval_points(n, num_points, n_draws)
     return z, _simulate(n, tuple(z.tolist()), float(prob), int(n_simulations))
 
 
-def ecdf_band(n, *, prob=0.95, num_points=None, n_draws=None, n_simulations=_N_SIMULATIONS):
+def ecdf_band(n, *, prob=0.95, num_points=None, n_draws=None, n_simulations=None):
     """Simultaneous confidence band for the ECDF of ``n`` uniform (PIT) values.
 
     Säilynoja, Bürkner and Vehtari (2022): the pointwise binomial band at level ``gamma`` is
     chosen so that the whole ECDF lies inside it with probability ``prob``; ``gamma`` is
     found by simulating ``n_simulations`` uniform samples with a fixed seed
-    (:data:`BAND_SEED`), so bands are deterministic; results are cached.
+    (:data:`BAND_SEED`), so bands are deterministic; results are cached. By default as
+    many as place the band well: ``50 / (1 - prob)``, at least 5000 (5000 up to
+    ``prob=0.99``), at most 1,000,000 (with a warning).
 
     Parameters
     ----------
@@ -299,7 +316,7 @@ def ecdf_band(n, *, prob=0.95, num_points=None, n_draws=None, n_simulations=_N_S
     return z, lower / int(n), upper / int(n)
 
 
-def ecdf_test(pit, *, prob=0.95, num_points=None, n_draws=None, n_simulations=_N_SIMULATIONS):
+def ecdf_test(pit, *, prob=0.95, num_points=None, n_draws=None, n_simulations=None):
     """Calibration statistics of PIT values ``(n_datasets, n_elements)``: a dict of arrays.
 
     ``error`` (largest |ECDF - z|), ``band`` (its ``prob`` simultaneous threshold),
@@ -407,19 +424,11 @@ def calibration_error(
     )
     pit = compute_pit(inputs.draws, inputs.truths, rank_type=rank_type)
     n_elements = pit.shape[1]
-    level, n_simulations = float(prob), _N_SIMULATIONS
+    level, n_simulations = float(prob), None
     if family_wise and 0 < level < 1:
         level = 1 - (1 - level) / n_elements
-        # enough simulated ECDFs that about 50 of them fall beyond the widened band
-        n_simulations = max(_N_SIMULATIONS, math.ceil(50 / (1 - level)))
-        if n_simulations > _MAX_SIMULATIONS:
-            warnings.warn(
-                f"family_wise=True with {n_elements} elements at prob={prob}: the band at level "
-                f"{level:.6g} would need {n_simulations:,} simulated ECDFs; using "
-                f"{_MAX_SIMULATIONS:,}, so the family-wise level is approximate.",
-                UserWarning, stacklevel=2,
-            )
-            n_simulations = _MAX_SIMULATIONS
+        n_simulations = _simulation_budget(
+            level, f"family_wise=True with {n_elements} elements at prob={prob}")
     result = ecdf_test(pit, prob=level, num_points=num_points, n_draws=inputs.n_draws,
                        n_simulations=n_simulations)
     if family_wise:
