@@ -137,15 +137,15 @@ def gaussian_test_set_luck(seed, replicates=50):
     posterior approximation on this very test set (per dimension and family-wise) and
     the range of its largest deviation.
     """
-    from tasks import GaussianSimulator, gaussian_exact_posterior
+    from tasks import gaussian_exact_draws
 
-    test = GaussianSimulator().sample(N_TEST, random_state=10_000 + seed)
-    mu, sd = gaussian_exact_posterior(test["x"])
+    test = held_out_batch("G", seed)
+    n_params = test["theta"].shape[1]
     rng = np.random.default_rng(99)
     per_dim, fw, dev = 0, 0, []
     for _ in range(replicates):
-        exact = mu[:, None, :] + sd * rng.standard_normal((N_TEST, N_DRAWS, mu.shape[1]))
-        cal, fw_inside = _sbc({"theta": exact}, {"theta": test["theta"]}, mu.shape[1])
+        exact = gaussian_exact_draws(test["x"], N_DRAWS, rng)
+        cal, fw_inside = _sbc({"theta": exact}, {"theta": test["theta"]}, n_params)
         per_dim += bool(_inside(cal).all())
         fw += fw_inside
         dev.append(float(cal["error"].max()))
@@ -182,6 +182,14 @@ def regression_metrics(draws, test, exact):
     return out
 
 
+def held_out_batch(task, seed):
+    """The 200 test datasets of a run of ``task`` (for L, the batch that times sampling)."""
+    from tasks import GaussianSimulator, regression_simulator
+
+    sim = GaussianSimulator() if task.startswith("G") else regression_simulator()
+    return sim.sample(N_TEST, random_state=10_000 + seed)
+
+
 def regression_test_set(seed):
     """200 test datasets of task L, 20 for each N in 5..14 (the prior on N, stratified)."""
     from tasks import likelihood, prior
@@ -196,7 +204,7 @@ def run_one(task, seed, threads, quick):
     import torch
 
     torch.set_num_threads(threads)
-    from tasks import TASKS, GaussianSimulator, regression_simulator
+    from tasks import TASKS
 
     spec = TASKS[task]
     steps = QUICK_STEPS[task] if quick else spec["steps"]
@@ -214,8 +222,7 @@ def run_one(task, seed, threads, quick):
     step_times = np.diff(timed.times[-n_steps:])  # the training steps; pilot calls dropped
     s_step = float(np.median(step_times[SKIP:])) if len(step_times) > SKIP else float("nan")
 
-    test_sim = GaussianSimulator() if gaussian else regression_simulator()
-    test = test_sim.sample(N_TEST, random_state=10_000 + seed)
+    test = held_out_batch(task, seed)
     obs = {k: v for k, v in test.items() if k not in ("theta", "beta", "sigma")}
     sample_times = []
     for _ in range(3):
@@ -239,11 +246,9 @@ def run_one(task, seed, threads, quick):
     if gaussian:
         row.update(gaussian_metrics(draws["theta"], test["x"], test["theta"]))
         # the same metrics for 1000 draws of the exact posterior: the noise floor
-        from tasks import gaussian_exact_posterior
+        from tasks import gaussian_exact_draws
 
-        mu, sd = gaussian_exact_posterior(test["x"])
-        exact = mu[:, None, :] + sd * np.random.default_rng(seed).standard_normal(
-            draws["theta"].shape)
+        exact = gaussian_exact_draws(test["x"], N_DRAWS, np.random.default_rng(seed))
         row.update({f"exact_{k}": v for k, v in
                     gaussian_metrics(exact, test["x"], test["theta"]).items()})
     else:

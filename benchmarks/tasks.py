@@ -24,7 +24,7 @@ from skabi import AmortizedPosterior, Simulator, make_adapter, make_simulator
 from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
 from skabi.networks import CouplingFlow, DeepSet
 
-__all__ = ["GaussianSimulator", "gaussian_task", "gaussian_exact_posterior",
+__all__ = ["GaussianSimulator", "gaussian_task", "gaussian_exact_posterior", "gaussian_exact_draws",
            "regression_simulator", "regression_adapter", "regression_task", "TASKS"]
 
 # ---------------------------------------------------------------------------- task G
@@ -45,6 +45,12 @@ def gaussian_exact_posterior(x):
     x = np.asarray(x)
     n = x.shape[1]
     return x.sum(axis=1) / (n + 1), 1.0 / np.sqrt(n + 1)
+
+
+def gaussian_exact_draws(x, n_draws, rng):
+    """``n_draws`` draws of the exact posterior of task G per dataset: (B, n_draws, 4)."""
+    mu, sd = gaussian_exact_posterior(x)
+    return mu[:, None, :] + sd * rng.standard_normal((mu.shape[0], n_draws, mu.shape[1]))
 
 
 def gaussian_task(seed, *, steps=2000, batch_size=64, learning_rate=5e-4):
