@@ -1,22 +1,113 @@
-"""Simulation banks: fixed sets of simulations that scikit-learn can split.
+"""Simulation banks and the one rule for what users pass to ``fit`` and ``sample``.
 
-A bank holds one array per simulated variable with a leading *simulation* axis, plus
-meta variables that are constant over the bank (``N``). scikit-learn's cross-validation
-cannot split a plain dict (it reports inconsistent numbers of samples), so
-:class:`SimulationBank` exposes ``shape``, ``len`` and integer/boolean/slice indexing
-along the simulation axis, which is what ``GridSearchCV`` and ``cross_val_score`` use.
+The batch rule
+--------------
+A *batch* is a ``dict[str, array]``: every array has a leading axis, the simulations (or
+datasets); 0-d values are meta variables, constant over the batch (``N``); a 1-D array
+becomes ``(n, 1)`` (one value per simulation, as a simulator gives a scalar per draw).
+A variable whose datasets differ in size (``x`` with 5 observations in one dataset and
+12 in another) is *ragged*: a list of per-dataset arrays, padded into ``(B, N_max, F)``
+with a mask by :class:`~skabi.adapters.AsSet` / :class:`~skabi.adapters.AsTimeSeries`.
+:func:`as_rows` applies the rule to one value; everything that reads or writes batches
+(simulators, banks, storage, the estimator) goes through it.
+
+The input dispatcher
+--------------------
+:func:`fit_input` sorts what ``fit`` was given (a simulator, a bank in memory, a bank to
+stream) and :func:`as_observations` turns what ``sample`` / ``log_prob`` were given into
+one batch. Neither guesses silently: where the rule and the shapes seen in training
+disagree they raise an error that says what skabi understood.
+
+Banks
+-----
+scikit-learn's cross-validation cannot split a plain dict (it reports inconsistent
+numbers of samples), so :class:`SimulationBank` exposes ``shape``, ``len`` and
+integer/boolean/slice indexing along the simulation axis, which is what
+``GridSearchCV`` and ``cross_val_score`` use.
 """
 
 import numbers
+import os
 
 import numpy as np
 
-from .exceptions import MissingKeyError, ShapeError
 from ._validation import suggest
+from .exceptions import MissingKeyError, ShapeError
 
-__all__ = ["SimulationBank", "as_bank"]
+__all__ = ["SimulationBank", "as_bank", "as_rows", "is_ragged", "stack_datasets",
+           "is_simulator", "is_stream", "array_bank", "fit_input", "as_observations",
+           "size_links", "check_size_links"]
 
 
+# --------------------------------------------------------------------------- the rule
+def is_ragged(value):
+    """Whether ``value`` is a ragged variable: a list (or 1-D object array) of arrays."""
+    if isinstance(value, np.ndarray):
+        return value.dtype == object and value.ndim == 1
+    return isinstance(value, list) and len(value) > 0 and all(
+        isinstance(v, np.ndarray) for v in value)
+
+
+def as_rows(value, key="variable"):
+    """The batch rule for one value: 0-d stays (meta), 1-D becomes ``(n, 1)``, ragged
+    lists stay lists of arrays, everything else is an array with a leading batch axis."""
+    if is_ragged(value):
+        return list(value)
+    arr = np.asarray(value)
+    if arr.dtype == object:
+        raise ShapeError(
+            f"{key!r} could not be read as a numeric array (it holds {type(value).__name__} "
+            "of differing shapes or non-numbers); pass an array, or a list of datasets "
+            "whose arrays have the same rank.")
+    return arr[:, None] if arr.ndim == 1 else arr
+
+
+def batch_size_of(value):
+    """Rows of a batch value (None for meta)."""
+    if is_ragged(value):
+        return len(value)
+    return None if np.ndim(value) == 0 else np.shape(value)[0]
+
+
+def stack_datasets(datasets):
+    """One batch from a list of datasets, each a dict of ONE dataset's variables.
+
+    Arrays of equal shape are stacked; arrays whose shapes differ along their first axis
+    (observations, time steps) become a ragged list; scalars equal in every dataset stay
+    meta variables, otherwise they become one value per dataset ``(n, 1)``.
+    """
+    if not datasets or not all(isinstance(d, dict) for d in datasets):
+        raise TypeError("A list of datasets must hold at least one dict of that dataset's "
+                        "variables (no leading dataset axis).")
+    keys = list(datasets[0])
+    for i, d in enumerate(datasets):
+        if set(d) != set(keys):
+            raise MissingKeyError(
+                f"Dataset {i} has variables {sorted(d)!r} but dataset 0 has {sorted(keys)!r}; "
+                "every dataset of a list needs the same variables.")
+    batch = {}
+    for key in keys:
+        values = [np.asarray(d[key]) for d in datasets]
+        shapes = [v.shape for v in values]
+        if all(v.ndim == 0 for v in values):
+            same = all(np.array_equal(v, values[0]) for v in values)
+            batch[key] = values[0][()] if same else as_rows(np.stack(values), key)
+        elif len(set(shapes)) == 1:
+            batch[key] = as_rows(np.stack(values), key)
+        else:
+            first = shapes[0]
+            odd = next((i for i, s in enumerate(shapes)
+                        if len(s) == 0 or len(s) != len(first) or s[1:] != first[1:]), None)
+            if odd is not None:
+                raise ShapeError(
+                    f"{key!r} has shape {shapes[odd]} in dataset {odd} but {first} in dataset "
+                    "0; datasets may differ in their first axis only (the number of "
+                    "observations or time steps).")
+            batch[key] = values
+    return batch
+
+
+# --------------------------------------------------------------------------- banks
 class SimulationBank:
     """A fixed bank of simulations, indexable along the simulation axis.
 
@@ -25,7 +116,8 @@ class SimulationBank:
     data : dict of str to array-like
         Arrays with a common leading axis (the simulations); scalars and shape-``()``
         arrays are meta variables shared by every simulation. 1-D arrays become
-        ``(n, 1)``, as in a simulator's output.
+        ``(n, 1)``, as in a simulator's output (:func:`as_rows`). A list of arrays of
+        different sizes is a ragged variable (one array per simulation).
 
     Examples
     --------
@@ -39,11 +131,15 @@ class SimulationBank:
     def __init__(self, data):
         arrays, meta = {}, {}
         for key, value in dict(data).items():
-            arr = np.asarray(value)
-            if arr.ndim == 0:
-                meta[key] = value
+            value = as_rows(value, key)
+            if isinstance(value, list):
+                ragged = np.empty(len(value), dtype=object)
+                ragged[:] = value
+                arrays[key] = ragged
+            elif value.ndim == 0:
+                meta[key] = data[key]
             else:
-                arrays[key] = arr[:, None] if arr.ndim == 1 else arr
+                arrays[key] = value
         if not arrays:
             raise ValueError("A simulation bank needs at least one array with a leading axis.")
         lengths = {k: v.shape[0] for k, v in arrays.items()}
@@ -71,8 +167,9 @@ class SimulationBank:
         return key in self._arrays or key in self._meta
 
     def to_dict(self):
-        """The bank as a plain batch dict (no copy)."""
-        return {**self._arrays, **self._meta}
+        """The bank as a plain batch dict (no copy; ragged variables as lists)."""
+        return {**{k: (list(v) if v.dtype == object else v) for k, v in self._arrays.items()},
+                **self._meta}
 
     def __getitem__(self, index):
         if isinstance(index, str):
@@ -97,38 +194,208 @@ class SimulationBank:
         return out
 
     def __repr__(self):
-        shapes = ", ".join(f"{k}: {v.shape[1:]}" for k, v in self._arrays.items())
+        shapes = ", ".join(f"{k}: {'ragged' if v.dtype == object else v.shape[1:]}"
+                           for k, v in self._arrays.items())
         meta = f"; meta {self._meta}" if self._meta else ""
         return f"SimulationBank({self._n} simulations; {shapes}{meta})"
 
 
 def as_bank(data):
-    """Turn a dict, :class:`SimulationBank`, xarray Dataset or pandas DataFrame into a bank.
+    """Turn a dict, list of simulations, :class:`SimulationBank`, xarray Dataset or pandas
+    DataFrame into a bank.
 
     An xarray Dataset's variables are taken with their first dimension as the simulation
-    axis (0-d variables are meta); a DataFrame's columns become ``(n, 1)`` variables.
+    axis (0-d variables are meta); a DataFrame's columns become ``(n, 1)`` variables; a
+    list holds one dict per simulation (:func:`stack_datasets`).
     """
     if isinstance(data, SimulationBank):
         return data
     if isinstance(data, dict):
         return SimulationBank(data)
-    try:
-        import pandas as pd
+    if isinstance(data, list):
+        return SimulationBank(stack_datasets(data))
+    import pandas as pd
 
-        if isinstance(data, pd.DataFrame):
-            return SimulationBank({str(c): data[c].to_numpy() for c in data.columns})
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
-    try:
-        import xarray as xr
+    if isinstance(data, pd.DataFrame):
+        return SimulationBank({str(c): data[c].to_numpy() for c in data.columns})
+    import xarray as xr
 
-        if isinstance(data, xr.Dataset):
-            return SimulationBank(
-                {str(k): (v.values if v.ndim else v.values[()]) for k, v in data.data_vars.items()}
-            )
-    except ImportError:  # pragma: no cover - xarray is a dependency
-        pass
+    if isinstance(data, xr.Dataset):
+        return SimulationBank(
+            {str(k): (v.values if v.ndim else v.values[()]) for k, v in data.data_vars.items()}
+        )
     raise TypeError(
-        "Expected a simulator, a dict of arrays, a SimulationBank, an xarray Dataset or a "
-        f"pandas DataFrame; got {type(data).__name__}."
+        "Expected a simulator, a dict of arrays, a list of datasets, a SimulationBank, an "
+        f"xarray Dataset or a pandas DataFrame; got {type(data).__name__}."
     )
+
+
+# --------------------------------------------------------------------------- dispatch
+def is_stream(obj):
+    """A path to a bank on disk, or an xarray Dataset/DataTree: read batch by batch."""
+    if isinstance(obj, (str, os.PathLike)):
+        return True
+    import xarray as xr
+
+    return isinstance(obj, (xr.Dataset, xr.DataTree))
+
+
+def is_simulator(obj):
+    """Anything with ``sample(batch_size, random_state=...)`` that is not a bank of data."""
+    import pandas as pd
+
+    if isinstance(obj, (SimulationBank, dict, list, pd.DataFrame, np.ndarray)) or is_stream(obj):
+        return False
+    return callable(getattr(obj, "sample", None))
+
+
+def array_bank(X, y):
+    """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``."""
+    from sklearn.utils.validation import check_array
+
+    if y is None:
+        raise ValueError("fit(X) with an array X requires y to be passed, but the target y is "
+                         "None; pass the parameters as y, or a dict/bank of simulations as X.")
+    # scikit-learn's own checks: 2+ dims, at least one simulation and feature, finite.
+    X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
+    y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
+    if y.shape[0] != X.shape[0]:
+        raise ShapeError(f"X and y need the same number of simulations; got X {X.shape}, "
+                         f"y {y.shape}.")
+    return as_bank({"x": X, "theta": y})
+
+
+def fit_input(X, y=None):
+    """Sort what ``fit`` was given: ``(kind, data)`` with kind ``"simulator"`` (data: the
+    simulator), ``"stream"`` (a path or xarray object, read batch by batch) or ``"bank"``
+    (data: a :class:`SimulationBank` in memory)."""
+    if y is not None or isinstance(X, np.ndarray):
+        return "bank", array_bank(X, y)
+    if is_simulator(X):
+        return "simulator", X
+    if is_stream(X):
+        return "stream", X
+    return "bank", as_bank(X)
+
+
+def _one_dimensional(key, arr, expected):
+    """Refuse to read a 1-D array as one value per dataset when training had more."""
+    trailing = expected.get(key)
+    if trailing is None or tuple(trailing) == (1,) or arr.ndim != 1:
+        return
+    shown = tuple("N" if s is None else s for s in trailing)
+    raise ShapeError(
+        f"{key!r} has shape {arr.shape}: skabi reads a 1-D array as one value per dataset "
+        f"({arr.shape[0]} datasets), but in training {key!r} had shape (batch, "
+        f"{', '.join(map(str, shown))}) per simulation. For ONE dataset pass "
+        f"{{{key!r}: {key}[None]}} (shape (1, {arr.shape[0]})) or a list of datasets "
+        "[{...}, {...}]; for several, stack them along a leading axis.")
+
+
+def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
+    """A batch with a leading dataset axis from the forms ``sample`` / ``log_prob`` accept.
+
+    Parameters
+    ----------
+    X : dict, list of dict, SimulationBank, xarray.Dataset, pandas.DataFrame or ndarray
+        A dict is several datasets under the batch rule; a list holds one dict per dataset
+        (sizes may differ); a DataFrame is one dataset (``frame_is_dataset``, as in
+        ``sample``: each column becomes ``(1, n_rows)``) or a bank whose rows are
+        simulations; an ndarray is the data ``"x"`` of a ``fit(X, y)`` estimator.
+    meta : dict, optional
+        Extra variables merged into the batch, e.g. ``{"N": 7}``.
+    expected : dict of str to tuple, optional
+        Trailing shapes of the variables in training (the adapter's ``input_variables_``):
+        a 1-D array of a variable that had more than one value per simulation is refused
+        instead of being read as one value per dataset.
+    """
+    import pandas as pd
+
+    expected = expected or {}
+    if isinstance(X, pd.DataFrame) and frame_is_dataset:
+        data = {str(c): X[c].to_numpy()[None, :] for c in X.columns}
+    elif isinstance(X, np.ndarray):
+        data = {"x": X}
+    elif isinstance(X, dict):
+        data = {}
+        for k, v in X.items():
+            if not is_ragged(v) and np.ndim(v) == 1:
+                _one_dimensional(k, np.asarray(v), expected)
+            data[k] = as_rows(v, k)
+    elif isinstance(X, list):
+        data = stack_datasets(X)
+    elif isinstance(X, SimulationBank):
+        data = X.to_dict()
+    else:
+        data = as_bank(X).to_dict()
+    if meta:
+        data.update(meta)
+    return data
+
+
+# --------------------------------------------------------------------------- size links
+def _meta_size(value):
+    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+        return None
+    value = np.asarray(value)[()]
+    if isinstance(value, (numbers.Integral, np.integer)) or (
+            isinstance(value, (numbers.Real, np.floating)) and float(value).is_integer()):
+        return int(value)
+    return None
+
+
+def size_links(batches):
+    """Axes whose size equalled a meta variable in every batch, where that meta variable
+    took at least two values: ``{"N": [["x", 1], ["y", 1]]}``.
+
+    Learned from the pilot batches of online training (where ``N`` varies between
+    batches) and checked when sampling (:func:`check_size_links`).
+    """
+    if len(batches) < 2:
+        return {}
+    links = {}
+    for key, value in batches[0].items():
+        if _meta_size(value) is None:
+            continue
+        sizes = [_meta_size(b.get(key)) for b in batches]
+        if None in sizes or len(set(sizes)) < 2:
+            continue
+        found = []
+        for var, arr in batches[0].items():
+            if var == key or np.ndim(arr) < 2 or is_ragged(arr):
+                continue
+            for axis in range(1, np.ndim(arr)):
+                if all(var in b and np.ndim(b[var]) > axis and not is_ragged(b[var])
+                       and np.shape(b[var])[axis] == s for b, s in zip(batches, sizes)):
+                    found.append([var, axis])
+        if found:
+            links[key] = found
+    return links
+
+
+def check_size_links(data, links):
+    """Raise :class:`ShapeError` where a meta variable disagrees with the size it equalled
+    in training (``N=9`` passed with 7 observations)."""
+    for key, pairs in (links or {}).items():
+        if key not in data:
+            continue
+        value = data[key]
+        per_row = np.ravel(value) if np.ndim(value) else None
+        for var, axis in pairs:
+            if var not in data:
+                continue
+            arr = data[var]
+            if is_ragged(arr):
+                got = [np.shape(a)[axis - 1] for a in arr]
+            elif np.ndim(arr) > axis:
+                got = [np.shape(arr)[axis]] * np.shape(arr)[0]
+            else:
+                continue
+            want = [value] * len(got) if per_row is None else list(per_row)
+            bad = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), None)
+            if bad is not None:
+                raise ShapeError(
+                    f"{key}={want[bad]!r} but {var!r} has {got[bad]} along axis {axis}"
+                    f"{'' if per_row is None else f' in dataset {bad}'}; in every training "
+                    f"batch {key} equalled the size of axis {axis} of {var!r}. Pass "
+                    f"{key}={got[bad]} (meta=) or the data it describes.")

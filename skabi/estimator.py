@@ -1,10 +1,14 @@
-"""AmortizedPosterior: the scikit-learn estimator that wires simulator -> adapter -> networks.
+"""AmortizedPosterior: the public contract of amortized posterior estimation.
 
-The only module that imports both the adapter and the networks.
+Parameters, validation, the methods users call and the scikit-learn tags; the mechanics
+(sources, training, checkpoints, chunked drawing, persistence) are functions of the
+engine, :mod:`skabi.training`, over a :class:`~skabi.training.state.FitState` that this
+class commits at the end of a successful fit and nowhere else.
 """
 
 import numbers
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -12,20 +16,42 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from . import _persistence
-from ._fitting import TrainingMixin, array_bank
-from ._observations import as_observations
-from ._roles import check_roles, to_tensors
 from ._validation import as_numpy_rng
-from .bank import SimulationBank
-from .exceptions import MissingKeyError
+from .bank import SimulationBank, array_bank, as_observations, check_size_links, fit_input
+from .exceptions import MissingKeyError, ShapeError
+from .training import fitting, inference, persistence
+from .training.model import build_approximator
+from .training.roles import check_roles
+from .training.sources import make_source
+from .training.state import HISTORY_COLUMNS, FitState
+from .training.threads import torch_threads
 
 __all__ = ["AmortizedPosterior"]
 
-_MAX_DRAW_ELEMENTS = 2**22  # draws x dims held at once while sampling (bounds memory)
+
+def _check_networks(networks, shapes, roles):
+    """The adapter's output must suit the networks; name the mismatch before training."""
+    if "inference_variables" not in shapes:
+        raise ShapeError(
+            "The adapter produced no 'inference_variables' from the simulations (it "
+            f"produced {sorted(roles)!r}); concatenate or rename the parameters into it."
+        )
+    has_summary = "summary_variables" in shapes
+    if has_summary and networks["summary_network"] is None:
+        raise ValueError("The adapter produces 'summary_variables' but summary_network is "
+                         "None; pass a summary network such as DeepSet().")
+    if networks["summary_network"] is not None and not has_summary:
+        raise ValueError("summary_network is set but the adapter produces no "
+                         "'summary_variables' from the simulations.")
+    if not has_summary and "inference_conditions" not in shapes:
+        warnings.warn(
+            "The adapter routes no data into the networks: it produces only "
+            f"{sorted(r for r in roles if r in shapes)!r}, neither 'summary_variables' nor "
+            "'inference_conditions', so the estimator learns the prior and ignores the data. "
+            "Rename or concatenate the data into one of them.", UserWarning, stacklevel=4)
 
 
-class AmortizedPosterior(TrainingMixin, BaseEstimator):
+class AmortizedPosterior(BaseEstimator):
     """Amortized posterior estimation: train once on simulations, then sample any dataset.
 
     A summary network ``h`` and a conditional generative network ``q`` are trained on
@@ -92,8 +118,16 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
     random_state : None, int or numpy.random.Generator, default=None
         Seeds simulation, initialisation, training and sampling: two fits with the same
         integer seed on the same machine give the same draws.
+    n_threads : int or None, default=1
+        CPU threads torch uses inside ``fit``, ``sample``, ``log_prob`` and ``score``
+        (set on entry, restored on exit; nothing changes for the rest of the process).
+        ``-1`` uses every core, ``None`` leaves torch's setting. One thread holds up when
+        other processes compete for the cores, where torch's default (all cores) can be
+        many times slower, and the networks here are too small to gain much from more
+        (``benchmarks/README.md``, "CPU threads").
     verbose : bool, default=False
-        Show a progress bar with epoch, loss, validation loss and learning rate.
+        Show a progress bar over the steps (updated about once a second) with the epoch,
+        the running loss, the validation loss and the learning rate.
     warm_start : bool, default=False
         Continue training the fitted networks in :meth:`fit` instead of rebuilding them.
 
@@ -106,7 +140,7 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
     approximator_ : torch.nn.Module
         Both networks and the standardization, as one module.
     history_ : pandas.DataFrame
-        Per epoch: ``loss``, ``val_loss``, ``lr``, ``seconds``.
+        One row per epoch, columns ``epoch``, ``loss``, ``val_loss``, ``lr``, ``seconds``.
     n_simulations_ : int
         Simulations used for training so far (pilot excluded).
     parameter_names_ : list of str
@@ -157,6 +191,8 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         "checkpoint_path": [str, os.PathLike, None],
         "device": [str, torch.device],
         "random_state": ["random_state", np.random.Generator],
+        "n_threads": [Interval(numbers.Integral, None, -1, closed="right"),
+                      Interval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
@@ -165,7 +201,8 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
                  batches_per_epoch=100, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
                  weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
                  early_stopping=False, patience=5, standardize=True, pilot_size=1024,
-                 rounds=None, replay_capacity=None, checkpoint_path=None, device="auto", random_state=None, verbose=False, warm_start=False):
+                 rounds=None, replay_capacity=None, checkpoint_path=None, device="auto",
+                 random_state=None, n_threads=1, verbose=False, warm_start=False):
         self.adapter = adapter
         self.inference_network = inference_network
         self.summary_network = summary_network
@@ -186,6 +223,7 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         self.checkpoint_path = checkpoint_path
         self.device = device
         self.random_state = random_state
+        self.n_threads = n_threads
         self.verbose = verbose
         self.warm_start = warm_start
 
@@ -195,14 +233,16 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : Simulator, dict, SimulationBank, xarray.Dataset/DataTree, path, DataFrame or ndarray
+        X : Simulator, dict, list of dict, SimulationBank, xarray.Dataset/DataTree, path, \
+DataFrame or ndarray
             A simulator (anything with ``sample(batch_size, random_state=...)``) trains on
             fresh simulations every step (or per round, see ``rounds``). A dict,
-            :class:`~skabi.bank.SimulationBank` or DataFrame is a bank in memory. A path
-            to a bank written by :func:`skabi.storage.simulate` (Zarr or netCDF), or an
-            xarray Dataset/DataTree, is streamed batch by batch without loading it whole.
-            An ndarray is the simulated data of a bank whose parameters are ``y``; they are
-            named ``"x"`` and ``"theta"`` for the adapter.
+            :class:`~skabi.bank.SimulationBank` or DataFrame is a bank in memory; a list
+            holds one dict per simulation, whose data may differ in size (they are padded
+            and masked). A path to a bank written by :func:`skabi.storage.simulate` (Zarr
+            or netCDF), or an xarray Dataset/DataTree, is streamed batch by batch without
+            loading it whole. An ndarray is the simulated data of a bank whose parameters
+            are ``y``; they are named ``"x"`` and ``"theta"`` for the adapter.
         y : ndarray of shape (n_simulations, D), optional
             Parameters, with ``X`` as an array.
         resume : bool, default=False
@@ -214,38 +254,118 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        source = self._source(X, y)
-        state = self._resume_state() if resume else None
-        if state is not None:
-            remaining = self.epochs - len(state["rows"])
-            if remaining > 0:
-                self._train(state, source, remaining, total_epochs=self.epochs)
+        settings, source = self._settings_and_source(X, y)
+        with torch_threads(self.n_threads):
+            state = fitting.resumed_state(settings, build=build_approximator) if resume else None
+            if state is not None:
+                remaining = self.epochs - len(state.history)
+                if remaining > 0:
+                    state = fitting.train(state, source, settings, remaining,
+                                          total_epochs=self.epochs,
+                                          checkpoint_header=self._header())
             else:
-                self._commit(state, state["rows"], state["n_simulations"])
-        else:
-            keep = self.warm_start and hasattr(self, "approximator_")
-            state = self._warm_state() if keep else self._initial_state(source)
-            self._train(state, source, self.epochs)
-        if isinstance(X, np.ndarray) and X.ndim == 2:
-            self.n_features_in_ = X.shape[1]
+                if self.warm_start and hasattr(self, "approximator_"):
+                    state = fitting.warm_state(self._fit_state(), settings)
+                else:
+                    state = self._initial_state(settings, source)
+                state = fitting.train(state, source, settings, self.epochs,
+                                      checkpoint_header=self._header())
+        self._commit(state, X)
         return self
 
     def partial_fit(self, X, y=None):
         """Train one more epoch (online: ``batches_per_epoch`` steps; offline: one pass).
 
-        Initialises the estimator on the first call, like :meth:`fit`.
+        Initialises the estimator on the first call, like :meth:`fit`, and validates the
+        parameters on every call.
         """
-        if not hasattr(self, "approximator_"):
-            self._validate_params()
-            source = self._source(X, y)
-            self._train(self._initial_state(source), source, 1)
-        else:
-            self._train(self._warm_state(), self._source(X, y), 1)
+        self._validate_params()
+        settings, source = self._settings_and_source(X, y)
+        with torch_threads(self.n_threads):
+            if hasattr(self, "approximator_"):
+                state = fitting.warm_state(self._fit_state(), settings)
+            else:
+                state = self._initial_state(settings, source)
+            state = fitting.train(state, source, settings, 1, checkpoint_header=self._header())
+        self._commit(state, X)
         return self
 
-    # ------------------------------------------------------------------ inference
-    def _roles(self, data, *, need_theta, log_det_jac=False):
+    def _settings_and_source(self, X, y):
+        settings = fitting.TrainingSettings.from_params(self.get_params(deep=False))
+        kind, data = fit_input(X, y)
+        if self.early_stopping and self.validation_sims is None:
+            raise ValueError("early_stopping=True needs validation_sims (a number of "
+                             "simulations or a bank) to decide when to stop.")
+        source = make_source(kind, data, batch_size=self.batch_size,
+                             batches_per_epoch=self.batches_per_epoch, rounds=self.rounds,
+                             replay_capacity=self.replay_capacity, epochs=self.epochs)
+        return settings, source
+
+    def _networks(self):
+        if self.inference_network is not None:
+            inference = self.inference_network
+        else:
+            from .networks import CouplingFlow
+
+            inference = CouplingFlow()
+        return {"inference_network": inference, "summary_network": self.summary_network}
+
+    def _initial_state(self, settings, source):
+        return fitting.initial_state(settings, source, adapter=self.adapter,
+                                     networks=self._networks(), build=build_approximator,
+                                     check=_check_networks)
+
+    def _header(self):
+        """What a checkpoint stores besides the state: class, parameters, fitted extras."""
+        extra = {"adapter_param": "none" if self.adapter is None else "fitted-copy"}
+        return {"owner": type(self).__name__, "params": self.get_params(deep=False),
+                "extra": extra}
+
+    def _commit(self, state, X=None):
+        """Make ``state`` the fitted estimator (the only place fitted attributes are set)."""
+        import pandas as pd
+
+        self.adapter_ = state.adapter
+        self.approximator_ = state.model
+        self.inference_network_ = state.model.inference_network
+        self.summary_network_ = state.model.summary_network
+        self.role_shapes_ = state.shapes
+        self.networks_ = state.networks
+        self.parameter_names_ = state.names
+        self.device_ = state.device
+        self.size_links_ = state.size_links
+        self.history_ = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
+        self.n_simulations_ = int(state.n_simulations)
+        if isinstance(X, np.ndarray) and X.ndim == 2:
+            self.n_features_in_ = X.shape[1]
+
+    def _fit_state(self):
+        """The committed fit as a :class:`~skabi.training.state.FitState`."""
         check_is_fitted(self, "approximator_")
+        return FitState(adapter=self.adapter_, model=self.approximator_,
+                        shapes=self.role_shapes_, device=self.device_,
+                        names=self.parameter_names_, networks=self.networks_,
+                        history=self.history_.to_dict("records"),
+                        n_simulations=self.n_simulations_, size_links=self.size_links_)
+
+    # ------------------------------------------------------------------ inference
+    def _check_n_features(self, X):
+        """scikit-learn's rule for arrays: as many features as in ``fit(X, y)``."""
+        if hasattr(self, "n_features_in_") and X.ndim == 2 and X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input.")
+
+    def _observations(self, X, meta, *, frame_is_dataset=True):
+        check_is_fitted(self, "approximator_")
+        if isinstance(X, np.ndarray):
+            self._check_n_features(X)
+        data = as_observations(X, meta, frame_is_dataset=frame_is_dataset,
+                               expected=getattr(self.adapter_, "input_variables_", None))
+        check_size_links(data, self.size_links_)
+        return data
+
+    def _roles(self, data, *, need_theta, log_det_jac=False):
         if log_det_jac:
             roles, ldj = self.adapter_.transform(data, log_det_jac=True)
         else:
@@ -269,17 +389,25 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : dict of arrays, SimulationBank, xarray.Dataset, pandas.DataFrame or ndarray
+        X : dict of arrays, list of dict, SimulationBank, xarray.Dataset, pandas.DataFrame \
+or ndarray
             Several datasets as a dict of arrays with a leading dataset axis (plus batch
             scalars such as ``N``), e.g. validation simulations; they may hold the true
-            parameters, which then appear in the output. A pandas DataFrame is ONE dataset
-            whose rows are observations and whose columns are variables (each becomes an
-            array of shape ``(1, n_rows)``); pass batch scalars through ``meta``. An ndarray
-            is the data ``"x"`` of estimators fitted with ``fit(X, y)``.
+            parameters, which then appear in the output. A list holds one dict per
+            dataset, without a leading axis; their sizes may differ (``x`` with 5
+            observations in one and 12 in another: they are padded and masked, and each
+            gets the draws it would get alone). A pandas DataFrame is ONE dataset whose
+            rows are observations and whose columns are variables (each becomes an array
+            of shape ``(1, n_rows)``); pass batch scalars through ``meta``. An ndarray is
+            the data ``"x"`` of estimators fitted with ``fit(X, y)``. A 1-D array in a
+            dict is one value per dataset; where training had more values per simulation
+            (``x`` of shape (batch, N)) it is refused rather than guessed.
         num_samples : int, default=1000
             Draws per dataset.
         meta : dict, optional
-            Extra variables merged into the data, e.g. ``{"N": len(df)}``.
+            Extra variables merged into the data, e.g. ``{"N": len(df)}``. Checked against
+            the data where training showed a link (``N`` equal to the observations of
+            ``x`` in every batch).
         random_state : None, int or numpy.random.Generator, default=None
             Seed of the draws; ``None`` uses the estimator's ``random_state`` (so repeated
             calls give the same draws when it is an int).
@@ -291,8 +419,8 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
             ``{name: (datasets, num_samples, ...)}`` (fastest).
         log_q : {"auto", True, False}, default="auto"
             Compute the log density of each draw (``sample_stats.log_q``); "auto" does so
-            for coupling flows, where it is cheap, and not for flow matching. Not computed
-            with ``return_type="numpy"``, which returns draws only.
+            where the *fitted* network makes it cheap (coupling flows) and not for flow
+            matching. Not computed with ``return_type="numpy"``, which returns draws only.
 
         Returns
         -------
@@ -301,24 +429,26 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         Notes
         -----
         Draws are independent, so the ``chain`` dim has length 1 and R-hat is meaningless.
+        Memory: draws are made in chunks over datasets and draws and written into the
+        result, so a call needs the result plus a fixed working set
+        (:mod:`skabi.training.inference`).
         """
         if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) \
                 or num_samples <= 0:
             raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
         if return_type not in ("arviz", "numpy"):
             raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")
-        check_is_fitted(self, "approximator_")
-        data = as_observations(X, meta)
+        if log_q not in ("auto", True, False):
+            raise ValueError(f"log_q must be 'auto', True or False; got {log_q!r}.")
+        data = self._observations(X, meta)
         roles, _ = self._roles(data, need_theta=False)
         seed = random_state if random_state is not None else self.random_state
         # "numpy" returns no log densities: do not spend a second pass on them.
-        draws, lq = self._draw(roles, int(num_samples), as_numpy_rng(seed),
-                               False if return_type == "numpy" else log_q)
-        user = self.adapter_.inverse_transform({"inference_variables": draws})
-        if lq is not None:
-            flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in user.items()}
-            _, ldj = self.adapter_.transform(flat, log_det_jac=True)
-            lq = lq + ldj.reshape(lq.shape)
+        want = False if return_type == "numpy" else (
+            self.approximator_.cheap_log_prob if log_q == "auto" else log_q)
+        with torch_threads(self.n_threads):
+            user, lq = inference.draw(self._fit_state(), roles, int(num_samples),
+                                      as_numpy_rng(seed), log_q=want)
         if return_type == "numpy":
             return user
         from ._arviz import to_arviz
@@ -326,37 +456,6 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         truth = {k: np.asarray(data[k]) for k in user if k in data}
         observed = {k: v for k, v in data.items() if k not in user}
         return to_arviz(user, true_values=truth or None, observed=observed, log_q=lq)
-
-    def _draw(self, roles, num_samples, rng, log_q):
-        model, device = self.approximator_, self.device_
-        dtype = next(model.parameters()).dtype
-        from .networks import FlowMatching
-
-        want_log_q = (not isinstance(self.inference_network, FlowMatching)) if log_q == "auto" \
-            else bool(log_q)
-        n = next(roles[r].shape[0] for r in self.role_shapes_ if r in roles)
-        dim = self.role_shapes_["inference_variables"]
-        chunk = max(1, _MAX_DRAW_ELEMENTS // (num_samples * dim))
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(rng.integers(2**62)))
-        draws = np.empty((n, num_samples, dim))  # filled chunk by chunk: no second copy
-        lqs = np.empty((n, num_samples)) if want_log_q else None
-        model.eval()
-        with torch.no_grad():
-            for i in range(0, n, chunk):
-                t = to_tensors(roles, device, dtype, slice(i, i + chunk))
-                cond = model.conditions(t.get("summary_variables"), t.get("inference_conditions"))
-                rows = min(chunk, n - i)
-                if cond is None:
-                    z = model.sample_from_conditions(num_samples * rows, None, generator=gen)
-                    theta = z.reshape(rows, num_samples, dim)
-                else:
-                    theta = model.sample_from_conditions(num_samples, cond, generator=gen)
-                draws[i:i + rows] = theta.to("cpu", torch.float64).numpy()
-                if want_log_q:
-                    lqs[i:i + rows] = model.log_prob_from_conditions(theta, cond).to(
-                        "cpu", torch.float64).numpy()
-        return draws, lqs
 
     def log_prob(self, X, *, meta=None):
         """log q(theta | x) of the true parameters for each dataset, on the user's scale.
@@ -368,19 +467,10 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         -------
         ndarray of shape (n_datasets,)
         """
-        data = as_observations(X, meta, frame_is_dataset=False)
+        data = self._observations(X, meta, frame_is_dataset=False)
         roles, ldj = self._roles(data, need_theta=True, log_det_jac=True)
-        model, device = self.approximator_, self.device_
-        dtype = next(model.parameters()).dtype
-        out = []
-        model.eval()
-        with torch.no_grad():
-            n = roles["inference_variables"].shape[0]
-            for i in range(0, n, 4096):
-                t = to_tensors(roles, device, dtype, slice(i, i + 4096))
-                out.append(model.log_prob(t["inference_variables"], t.get("summary_variables"),
-                                          t.get("inference_conditions")).double().cpu().numpy())
-        return np.concatenate(out) + ldj
+        with torch_threads(self.n_threads):
+            return inference.log_prob(self._fit_state(), roles) + ldj
 
     def score(self, X, y=None):
         """Mean log q(theta | x) over held-out simulations: higher is better.
@@ -388,7 +478,9 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
         ``X`` (and ``y``) as in :meth:`fit`, but holding fixed simulations.
         """
         if y is not None:
+            check_is_fitted(self, "approximator_")
             X = array_bank(X, y)
+            self._check_n_features(X["x"])
         return float(np.mean(self.log_prob(X)))
 
     # ------------------------------------------------------------------ diagnostics
@@ -451,13 +543,28 @@ class AmortizedPosterior(TrainingMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):
         """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
-        check_is_fitted(self, "approximator_")
-        _persistence.save(self, path)
+        header = self._header()
+        if hasattr(self, "n_features_in_"):
+            header["extra"]["n_features_in"] = int(self.n_features_in_)
+        persistence.save(path, self._fit_state(), **header)
 
     @classmethod
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
-        return _persistence.load(cls, path, device=device)
+        header, state, _ = persistence.load(path, device=device, build=build_approximator)
+        try:
+            est = cls(**header["params"])
+        except TypeError as exc:
+            from .exceptions import LoadError
+
+            raise LoadError(f"{os.fspath(path)!r} holds parameters this {cls.__name__} does "
+                            f"not take: {exc}") from None
+        est.set_params(adapter=header["adapter"], device=device, **state.networks)
+        est._commit(state)
+        n_features = header["extra"].get("n_features_in")
+        if n_features is not None:
+            est.n_features_in_ = int(n_features)
+        return est
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from ._validation import as_numpy_rng
+from .bank import as_rows
 from .exceptions import SimulatorError
 
 __all__ = ["Simulator", "SequentialSimulator", "make_simulator"]
@@ -199,7 +200,7 @@ def _check_batch(out, batch_size, who):
                 f"{who!r} returned {key!r} with shape {arr.shape}; a batched simulator must "
                 f"return arrays with leading axis batch_size={batch_size}."
             )
-        batch[key] = arr[:, None] if arr.ndim == 1 else arr
+        batch[key] = as_rows(arr, key)
     return batch
 
 
@@ -216,7 +217,7 @@ def _stack(key, draws, who):
             f"has {first}, draw {other} has {np.shape(draws[other])}. Draw size variables "
             "such as N once per batch with meta_fn."
         ) from None
-    return arr[:, None] if arr.ndim == 1 else arr
+    return as_rows(arr, key)
 
 
 class SequentialSimulator(Simulator):

@@ -38,19 +38,32 @@ def _imports(path):
 
 def _files(part):
     target = ROOT / part
-    return sorted(target.rglob("*.py")) if target.is_dir() else [target.with_suffix(".py")]
+    if target.is_dir():
+        return sorted(target.rglob("*.py"))
+    path = target.with_suffix(".py")
+    assert path.exists(), f"{path} is gone: update FORBIDDEN"
+    return [path]
 
 
 FORBIDDEN = {
     # part: prefixes it must not import
     "networks": ["skabi.adapters", "skabi.estimator", "skabi.simulators", "skabi.diagnostics",
-                 "skabi._arviz", "skabi.bank", "arviz"],
-    "adapters": ["torch", "skabi.networks", "skabi.estimator", "skabi.diagnostics", "arviz"],
-    "simulators": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator", "arviz"],
-    "diagnostics": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters"],
-    "_approximator": ["skabi.adapters", "skabi.estimator", "arviz"],
-    "_training": ["skabi.adapters", "skabi.estimator", "skabi.networks", "arviz"],
-    "_arviz": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters"],
+                 "skabi._arviz", "skabi.bank", "skabi.training", "skabi.storage", "arviz"],
+    "adapters": ["torch", "skabi.networks", "skabi.estimator", "skabi.diagnostics",
+                 "skabi.training", "skabi.storage", "arviz"],
+    "simulators": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator",
+                   "skabi.training", "skabi.storage", "arviz"],
+    "bank": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator", "skabi.training",
+             "skabi.storage", "skabi.diagnostics", "arviz"],
+    "diagnostics": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters",
+                    "skabi.training"],
+    "training": ["skabi.estimator", "skabi.diagnostics", "skabi._arviz", "arviz"],
+    "training/loop": ["skabi.adapters", "skabi.networks", "skabi.bank", "skabi.storage"],
+    "training/model": ["skabi.adapters.adapter", "skabi.bank", "skabi.storage"],
+    "storage": ["torch", "skabi.training", "skabi.adapters", "skabi.networks",
+                "skabi.estimator", "arviz"],
+    "_arviz": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters",
+               "skabi.training"],
 }
 
 
@@ -74,3 +87,27 @@ def test_nothing_imports_the_estimator_but_the_package():
     users = [str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")
              if "skabi.estimator" in _imports(p) and p.name != "estimator.py"]
     assert users == [], users
+
+
+def test_training_is_a_package_and_the_estimator_holds_no_mixin():
+    import skabi.training
+    from skabi import AmortizedPosterior
+
+    assert hasattr(skabi.training, "__path__")
+    own = [c for c in AmortizedPosterior.__mro__[1:] if c.__module__.startswith("skabi")]
+    assert own == [], own
+
+
+def test_storage_modules_use_no_private_names_of_each_other():
+    offenders = []
+    for path in _files("storage"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr.startswith("_") \
+                    and not node.attr.startswith("__") and isinstance(node.value, ast.Name) \
+                    and node.value.id in {"_w", "write", "read"}:
+                offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.level and node.module in {"read", "write"}:
+                offenders += [f"{path.name}: {a.name}" for a in node.names
+                              if a.name.startswith("_")]
+    assert not offenders, offenders

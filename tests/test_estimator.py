@@ -115,8 +115,7 @@ def test_score_includes_adapter_jacobian(regression):
     roles, ldj = est.adapter_.transform(val, log_det_jac=True)
     t = {k: torch.as_tensor(v, dtype=torch.float32) for k, v in roles.items()}
     with torch.no_grad():
-        net = est.approximator_.log_prob(t["inference_variables"], t["summary_variables"],
-                                         t["inference_conditions"]).double().numpy()
+        net = est.approximator_.log_prob(t).double().numpy()
     # sigma = softplus(z): log|dz/dsigma| = -log(1 - exp(-sigma))
     expected_ldj = -np.log(-np.expm1(-val["sigma"][:, 0]))
     np.testing.assert_allclose(ldj, expected_ldj, rtol=1e-5)
@@ -199,14 +198,16 @@ def test_validation_sims_drawn_in_batches_so_meta_varies(monkeypatch):
                              summary_network=DeepSet(summary_dim=2, width=8), epochs=1,
                              batches_per_epoch=2, batch_size=32, pilot_size=64,
                              validation_sims=200, random_state=0)
-    original = type(est)._validation_batches
+    from skabi.training import fitting
 
-    def spy(self, *args, **kwargs):
-        out = original(self, *args, **kwargs)
+    original = fitting.validation_batches
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
         seen.extend(out)
         return out
 
-    monkeypatch.setattr(type(est), "_validation_batches", spy)
+    monkeypatch.setattr(fitting, "validation_batches", spy)
     est.fit(sim)
     sizes = [b["inference_variables"].shape[0] for b in seen]
     assert sum(sizes) == 200 and max(sizes) == 32

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from models import Gaussian
-from skabi import AmortizedPosterior, _training
+from skabi import AmortizedPosterior
+from skabi.training import loop as _training
 from skabi.adapters import Rename, make_adapter
 from skabi.networks import CouplingFlow, DeepSet
 

@@ -97,7 +97,7 @@ def _val_loss(est, val):
     roles = est.adapter_.transform(val)
     t = {k: torch.as_tensor(v) for k, v in roles.items()}
     with torch.no_grad():
-        return float(est.approximator_.loss(t["inference_variables"], t["summary_variables"]))
+        return float(est.approximator_.loss(t))
 
 
 def test_early_stopping_restores_best_weights():
@@ -128,7 +128,7 @@ def test_resume_with_a_mismatched_optimizer_state_says_so(tmp_path, monkeypatch)
     # model's separate tensors (as from another skabi version): a LoadError, not torch's
     path = tmp_path / "ckpt.skabi"
     tiny(epochs=1, checkpoint_path=str(path)).fit(Gaussian())
-    from skabi import _training
+    from skabi.training import loop as _training
 
     monkeypatch.setattr(_training, "flatten_parameters", lambda params: None)
     with pytest.raises(LoadError, match="optimizer state.*resume=False"):

@@ -24,6 +24,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_finite, check_keys, suggest
+from ..bank import is_ragged
 from ..exceptions import MissingKeyError, ShapeError, SupportError
 
 __all__ = ["Transform", "as_key_list"]
@@ -115,6 +116,7 @@ class Transform(BaseEstimator):
 
     invertible = True
     _lenient = False  # True: apply to the present inputs, skip absent ones individually
+    _ragged = False  # True: takes ragged inputs (lists of per-dataset arrays of other sizes)
 
     # ------------------------------------------------------------------ keys
     def _input_keys(self):
@@ -168,19 +170,34 @@ class Transform(BaseEstimator):
             Ignored (scikit-learn convention).
         """
         self._validate()
-        data = {k: np.asarray(v) for k, v in data.items()}
+        data = {k: (v if is_ragged(v) else np.asarray(v)) for k, v in data.items()}
         keys = self._resolve_keys(data)
         check_keys(data, list(keys) + self._required_keys(), where=self._owner)
+        self._check_ragged(data, keys)
         for key in keys:
-            check_finite(key, data[key])
+            for part in (data[key] if is_ragged(data[key]) else [data[key]]):
+                check_finite(key, part)
         self.keys_ = list(keys)
-        self.dtypes_ = {k: data[k].dtype.name for k in keys}
+        self.dtypes_ = {k: (data[k][0] if is_ragged(data[k]) else data[k]).dtype.name
+                        for k in keys}
         self._fit_present(data, self.keys_)
         self._check_inputs(data, self.keys_)
         return self
 
     def _resolve_keys(self, data):
         return as_key_list(self.keys, owner=self._owner)
+
+    def _check_ragged(self, data, keys):
+        """Datasets of different sizes can only be padded (AsSet, AsTimeSeries) or moved."""
+        if self._ragged:
+            return
+        ragged = [k for k in keys if is_ragged(data[k])]
+        if ragged:
+            sizes = sorted({np.shape(a)[0] for a in data[ragged[0]]})
+            raise ShapeError(
+                f"{self._owner} got {ragged[0]!r} as datasets of different sizes (first axis "
+                f"{sizes[0]}..{sizes[-1]}); only AsSet / AsTimeSeries can take them, by "
+                f"padding them with a mask. Put AsSet({ragged[0]!r}) before this step.")
 
     def _fit_present(self, data, keys):
         """Learn statistics from ``data`` (all of ``keys`` present). Default: nothing."""
@@ -199,7 +216,9 @@ class Transform(BaseEstimator):
         data = dict(data)
         present = self._present_inputs(data)
         if present:
-            data.update({k: np.asarray(data[k]) for k in present if k in data})
+            present_keys = [k for k in present if k in data]
+            self._check_ragged(data, present_keys)
+            data.update({k: np.asarray(data[k]) for k in present_keys if not is_ragged(data[k])})
             self._check_inputs(data, present)
         return data, present
 

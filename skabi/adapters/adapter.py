@@ -12,6 +12,7 @@ from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_finite, suggest
+from ..bank import is_ragged
 from ..exceptions import ShapeError, SkabiError
 from ._base import Transform
 from .as_set import AsSet, AsTimeSeries
@@ -22,13 +23,14 @@ from .convert_dtype import ConvertDType
 from .elementwise import Log, Sqrt
 from .one_hot import OneHot
 from .rename import Rename
+from .roles import ROLES
 from .select import Drop, Keep
 from .standardize import Standardize
 
 __all__ = ["Adapter", "make_adapter", "ROLE_KEYS", "TRANSFORMS"]
 
-#: The network inputs an adapter produces, by name.
-ROLE_KEYS = ("inference_variables", "inference_conditions", "summary_variables")
+#: The network inputs an adapter produces, by name (defined in :mod:`.roles`).
+ROLE_KEYS = ROLES
 
 #: The step classes :meth:`Adapter.from_config` may rebuild (nothing else is ever imported).
 TRANSFORMS = {
@@ -61,11 +63,21 @@ def _check_batch(data, where):
         )
     out = {}
     for key, value in data.items():
-        array = np.asarray(value)
-        if array.dtype == object:
-            raise TypeError(f"Variable {key!r} is not a numeric array (dtype object).")
-        out[key] = check_finite(key, array)
+        parts = list(value) if is_ragged(value) else None
+        for array in (parts if parts is not None else [value]):
+            array = np.asarray(array)
+            if array.dtype == object:
+                raise TypeError(f"Variable {key!r} is not a numeric array (dtype object).")
+            check_finite(key, array)
+        out[key] = [np.asarray(p) for p in parts] if parts is not None else np.asarray(value)
     return out
+
+
+def _trailing(value):
+    """Trailing shape of a batch value; ``None`` for the axis where ragged datasets differ."""
+    if is_ragged(value):
+        return (None, *np.shape(value[0])[1:])
+    return tuple(np.shape(value)[1:])
 
 
 def _sum_or_none(parts):
@@ -245,7 +257,7 @@ class Adapter(_BaseComposition):
                 data = step.fit(data).transform(data)
             origins = step._route(origins, lambda parts: sum(parts, []))
         names = origins.get("inference_variables") or []
-        self.input_variables_ = {k: tuple(v.shape[1:]) for k, v in user.items()}
+        self.input_variables_ = {k: _trailing(v) for k, v in user.items()}
         self.inference_variables_ = {k: tuple(user[k].shape[1:]) for k in names}
         self.inference_dtypes_ = {k: user[k].dtype.name for k in names}
         self.output_shapes_ = {k: tuple(data[k].shape[1:]) for k in ROLE_KEYS if k in data}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..bank import batch_size_of
 from ..exceptions import ShapeError
-from ._base import Transform, _check_rank
+from ._base import Transform
 
 __all__ = ["Broadcast"]
 
@@ -14,7 +15,8 @@ class Broadcast(Transform):
     """Repeat scalar (batch-constant) variables along the batch axis: ``() -> (B, 1)``.
 
     Meta variables such as a sample size ``N`` are constant within a batch and come as a
-    Python number or a shape-``()`` array. The batch size ``B`` is taken from the variable
+    Python number or a shape-``()`` array; one that already holds a value per dataset,
+    ``(B, 1)`` (datasets of different sizes), is passed through. The batch size ``B`` is taken from the variable
     ``to``, which must be present whenever the step runs (at sample time too).
     Not invertible.
 
@@ -49,6 +51,7 @@ class Broadcast(Transform):
     """
 
     invertible = False
+    _ragged = True  # reads only the batch size of 'to'
     _parameter_constraints = {"keys": [str, list, tuple], "to": [str]}
 
     def __init__(self, keys, *, to):
@@ -59,18 +62,23 @@ class Broadcast(Transform):
         return [self.to]
 
     def _check_inputs(self, data, keys):
-        for k in keys:
-            _check_rank("Broadcast", k, data[k], (0,),
-                        "() (a scalar, constant within the batch)")
-        if np.ndim(data[self.to]) < 1:
+        n = batch_size_of(data[self.to])
+        if n is None:
             raise ShapeError(
                 f"Broadcast takes the batch size from {self.to!r}, which has shape "
                 f"{np.shape(data[self.to])}; expected (B, ...)."
             )
+        for k in keys:
+            shape = np.shape(data[k])
+            if shape != () and shape != (n, 1):
+                raise ShapeError(
+                    f"Broadcast expects {k!r} of shape () (a scalar, constant within the "
+                    f"batch) or ({n}, 1) (already one value per dataset, as a list of "
+                    f"datasets of different sizes gives); got shape {shape}.")
 
     def _transform_present(self, data, keys):
-        n = np.shape(data[self.to])[0]
+        n = batch_size_of(data[self.to])
         for k in keys:
             x = np.asarray(data[k])
-            data[k] = np.full((n, 1), x, dtype=x.dtype)
+            data[k] = np.full((n, 1), x, dtype=x.dtype) if x.ndim == 0 else x.copy()
         return data

@@ -37,6 +37,8 @@ class Rename(Transform):
 
     _parameter_constraints = {"from_key": [str], "to_key": [str]}
 
+    _ragged = True
+
     def __init__(self, from_key, to_key):
         self.from_key = from_key
         self.to_key = to_key

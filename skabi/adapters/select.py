@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._base import Transform
+from .roles import MASK
 
 __all__ = ["Keep", "Drop"]
 
@@ -10,6 +11,7 @@ __all__ = ["Keep", "Drop"]
 class _Select(Transform):
     _parameter_constraints = {"keys": [str, list, tuple]}
     _lenient = True
+    _ragged = True
 
     def __init__(self, keys):
         self.keys = keys
@@ -58,7 +60,7 @@ class Keep(_Select):
     """
 
     def _select(self, mapping):
-        keep = set(self._input_keys())
+        keep = {*self._input_keys(), MASK}  # the padding mask goes with the sets it marks
         return {k: v for k, v in mapping.items() if k in keep}
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import difflib
 import math
-import numbers
 from abc import abstractmethod
+from numbers import Integral
 
 import torch
 from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import (Interval, InvalidParameterError, StrOptions,
+                                             make_constraint, validate_parameter_constraints)
 from torch import Tensor, nn
 
 from ..exceptions import ShapeError
@@ -23,76 +25,126 @@ __all__ = [
     "SummaryNetwork",
     "InferenceModule",
     "SummaryModule",
-    "check_int",
-    "check_real",
-    "check_option",
+    "NumberInterval",
+    "block_rows",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 # --------------------------------------------------------------------------------------
-# hyperparameter checks (used by ``build``)
+# hyperparameter validation (scikit-learn's ``_parameter_constraints``, used by ``build``)
 # --------------------------------------------------------------------------------------
-def _owner_name(owner) -> str:
-    return owner if isinstance(owner, str) else type(owner).__name__
+class NumberInterval(Interval):
+    """scikit-learn's :class:`~sklearn.utils._param_validation.Interval` without bools.
 
+    ``True`` is an ``Integral`` to Python, but never a meaningful depth, width or rate, so
+    a ``bool`` does not satisfy this constraint. The error message is scikit-learn's.
 
-def check_int(owner, name: str, value, low: int = 1, high: int | None = None) -> int:
-    """Return ``value`` if it is an int in ``[low, high]``, else raise ``ValueError``."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    ok = ok and value >= low and (high is None or value <= high)
-    if not ok:
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(
-            f"The {name!r} parameter of {_owner_name(owner)} must be an int {rng}. "
-            f"Got {value!r} instead."
-        )
-    return int(value)
-
-
-def check_real(owner, name: str, value, low: float, high: float = math.inf,
-               closed: str = "both") -> float:
-    """Return ``value`` if it is a real number in the interval, else raise ``ValueError``.
-
-    ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
+    Examples
+    --------
+    >>> from numbers import Integral
+    >>> from skabi.networks._base import NumberInterval
+    >>> depth = NumberInterval(Integral, 1, None, closed="left")
+    >>> depth.is_satisfied_by(3), depth.is_satisfied_by(True), str(depth)
+    (True, False, 'an int in the range [1, inf)')
     """
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        lo_ok = v >= low if closed in ("both", "left") else v > low
-        hi_ok = v <= high if closed in ("both", "right") else v < high
-        ok = math.isfinite(v) and lo_ok and hi_ok
-    if not ok:
-        lb = "[" if closed in ("both", "left") else "("
-        rb = "]" if closed in ("both", "right") else ")"
-        raise ValueError(
-            f"The {name!r} parameter of {_owner_name(owner)} must be a finite real number in "
-            f"{lb}{low}, {high}{rb}. Got {value!r} instead."
-        )
-    return float(value)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
 
 
-def check_option(owner, name: str, value, options) -> str:
-    """Return ``value`` if it is one of ``options``, else raise ``ValueError``."""
-    if not isinstance(value, str) or value not in options:
-        close = difflib.get_close_matches(str(value), list(options), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"The {name!r} parameter of {_owner_name(owner)} must be one of "
-            f"{sorted(options)!r}. Got {value!r} instead.{hint}"
-        )
-    return value
+def _validated(constraints: dict, params: dict, caller_name: str) -> dict:
+    """Check ``params`` against ``constraints``; return them as plain Python values.
+
+    Each parameter goes through scikit-learn's ``validate_parameter_constraints``, which
+    raises its ``InvalidParameterError`` (a ``ValueError``) naming the parameter,
+    ``caller_name``, the value got and what is expected; a near miss of a string option
+    adds a "Did you mean" hint. Values satisfying an integer (real) interval come back as
+    ``int`` (``float``) and booleans as ``bool``, so that numpy scalars from a parameter
+    grid reach torch as Python numbers.
+    """
+    out = dict(params)
+    for name, value in params.items():
+        if name not in constraints:
+            continue
+        try:
+            validate_parameter_constraints({name: constraints[name]}, {name: value},
+                                           caller_name=caller_name)
+        except InvalidParameterError as err:
+            options = [o for c in constraints[name] if isinstance(c, StrOptions)
+                       for o in sorted(c.options)]
+            close = difflib.get_close_matches(str(value), options, n=1)
+            if not close:
+                raise
+            raise InvalidParameterError(f"{err} Did you mean {close[0]!r}?") from None
+        for raw in constraints[name]:
+            constraint = make_constraint(raw)
+            if constraint.is_satisfied_by(value):
+                if isinstance(constraint, Interval):
+                    out[name] = int(value) if constraint.type is Integral else float(value)
+                elif isinstance(raw, str) and raw == "boolean":
+                    out[name] = bool(value)
+                break
+    return out
+
+
+_BUILD_ARGUMENTS = {
+    "dim": [NumberInterval(Integral, 1, None, closed="left")],
+    "condition_dim": [NumberInterval(Integral, 0, None, closed="left")],
+    "feature_dim": [NumberInterval(Integral, 1, None, closed="left")],
+}
+
+
+class _Holder(BaseEstimator):
+    """Validation shared by the holders: ``_parameter_constraints`` checked in ``build``."""
+
+    #: scikit-learn constraints of every ``__init__`` parameter (see :meth:`_validate_params`).
+    _parameter_constraints: dict = {}
+
+    def _validate_params(self) -> dict:
+        """Validate the hyperparameters against ``_parameter_constraints``; return them.
+
+        Call it at the top of ``build``: the holder stores anything, and ``build`` refuses
+        what it cannot build from.
+
+        Returns
+        -------
+        dict
+            ``get_params(deep=False)``, numbers as Python ``int``/``float``.
+
+        Raises
+        ------
+        ValueError
+            scikit-learn's ``InvalidParameterError``, naming the parameter, the class, the
+            value got and what is expected.
+        """
+        return _validated(self._parameter_constraints, self.get_params(deep=False),
+                          type(self).__name__)
+
+    def _validate_build_arguments(self, **arguments) -> tuple:
+        """Validate ``dim``, ``condition_dim`` or ``feature_dim`` of ``build``; return them.
+
+        Raises
+        ------
+        ValueError
+            scikit-learn's ``InvalidParameterError``, naming the argument and
+            ``<class>.build``.
+        """
+        checked = _validated({k: _BUILD_ARGUMENTS[k] for k in arguments}, arguments,
+                             f"{type(self).__name__}.build")
+        return tuple(checked.values())
 
 
 # --------------------------------------------------------------------------------------
 # holders
 # --------------------------------------------------------------------------------------
-class InferenceNetwork(BaseEstimator):
+class InferenceNetwork(_Holder):
     """Base class of the inference-network hyperparameter holders.
 
-    Subclasses store their keyword hyperparameters in ``__init__`` (nothing else) and
-    implement :meth:`build`.
+    Subclasses store their keyword hyperparameters in ``__init__`` (nothing else), list
+    their scikit-learn constraints in ``_parameter_constraints`` and implement
+    :meth:`build`, which starts with ``self._validate_params()``.
 
     Examples
     --------
@@ -114,17 +166,14 @@ class InferenceNetwork(BaseEstimator):
         """
         raise NotImplementedError(f"{type(self).__name__} does not implement build.")
 
-    @staticmethod
-    def _check_dims(owner, dim, condition_dim) -> tuple[int, int]:
-        return (check_int(owner, "dim", dim, 1),
-                check_int(owner, "condition_dim", condition_dim, 0))
 
-
-class SummaryNetwork(BaseEstimator):
+class SummaryNetwork(_Holder):
     """Base class of the summary-network hyperparameter holders.
 
-    Subclasses store their keyword hyperparameters in ``__init__`` (nothing else) and
-    implement :meth:`build`. Every summary network has a ``summary_dim`` parameter.
+    Subclasses store their keyword hyperparameters in ``__init__`` (nothing else), list
+    their scikit-learn constraints in ``_parameter_constraints`` (extending this class's,
+    which holds ``summary_dim``) and implement :meth:`build`, which starts with
+    ``self._validate_params()``. Every summary network has a ``summary_dim`` parameter.
 
     Examples
     --------
@@ -132,6 +181,10 @@ class SummaryNetwork(BaseEstimator):
     >>> isinstance(DeepSet(summary_dim=4), SummaryNetwork)
     True
     """
+
+    _parameter_constraints: dict = {
+        "summary_dim": [NumberInterval(Integral, 1, None, closed="left")],
+    }
 
     @abstractmethod
     def build(self, feature_dim: int) -> SummaryModule:
@@ -148,6 +201,39 @@ class SummaryNetwork(BaseEstimator):
 # --------------------------------------------------------------------------------------
 # modules
 # --------------------------------------------------------------------------------------
+def block_rows(device: torch.device | str, n_rows: int) -> int:
+    """Rows per block when ``n_rows`` draws go through a network block by block.
+
+    On CPU: 1024 rows per torch thread, a cache-blocking size (the hidden activations of
+    a block stay in cache, 2-3x faster than one huge batch), not a memory bound.
+    Elsewhere: all ``n_rows`` at once.
+
+    Parameters
+    ----------
+    device : torch.device or str
+        Where the rows are.
+    n_rows : int
+        Number of rows to process.
+
+    Returns
+    -------
+    int
+        Block size, at least 1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.networks._base import block_rows
+    >>> block_rows("cpu", 10) == 1024 * max(1, torch.get_num_threads())
+    True
+    >>> block_rows(torch.device("meta"), 10)
+    10
+    """
+    if torch.device(device).type == "cpu":
+        return 1024 * max(1, torch.get_num_threads())
+    return max(1, int(n_rows))
+
+
 class InferenceModule(nn.Module):
     """A conditional density ``q(theta | condition)`` on ``R^dim``.
 
@@ -159,6 +245,9 @@ class InferenceModule(nn.Module):
         Number of inference variables.
     condition_dim : int
         Number of conditions (0 for an unconditional density).
+    cheap_log_prob : bool
+        Class attribute: True when log densities of draws cost about as much as drawing
+        them (what ``log_q="auto"`` of the estimator asks the fitted module).
 
     Examples
     --------
@@ -170,6 +259,9 @@ class InferenceModule(nn.Module):
     >>> net.sample(5).shape
     torch.Size([1, 5, 3])
     """
+
+    #: log densities of draws cost about as much as drawing them
+    cheap_log_prob: bool = True
 
     def __init__(self, dim: int, condition_dim: int):
         super().__init__()
@@ -222,14 +314,14 @@ class InferenceModule(nn.Module):
     def _chunked(fn, z: Tensor, condition: Tensor | None, rows: int | None = None) -> Tensor:
         """Apply ``fn(z_rows, condition_rows)`` to draws ``z`` (B, S, dim) block by block.
 
-        On CPU the B * S rows are processed in blocks of ``rows`` (default 1024 per torch
-        thread) so that the hidden activations stay in cache (2-3x faster than one huge
-        batch); elsewhere in one call, with the condition broadcast as (B, 1, condition_dim).
+        The B * S rows are processed in blocks of ``rows`` (default :func:`block_rows`:
+        1024 per torch thread on CPU, so that the hidden activations stay in cache; all at
+        once elsewhere). In one call the condition is broadcast as (B, 1, condition_dim).
         """
         b, s, d = z.shape
         if rows is None:
-            rows = 1024 * max(1, torch.get_num_threads())
-        if z.device.type != "cpu" or b * s <= rows:
+            rows = block_rows(z.device, b * s)
+        if b * s <= rows:
             return fn(z, None if condition is None else condition[:, None])
         zf = z.reshape(b * s, d)
         cf = None if condition is None else condition.repeat_interleave(s, dim=0)

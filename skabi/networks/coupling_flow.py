@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
+from sklearn.utils._param_validation import StrOptions
 from torch import Tensor, nn
 
-from ._base import InferenceModule, InferenceNetwork, check_int, check_option, check_real
+from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import ACTIVATIONS, ConditionalMLP
 from ._spline import rq_spline
 
@@ -228,6 +231,20 @@ default="gelu"
     torch.Size([5, 10, 2])
     """
 
+    _parameter_constraints: dict = {
+        "depth": [NumberInterval(Integral, 1, None, closed="left")],
+        "transform": [StrOptions({"affine", "spline"})],
+        "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
+        "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+        "permutation": [StrOptions(set(_PERMUTATIONS))],
+        "actnorm": ["boolean"],
+        "clamp": [NumberInterval(Real, 0, None, closed="neither")],
+        "bins": [NumberInterval(Integral, 2, None, closed="left")],
+        "tail_bound": [NumberInterval(Real, 0, None, closed="neither")],
+    }
+
     def __init__(self, *, depth=6, transform="affine", subnet_width=128, subnet_depth=2,
                  activation="gelu", dropout=0.0, permutation="random", actnorm=True,
                  clamp=1.9, bins=8, tail_bound=5.0):
@@ -251,21 +268,19 @@ default="gelu"
         ValueError
             If a hyperparameter, ``dim`` or ``condition_dim`` is invalid.
         """
-        dim, condition_dim = self._check_dims(self, dim, condition_dim)
-        if not isinstance(self.actnorm, bool):
-            raise ValueError(f"The 'actnorm' parameter of CouplingFlow must be a bool. "
-                             f"Got {self.actnorm!r} instead.")
+        p = self._validate_params()
+        dim, condition_dim = self._validate_build_arguments(dim=dim, condition_dim=condition_dim)
         return CouplingFlowModule(
             dim, condition_dim,
-            depth=check_int(self, "depth", self.depth, 1),
-            transform=check_option(self, "transform", self.transform, ("affine", "spline")),
-            width=check_int(self, "subnet_width", self.subnet_width, 1),
-            sub_depth=check_int(self, "subnet_depth", self.subnet_depth, 1),
-            activation=check_option(self, "activation", self.activation, ACTIVATIONS),
-            dropout=check_real(self, "dropout", self.dropout, 0.0, 1.0, "left"),
-            permutation=check_option(self, "permutation", self.permutation, _PERMUTATIONS),
-            actnorm=self.actnorm,
-            clamp=check_real(self, "clamp", self.clamp, 0.0, closed="neither"),
-            bins=check_int(self, "bins", self.bins, 2),
-            tail_bound=check_real(self, "tail_bound", self.tail_bound, 0.0, closed="neither"),
+            depth=p["depth"],
+            transform=p["transform"],
+            width=p["subnet_width"],
+            sub_depth=p["subnet_depth"],
+            activation=p["activation"],
+            dropout=p["dropout"],
+            permutation=p["permutation"],
+            actnorm=p["actnorm"],
+            clamp=p["clamp"],
+            bins=p["bins"],
+            tail_bound=p["tail_bound"],
         )

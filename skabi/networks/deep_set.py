@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import StrOptions
 from torch import Tensor, nn
 
-from ._base import SummaryModule, SummaryNetwork, check_int, check_option, check_real
+from ._base import NumberInterval, SummaryModule, SummaryNetwork
 from ._layers import ACTIVATIONS, MLP, POOLINGS, make_activation, masked_pool
 
 __all__ = ["DeepSet", "DeepSetModule"]
 
 
-def _parse_pooling(owner, pooling) -> tuple[str, ...]:
-    methods = tuple(pooling.split("+")) if isinstance(pooling, str) else ()
+def _parse_pooling(owner, pooling: str) -> tuple[str, ...]:
+    """Split ``"mean+max"`` into distinct pooling methods (sklearn cannot say this)."""
+    methods = tuple(pooling.split("+"))
     if not methods or any(m not in POOLINGS for m in methods) or len(set(methods)) < len(methods):
         raise ValueError(
             f"The 'pooling' parameter of {type(owner).__name__} must be one of {list(POOLINGS)} "
@@ -113,6 +117,17 @@ default="gelu"
     torch.Size([3, 8])
     """
 
+    _parameter_constraints: dict = {
+        **SummaryNetwork._parameter_constraints,
+        "width": [NumberInterval(Integral, 1, None, closed="left")],
+        "inner_depth": [NumberInterval(Integral, 1, None, closed="left")],
+        "outer_depth": [NumberInterval(Integral, 1, None, closed="left")],
+        "pooling": [str],  # a method or a '+'-joined combination: checked in build
+        "num_equivariant": [NumberInterval(Integral, 0, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+    }
+
     def __init__(self, *, summary_dim=8, width=64, inner_depth=2, outer_depth=2,
                  pooling="mean", num_equivariant=0, activation="gelu", dropout=0.0):
         self.summary_dim = summary_dim
@@ -132,14 +147,16 @@ default="gelu"
         ValueError
             If a hyperparameter or ``feature_dim`` is invalid.
         """
+        p = self._validate_params()
+        feature_dim, = self._validate_build_arguments(feature_dim=feature_dim)
         return DeepSetModule(
-            check_int(self, "feature_dim", feature_dim, 1),
-            check_int(self, "summary_dim", self.summary_dim, 1),
-            width=check_int(self, "width", self.width, 1),
-            inner_depth=check_int(self, "inner_depth", self.inner_depth, 1),
-            outer_depth=check_int(self, "outer_depth", self.outer_depth, 1),
-            methods=_parse_pooling(self, self.pooling),
-            num_equivariant=check_int(self, "num_equivariant", self.num_equivariant, 0),
-            activation=check_option(self, "activation", self.activation, ACTIVATIONS),
-            dropout=check_real(self, "dropout", self.dropout, 0.0, 1.0, "left"),
+            feature_dim,
+            p["summary_dim"],
+            width=p["width"],
+            inner_depth=p["inner_depth"],
+            outer_depth=p["outer_depth"],
+            methods=_parse_pooling(self, p["pooling"]),
+            num_equivariant=p["num_equivariant"],
+            activation=p["activation"],
+            dropout=p["dropout"],
         )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
+from sklearn.utils._param_validation import StrOptions
 from torch import Tensor
 
-from ._base import InferenceModule, InferenceNetwork, check_int, check_option, check_real
+from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import ACTIVATIONS, ConditionalMLP, FourierTimeEmbedding
 
 __all__ = ["FlowMatching", "FlowMatchingModule"]
@@ -29,6 +32,9 @@ class FlowMatchingModule(InferenceModule):
     >>> net.log_prob(torch.randn(3, 2)).shape
     torch.Size([3])
     """
+
+    #: log densities need an ODE solve with one backward pass per dimension per step
+    cheap_log_prob = False
 
     def __init__(self, dim, condition_dim, width, depth, activation, dropout,
                  time_embedding_dim, sigma_min, steps, integrator):
@@ -193,6 +199,17 @@ default="silu"
     torch.Size([4, 6, 2])
     """
 
+    _parameter_constraints: dict = {
+        "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
+        "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+        "time_embedding_dim": [NumberInterval(Integral, 1, None, closed="left")],
+        "sigma_min": [NumberInterval(Real, 0, 1, closed="left")],
+        "steps": [NumberInterval(Integral, 1, None, closed="left")],
+        "integrator": [StrOptions(set(_INTEGRATORS))],
+    }
+
     def __init__(self, *, subnet_width=128, subnet_depth=4, activation="silu", dropout=0.0,
                  time_embedding_dim=16, sigma_min=1e-4, steps=25, integrator="rk4"):
         self.subnet_width = subnet_width
@@ -212,15 +229,16 @@ default="silu"
         ValueError
             If a hyperparameter, ``dim`` or ``condition_dim`` is invalid.
         """
-        dim, condition_dim = self._check_dims(self, dim, condition_dim)
+        p = self._validate_params()
+        dim, condition_dim = self._validate_build_arguments(dim=dim, condition_dim=condition_dim)
         return FlowMatchingModule(
             dim, condition_dim,
-            width=check_int(self, "subnet_width", self.subnet_width, 1),
-            depth=check_int(self, "subnet_depth", self.subnet_depth, 1),
-            activation=check_option(self, "activation", self.activation, ACTIVATIONS),
-            dropout=check_real(self, "dropout", self.dropout, 0.0, 1.0, "left"),
-            time_embedding_dim=check_int(self, "time_embedding_dim", self.time_embedding_dim, 1),
-            sigma_min=check_real(self, "sigma_min", self.sigma_min, 0.0, 1.0, "left"),
-            steps=check_int(self, "steps", self.steps, 1),
-            integrator=check_option(self, "integrator", self.integrator, _INTEGRATORS),
+            width=p["subnet_width"],
+            depth=p["subnet_depth"],
+            activation=p["activation"],
+            dropout=p["dropout"],
+            time_embedding_dim=p["time_embedding_dim"],
+            sigma_min=p["sigma_min"],
+            steps=p["steps"],
+            integrator=p["integrator"],
         )

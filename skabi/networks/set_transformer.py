@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
+from sklearn.utils._param_validation import StrOptions
 from torch import Tensor, nn
 
-from ._base import SummaryModule, SummaryNetwork, check_int, check_option, check_real
+from ._base import NumberInterval, SummaryModule, SummaryNetwork
 from ._layers import ACTIVATIONS, ISAB, MLP, PMA, SAB
 
 __all__ = ["SetTransformer", "SetTransformerModule"]
@@ -85,6 +88,18 @@ default="gelu"
     torch.Size([3, 6])
     """
 
+    _parameter_constraints: dict = {
+        **SummaryNetwork._parameter_constraints,
+        "embed_dim": [NumberInterval(Integral, 1, None, closed="left")],  # also % num_heads
+        "num_heads": [NumberInterval(Integral, 1, None, closed="left")],
+        "num_inducing_points": [NumberInterval(Integral, 0, None, closed="left")],
+        "num_blocks": [NumberInterval(Integral, 0, None, closed="left")],
+        "num_seeds": [NumberInterval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+        "layer_norm": ["boolean"],
+    }
+
     def __init__(self, *, summary_dim=8, embed_dim=64, num_heads=4, num_inducing_points=0,
                  num_blocks=2, num_seeds=1, activation="gelu", dropout=0.0, layer_norm=True):
         self.summary_dim = summary_dim
@@ -105,26 +120,22 @@ default="gelu"
         ValueError
             If a hyperparameter or ``feature_dim`` is invalid.
         """
-        embed_dim = check_int(self, "embed_dim", self.embed_dim, 1)
-        num_heads = check_int(self, "num_heads", self.num_heads, 1)
-        if embed_dim % num_heads:
+        p = self._validate_params()
+        feature_dim, = self._validate_build_arguments(feature_dim=feature_dim)
+        if p["embed_dim"] % p["num_heads"]:
             raise ValueError(
-                f"The 'embed_dim' parameter of SetTransformer must be a multiple of "
-                f"num_heads={num_heads}. Got {embed_dim!r} instead."
+                f"The 'embed_dim' parameter of {type(self).__name__} must be a multiple of "
+                f"num_heads={p['num_heads']}. Got {self.embed_dim!r} instead."
             )
-        if not isinstance(self.layer_norm, bool):
-            raise ValueError("The 'layer_norm' parameter of SetTransformer must be a bool. "
-                             f"Got {self.layer_norm!r} instead.")
         return SetTransformerModule(
-            check_int(self, "feature_dim", feature_dim, 1),
-            check_int(self, "summary_dim", self.summary_dim, 1),
-            embed_dim=embed_dim,
-            num_heads=num_heads,
-            num_inducing=check_int(self, "num_inducing_points", self.num_inducing_points, 0),
-            num_blocks=check_int(self, "num_blocks", self.num_blocks, 0),
-            num_seeds=check_int(self, "num_seeds", self.num_seeds, 1),
-            activation=check_option(self, "activation", self.activation, ACTIVATIONS),
-            dropout=check_real(self, "dropout", self.dropout, 0.0, 1.0, "left"),
-            layer_norm=self.layer_norm,
+            feature_dim,
+            p["summary_dim"],
+            embed_dim=p["embed_dim"],
+            num_heads=p["num_heads"],
+            num_inducing=p["num_inducing_points"],
+            num_blocks=p["num_blocks"],
+            num_seeds=p["num_seeds"],
+            activation=p["activation"],
+            dropout=p["dropout"],
+            layer_norm=p["layer_norm"],
         )
-

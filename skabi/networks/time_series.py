@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Integral, Real
+
 import torch
+from sklearn.utils._param_validation import StrOptions
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from ._base import SummaryModule, SummaryNetwork, check_int, check_option, check_real
+from ._base import NumberInterval, SummaryModule, SummaryNetwork
 from ._layers import ACTIVATIONS, make_activation
 
 __all__ = ["TimeSeriesNetwork", "TimeSeriesModule"]
@@ -109,6 +112,19 @@ default="gelu"
     torch.Size([3, 5])
     """
 
+    _parameter_constraints: dict = {
+        **SummaryNetwork._parameter_constraints,
+        "filters": [NumberInterval(Integral, 1, None, closed="left")],
+        "kernel_size": [NumberInterval(Integral, 1, None, closed="left")],
+        "num_conv": [NumberInterval(Integral, 0, None, closed="left")],
+        "recurrent": [StrOptions({"gru", "lstm"})],
+        "hidden_size": [NumberInterval(Integral, 1, None, closed="left")],
+        "num_layers": [NumberInterval(Integral, 1, None, closed="left")],
+        "bidirectional": ["boolean"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+    }
+
     def __init__(self, *, summary_dim=8, filters=32, kernel_size=5, num_conv=1, recurrent="gru",
                  hidden_size=64, num_layers=1, bidirectional=False, activation="gelu",
                  dropout=0.0):
@@ -131,19 +147,18 @@ default="gelu"
         ValueError
             If a hyperparameter or ``feature_dim`` is invalid.
         """
-        if not isinstance(self.bidirectional, bool):
-            raise ValueError("The 'bidirectional' parameter of TimeSeriesNetwork must be a "
-                             f"bool. Got {self.bidirectional!r} instead.")
+        p = self._validate_params()
+        feature_dim, = self._validate_build_arguments(feature_dim=feature_dim)
         return TimeSeriesModule(
-            check_int(self, "feature_dim", feature_dim, 1),
-            check_int(self, "summary_dim", self.summary_dim, 1),
-            filters=check_int(self, "filters", self.filters, 1),
-            kernel_size=check_int(self, "kernel_size", self.kernel_size, 1),
-            num_conv=check_int(self, "num_conv", self.num_conv, 0),
-            recurrent=check_option(self, "recurrent", self.recurrent, ("gru", "lstm")),
-            hidden_size=check_int(self, "hidden_size", self.hidden_size, 1),
-            num_layers=check_int(self, "num_layers", self.num_layers, 1),
-            bidirectional=self.bidirectional,
-            activation=check_option(self, "activation", self.activation, ACTIVATIONS),
-            dropout=check_real(self, "dropout", self.dropout, 0.0, 1.0, "left"),
+            feature_dim,
+            p["summary_dim"],
+            filters=p["filters"],
+            kernel_size=p["kernel_size"],
+            num_conv=p["num_conv"],
+            recurrent=p["recurrent"],
+            hidden_size=p["hidden_size"],
+            num_layers=p["num_layers"],
+            bidirectional=p["bidirectional"],
+            activation=p["activation"],
+            dropout=p["dropout"],
         )

@@ -40,3 +40,20 @@ def test_joint_training_step_and_sampling(inference, summary, dtype):
         lp = net.log_prob(theta, cond)
     assert draws.shape == (8, 5, 2) and draws.dtype == dtype and torch.isfinite(draws).all()
     assert lp.shape == (8,) and torch.isfinite(lp).all()
+
+
+def test_cheap_log_prob_says_whether_log_densities_cost_about_a_draw():
+    """The estimator's ``log_q="auto"`` asks the fitted module."""
+    from skabi.networks import InferenceModule
+    assert InferenceModule.cheap_log_prob is True
+    assert CouplingFlow(depth=1).build(2, 0).cheap_log_prob is True
+    assert CouplingFlow(depth=1, transform="spline").build(2, 0).cheap_log_prob is True
+    assert FlowMatching(steps=1).build(2, 0).cheap_log_prob is False  # ODE per density
+
+
+def test_block_rows_blocks_cpu_only():
+    from skabi.networks._base import block_rows
+    per_cpu = 1024 * max(1, torch.get_num_threads())
+    assert block_rows("cpu", 10) == block_rows(torch.device("cpu"), 10**7) == per_cpu
+    assert block_rows(torch.device("meta"), 12_345) == 12_345  # elsewhere: all at once
+    assert block_rows("meta", 0) == 1

@@ -1,5 +1,8 @@
 """Hyperparameter holders: sklearn params contract, build, clear errors."""
 
+import inspect
+
+import numpy as np
 import pytest
 import torch
 from sklearn.base import BaseEstimator, clone
@@ -49,6 +52,31 @@ def test_build_returns_fresh_float32_modules_with_contract_attributes():
     assert isinstance(FlowMatching(), InferenceNetwork)
 
 
+@pytest.mark.parametrize("cls", INFERENCE + SUMMARY)
+def test_every_parameter_has_a_sklearn_constraint(cls):
+    """One validation style: build checks ``_parameter_constraints``, which covers __init__."""
+    init = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert set(cls._parameter_constraints) == init
+
+
+@pytest.mark.parametrize("cls,name", [(cls, name) for cls in INFERENCE + SUMMARY
+                                      for name in sorted(cls().get_params())])
+def test_a_bad_value_of_every_parameter_fails_in_build_naming_it(cls, name):
+    holder = cls(**{name: "bogus"})
+    with pytest.raises(ValueError, match=f"'{name}' parameter of {cls.__name__} .*Got 'bogus'"):
+        holder.build(2, 1) if cls in INFERENCE else holder.build(3)
+
+
+def test_numpy_scalars_from_a_grid_reach_the_module_as_python_numbers():
+    holder = CouplingFlow(depth=np.int64(2), dropout=np.float64(0.1), clamp=np.float32(2.0),
+                          actnorm=np.bool_(True))
+    net = holder.build(np.int64(3), np.int64(1))
+    assert type(net.dim) is int and type(net.condition_dim) is int and len(net.couplings) == 2
+    assert type(net.couplings[0].clamp) is float
+    net = TimeSeriesNetwork(summary_dim=np.int32(3), bidirectional=np.bool_(True)).build(2)
+    assert net.summary_dim == 3 and net.num_dirs == 2
+
+
 def test_reference_parameter_count():
     """DeepSet(4->64->64, mean, 64->64->8) + 6-layer affine flow (dim 4, cond 8): ~120k."""
     n = sum(p.numel() for p in DeepSet(summary_dim=8).build(4).parameters())
@@ -59,13 +87,16 @@ def test_reference_parameter_count():
 BAD_INFERENCE = [
     (CouplingFlow(depth=0), "'depth'"),
     (CouplingFlow(depth=2.5), "'depth'"),
+    (CouplingFlow(depth=True), "'depth'.*Got True"),
     (CouplingFlow(transform="affline"), "'transform'.*'affine'.*'affline'.*mean 'affine'"),
     (CouplingFlow(subnet_width=-1), "'subnet_width'"),
     (CouplingFlow(activation="sigmoidal"), "'activation'"),
     (CouplingFlow(dropout=1.0), "'dropout'"),
+    (CouplingFlow(dropout=float("nan")), "'dropout'"),
     (CouplingFlow(permutation="shuffle"), "'permutation'"),
     (CouplingFlow(actnorm="yes"), "'actnorm'"),
     (CouplingFlow(clamp=0), "'clamp'"),
+    (CouplingFlow(clamp=float("inf")), "'clamp'"),
     (CouplingFlow(bins=1), "'bins'"),
     (CouplingFlow(tail_bound=-3.0), "'tail_bound'"),
     (FlowMatching(steps=0), "'steps'"),
@@ -85,23 +116,31 @@ def test_bad_inference_hyperparameters_fail_in_build(holder, match):
 
 
 def test_bad_dims_fail_in_build():
-    with pytest.raises(ValueError, match="'dim'.*Got 0"):
+    with pytest.raises(ValueError, match="'dim' parameter of CouplingFlow.build.*Got 0"):
         CouplingFlow().build(0, 1)
-    with pytest.raises(ValueError, match="'condition_dim'.*Got -1"):
+    with pytest.raises(ValueError,
+                       match="'condition_dim' parameter of FlowMatching.build.*Got -1"):
         FlowMatching().build(2, -1)
-    with pytest.raises(ValueError, match="'feature_dim'"):
-        DeepSet().build(0)
+    with pytest.raises(ValueError, match="'dim'.*Got 2.0"):
+        FlowMatching().build(2.0, 1)
+    for cls in SUMMARY:
+        with pytest.raises(ValueError, match=f"'feature_dim' parameter of {cls.__name__}.build"):
+            cls().build(0)
+    with pytest.raises(ValueError, match="'feature_dim'.*Got True"):
+        DeepSet().build(True)
 
 
 BAD_SUMMARY = [
     (DeepSet(summary_dim=0), "'summary_dim'"),
     (DeepSet(pooling="median"), "'pooling'.*'median'"),
-    (DeepSet(pooling="mean+mean"), "'pooling'"),
+    (DeepSet(pooling="mean+mean"), "'pooling'.*'mean\\+mean'"),
+    (DeepSet(pooling=None), "'pooling'.*Got None"),
     (DeepSet(num_equivariant=-1), "'num_equivariant'"),
     (SetTransformer(embed_dim=30, num_heads=4), "'embed_dim'.*num_heads=4.*30"),
     (SetTransformer(num_inducing_points=-2), "'num_inducing_points'"),
     (SetTransformer(layer_norm=None), "'layer_norm'"),
     (TimeSeriesNetwork(recurrent="rnn"), "'recurrent'.*'rnn'"),
+    (TimeSeriesNetwork(recurrent="gr"), "'recurrent'.*'gr'.*Did you mean 'gru'"),
     (TimeSeriesNetwork(bidirectional=1), "'bidirectional'"),
     (TimeSeriesNetwork(kernel_size=0), "'kernel_size'"),
 ]
@@ -109,8 +148,10 @@ BAD_SUMMARY = [
 
 @pytest.mark.parametrize("holder,match", BAD_SUMMARY)
 def test_bad_summary_hyperparameters_fail_in_build(holder, match):
-    with pytest.raises(ValueError, match=match):
+    clone(holder)  # storing is fine
+    with pytest.raises(ValueError, match=match) as info:
         holder.build(3)
+    assert "Got" in str(info.value) and type(holder).__name__ in str(info.value)
 
 
 @pytest.mark.parametrize("holder", [CouplingFlow(depth=3, permutation="lu"),

@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from ._validation import as_numpy_rng
-from ._storage_write import STATE_ATTR
+from .._validation import as_numpy_rng
+from ..bank import as_rows
+from .write import STATE_ATTR
 
 __all__ = ["BankReader", "open_bank"]
 
@@ -42,8 +43,7 @@ class _Group:
         sub = self.ds[self.arrays].isel({self.dim: index})
         out = {}
         for key in self.arrays:
-            arr = np.asarray(sub[key].values)
-            out[key] = arr[:, None] if arr.ndim == 1 else arr
+            out[key] = as_rows(np.asarray(sub[key].values), key)
         out.update(self.meta)
         return out
 

@@ -8,22 +8,42 @@
 * :class:`StreamSource` -- offline on a bank on disk, read batch by batch
   (:class:`~skabi.storage.BankReader`).
 
-Each source gives a pilot batch (raw simulations, to fit the adapter) and, per epoch, an
-iterable of prepared batches (dicts of tensors) built with the ``prepare`` callable the
-estimator passes in (adapter transform + conversion to tensors). Sources know neither the
-adapter nor the networks.
+Each source gives a pilot batch (raw simulations, to fit the adapter); once started with
+a ``prepare`` callable (:class:`~skabi.training.roles.Prepare`: adapter transform and
+tensors) and a random stream, ``epoch(i)`` yields the prepared batches (dicts of tensors)
+of epoch ``i``. :func:`make_source` picks the source for what ``fit`` was given.
 """
+
+import math
 
 import numpy as np
 import torch
 
-__all__ = ["OnlineSource", "RoundSource", "MemorySource", "StreamSource"]
+__all__ = ["OnlineSource", "RoundSource", "MemorySource", "StreamSource", "make_source"]
 
 
 EXTRA_PILOT_BATCHES = 7
 
 
-class _SimulatorSource:
+class _Source:
+    """What every source shares: ``start`` binds the preparation and the random stream."""
+
+    prepare = rng = None
+
+    def start(self, prepare, rng):
+        """Bind the batch preparation and the random stream for the epochs to come."""
+        self.prepare, self.rng = prepare, rng
+        return self
+
+    def extra_pilots(self, batch_size, rng):
+        return []
+
+    def simulations(self, epochs):
+        """Simulations used by ``epochs`` epochs of training (pilots excluded)."""
+        return self.sims_per_epoch * epochs
+
+
+class _SimulatorSource(_Source):
     """What the two simulator-fed regimes share: the simulator, batch sizes and pilots."""
 
     online = True
@@ -60,10 +80,14 @@ class OnlineSource(_SimulatorSource):
     def sims_per_epoch(self):
         return self.batch_size * self.batches_per_epoch
 
-    def epoch(self, epoch, prepare, rng):
+    @property
+    def steps_per_epoch(self):
+        return self.batches_per_epoch
+
+    def epoch(self, epoch):
         for _ in range(self.batches_per_epoch):
-            batch = prepare(self.simulator.sample(self.batch_size, random_state=rng))
-            yield self._replay(batch, rng) if self.replay_capacity else batch
+            batch = self.prepare(self.simulator.sample(self.batch_size, random_state=self.rng))
+            yield self._replay(batch, self.rng) if self.replay_capacity else batch
 
     def _replay(self, batch, rng):
         key = tuple((k, tuple(v.shape[1:])) for k, v in sorted(batch.items()))
@@ -98,7 +122,15 @@ class RoundSource(_SimulatorSource):
     def sims_per_epoch(self):
         return 0  # counted per round in n_simulated
 
-    def epoch(self, epoch, prepare, rng):
+    def simulations(self, epochs):
+        return self.n_simulated
+
+    @property
+    def steps_per_epoch(self):
+        return self.batches_per_epoch
+
+    def epoch(self, epoch):
+        prepare, rng = self.prepare, self.rng
         # epochs spread evenly over the rounds: round r takes epochs [r E / R, (r + 1) E / R)
         this_round = self._epochs_seen * self.rounds // max(self.epochs, self.rounds)
         self._epochs_seen += 1
@@ -111,7 +143,7 @@ class RoundSource(_SimulatorSource):
             yield self._batches[i]
 
 
-class MemorySource:
+class MemorySource(_Source):
     """Offline training on a bank in memory: one shuffled pass per epoch.
 
     The bank is transformed by the adapter once and kept as tensors.
@@ -133,21 +165,22 @@ class MemorySource:
         idx = np.sort(rng.choice(n, min(size, n), replace=False))   # a random, not a first, slice
         return self.bank[idx].to_dict()
 
-    def extra_pilots(self, batch_size, rng):
-        return []
+    @property
+    def steps_per_epoch(self):
+        return math.ceil(len(self.bank) / self.batch_size)
 
-    def epoch(self, epoch, prepare, rng):
+    def epoch(self, epoch):
         if self._data is None:
-            self._data = prepare(self.bank.to_dict())
+            self._data = self.prepare(self.bank.to_dict())
         n = len(self.bank)
         first = next(iter(self._data.values()))
-        order = torch.as_tensor(rng.permutation(n), device=first.device)
+        order = torch.as_tensor(self.rng.permutation(n), device=first.device)
         for i in range(0, n, self.batch_size):
             idx = order[i:i + self.batch_size]
             yield {k: v[idx] for k, v in self._data.items()}
 
 
-class StreamSource:
+class StreamSource(_Source):
     """Offline training on a bank read batch by batch (from disk), never loaded whole."""
 
     online = False
@@ -160,12 +193,34 @@ class StreamSource:
     def sims_per_epoch(self):
         return self.reader.n_simulations
 
+    @property
+    def steps_per_epoch(self):
+        return math.ceil(self.reader.n_simulations / self.batch_size)
+
     def pilot(self, size, rng):
         return self.reader.pilot(size, rng)
 
-    def extra_pilots(self, batch_size, rng):
-        return []
+    def epoch(self, epoch):
+        for batch in self.reader.batches(self.batch_size, self.rng):
+            yield self.prepare(batch)
 
-    def epoch(self, epoch, prepare, rng):
-        for batch in self.reader.batches(self.batch_size, rng):
-            yield prepare(batch)
+
+def make_source(kind, data, *, batch_size, batches_per_epoch=None, rounds=None,
+                replay_capacity=None, epochs=None):
+    """The source for what ``fit`` was given: ``kind`` as sorted by
+    :func:`skabi.bank.fit_input` (``"simulator"``, ``"stream"`` or ``"bank"``)."""
+    if kind == "simulator":
+        if rounds is not None and replay_capacity is not None:
+            raise ValueError("rounds and replay_capacity are two regimes; set one of them.")
+        if rounds is not None:
+            return RoundSource(data, batch_size=batch_size, batches_per_epoch=batches_per_epoch,
+                               rounds=rounds, epochs=epochs)
+        return OnlineSource(data, batch_size=batch_size, batches_per_epoch=batches_per_epoch,
+                            replay_capacity=replay_capacity)
+    if kind == "stream":
+        from ..storage import open_bank
+
+        return StreamSource(open_bank(data), batch_size=batch_size)
+    if len(data) == 0:
+        raise ValueError("The bank holds 0 simulations; training needs at least one.")
+    return MemorySource(data, batch_size=batch_size)

@@ -10,19 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bank import as_rows
 
 STATE_ATTR = "skabi_state"  # JSON: {"completed_batches": k, "group_rows": {group: rows}}
 _TARGET_CHUNK_BYTES = 2**20
 
 
 # --------------------------------------------------------------------------- arguments
-def _check_positive(name, value):
+def check_positive(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int; got {value!r}.")
     return int(value)
 
 
-def _entropy(random_state):
+def root_entropy(random_state):
     """The root entropy of the bank's seed sequence (an int) from ``random_state``."""
     if random_state is None:
         return int(np.random.SeedSequence().entropy)
@@ -49,7 +50,7 @@ def _batch_seed(entropy, index):
     return np.random.SeedSequence(entropy, spawn_key=(index,))
 
 
-def _batch_sizes(n, batch_size):
+def batch_sizes(n, batch_size):
     n_batches = math.ceil(n / batch_size)
     return [min(batch_size, n - i * batch_size) for i in range(n_batches)]
 
@@ -61,15 +62,14 @@ def _draw(simulator, size, entropy, index):
 
 
 # --------------------------------------------------------------------------- batches
-def _split(batch):
+def split_batch(batch):
     """``(meta, arrays)``: meta are the 0-d values (constant within the batch)."""
     meta, arrays = {}, {}
     for key, value in batch.items():
         if np.ndim(value) == 0:
             meta[key] = value.item() if isinstance(value, (np.generic, np.ndarray)) else value
         else:
-            arr = np.asarray(value)
-            arrays[key] = arr[:, None] if arr.ndim == 1 else arr
+            arrays[key] = as_rows(value, key)
     return meta, arrays
 
 
@@ -319,7 +319,7 @@ def _py(value):
 
 def _check_shape(group, key, stored, new):
     if tuple(stored) != tuple(new):
-        from .exceptions import ShapeError
+        from ..exceptions import ShapeError
 
         where = f" in group {group!r}" if group else ""
         raise ShapeError(

@@ -1,12 +1,16 @@
 """The trained torch model: summary network + inference network + input standardization.
 
-Works on tensors only; it knows the three role names but nothing of the adapter, the
-variables or scikit-learn. Standardization statistics are buffers, so one ``state_dict``
-holds everything needed to restore a fitted model.
+Works on tensors only: a batch is a dict of role tensors (names from
+:mod:`skabi.adapters.roles`, the padding mask included). It knows nothing of the adapter,
+the variables or scikit-learn. Standardization statistics are buffers, so one
+``state_dict`` holds everything needed to restore a fitted model.
 """
 
 import torch
 from torch import nn
+
+from ..adapters.roles import MASK
+from ..networks._base import block_rows
 
 __all__ = ["Approximator", "build_approximator", "resolve_device"]
 
@@ -39,10 +43,19 @@ class Approximator(nn.Module):
             self.register_buffer(f"{name}_mean", torch.zeros(size))
             self.register_buffer(f"{name}_std", torch.ones(size))
 
+    @property
+    def cheap_log_prob(self):
+        """Whether log densities of draws cost about as much as the draws (coupling flows)."""
+        return bool(getattr(self.inference_network, "cheap_log_prob", True))
+
     @torch.no_grad()
-    def set_standardization(self, theta=None, conditions=None, features=None):
-        """Learn mean/sd from a pilot batch; ``None`` keeps the identity."""
-        for name, value in (("theta", theta), ("cond", conditions), ("feat", features)):
+    def set_standardization(self, batch):
+        """Learn mean/sd of each role from a batch of role tensors (padding excluded)."""
+        features = batch.get("summary_variables")
+        if features is not None and MASK in batch:
+            features = features[batch[MASK]]
+        for name, value in (("theta", batch.get("inference_variables")),
+                            ("cond", batch.get("inference_conditions")), ("feat", features)):
             if value is None or value.numel() == 0:
                 continue
             flat = value.reshape(-1, value.shape[-1]).double()
@@ -50,12 +63,14 @@ class Approximator(nn.Module):
             getattr(self, f"{name}_mean").copy_(mean)
             getattr(self, f"{name}_std").copy_(std)
 
-    def conditions(self, summary_variables=None, inference_conditions=None, mask=None):
-        """The condition vector (B, condition_dim) or None."""
+    def conditions(self, batch):
+        """The condition vector (B, condition_dim) of a batch, or None."""
         parts = []
         if self.summary_network is not None:
-            x = (summary_variables - self.feat_mean) / self.feat_std
-            parts.append(self.summary_network(x, mask) if mask is not None else self.summary_network(x))
+            x = (batch["summary_variables"] - self.feat_mean) / self.feat_std
+            mask = batch.get(MASK)
+            parts.append(self.summary_network(x) if mask is None else self.summary_network(x, mask))
+        inference_conditions = batch.get("inference_conditions")
         if inference_conditions is not None and inference_conditions.shape[-1] > 0:
             parts.append((inference_conditions - self.cond_mean) / self.cond_std)
         if not parts:
@@ -65,33 +80,32 @@ class Approximator(nn.Module):
     def _z(self, theta):
         return (theta - self.theta_mean) / self.theta_std
 
-    def loss(self, theta, summary_variables=None, inference_conditions=None, mask=None):
+    def loss(self, batch):
         """The inference network's training loss on standardized parameters."""
-        cond = self.conditions(summary_variables, inference_conditions, mask)
-        return self.inference_network.loss(self._z(theta), cond)
+        return self.inference_network.loss(self._z(batch["inference_variables"]),
+                                           self.conditions(batch))
 
-    def forward(self, theta, summary_variables=None, inference_conditions=None, mask=None):
+    def forward(self, batch):
         """The training loss (so that wrappers such as DistributedDataParallel see it)."""
-        return self.loss(theta, summary_variables, inference_conditions, mask)
+        return self.loss(batch)
 
-    def log_prob(self, theta, summary_variables=None, inference_conditions=None, mask=None):
+    def log_prob(self, batch):
         """log q(theta | x) on the scale of ``inference_variables`` (B,)."""
-        cond = self.conditions(summary_variables, inference_conditions, mask)
-        log_q = self.inference_network.log_prob(self._z(theta), cond)
+        log_q = self.inference_network.log_prob(self._z(batch["inference_variables"]),
+                                                self.conditions(batch))
         return log_q - torch.log(self.theta_std).sum()
 
     def log_prob_from_conditions(self, theta, cond, rows=None):
         """Like :meth:`log_prob` with precomputed conditions; theta (B, S, D), cond (B, C).
 
-        On CPU the ``B * S`` rows go through the network in blocks of ``rows`` (default
-        1024 per torch thread), so that the hidden activations stay in cache.
+        The ``B * S`` rows go through the network in blocks of ``rows`` (default
+        :func:`~skabi.networks._base.block_rows`: cache blocking on CPU).
         """
         b, s, d = theta.shape
         z = self._z(theta).reshape(b * s, d)
         if cond is not None:
             cond = cond.unsqueeze(1).expand(b, s, cond.shape[-1]).reshape(b * s, -1)
-        if rows is None:
-            rows = 1024 * max(1, torch.get_num_threads()) if z.device.type == "cpu" else b * s
+        rows = block_rows(z.device, b * s) if rows is None else rows
         if b * s <= rows:
             log_q = self.inference_network.log_prob(z, cond)
         else:
@@ -114,13 +128,18 @@ def resolve_device(device):
     return torch.device(device)
 
 
-def build_approximator(inference, summary, shapes):
-    """Build the torch model for the role sizes ``shapes`` from the hyperparameter holders."""
+def build_approximator(networks, shapes):
+    """Build the torch model for the role sizes ``shapes`` from the hyperparameter holders.
+
+    ``networks`` holds ``inference_network`` and ``summary_network`` (or None).
+    """
+    summary = networks.get("summary_network")
     summary_dim, summary_module = 0, None
     if summary is not None:
         summary_module = summary.build(shapes["summary_variables"])
         summary_dim = int(summary_module.summary_dim)
     n_cond = shapes.get("inference_conditions", 0)
-    inference_module = inference.build(shapes["inference_variables"], summary_dim + n_cond)
+    inference_module = networks["inference_network"].build(shapes["inference_variables"],
+                                                           summary_dim + n_cond)
     return Approximator(inference_module, summary_module, shapes["inference_variables"], n_cond,
                         shapes.get("summary_variables", 0))

@@ -1,7 +1,8 @@
 """The optimisation loop on tensors: Adam, learning-rate schedule, clipping, history.
 
-Knows the :class:`~skabi._approximator.Approximator` interface and nothing above it:
-batches arrive as dicts of tensors from a callable the estimator supplies.
+Trains any torch module whose call on a batch (a dict of tensors) returns a scalar loss;
+batches come from a source's ``epoch(i)`` (:mod:`skabi.training.sources`). Knows nothing
+of the adapter, the networks or the estimator.
 """
 
 import copy
@@ -12,9 +13,10 @@ import warnings
 import torch
 from tqdm.auto import tqdm
 
-from .exceptions import TrainingError
+from ..exceptions import TrainingError
 
-__all__ = ["flatten_parameters", "unflatten_parameters", "make_optimizer", "run_epochs"]
+__all__ = ["flatten_parameters", "unflatten_parameters", "make_optimizer", "mean_loss",
+           "run_epochs"]
 
 
 def _torch_version():
@@ -107,32 +109,29 @@ def make_optimizer(model, *, learning_rate, weight_decay, lr_schedule, total_ste
     return opt, sched
 
 
-def _mean_loss(model, batches):
+def _rows(batch):
+    return next(iter(batch.values())).shape[0]
+
+
+def mean_loss(model, batches):
+    """The mean loss of ``model`` over fixed batches, weighted by their sizes (eval mode)."""
+    was_training = model.training
     model.eval()
     with torch.no_grad():
         total, count = 0.0, 0
         for batch in batches:
-            n = batch["inference_variables"].shape[0]
-            total += float(model.loss(*_args(batch))) * n
+            n = _rows(batch)
+            total += float(model(batch)) * n
             count += n
-    model.train()
+    model.train(was_training)
     return total / max(count, 1)
-
-
-def _args(batch):
-    return (
-        batch["inference_variables"],
-        batch.get("summary_variables"),
-        batch.get("inference_conditions"),
-        batch.get("mask"),
-    )
 
 
 def run_epochs(
     model,
     optimizer,
     scheduler,
-    next_batches,
+    source,
     *,
     epochs,
     clip_grad_norm=None,
@@ -148,17 +147,21 @@ def run_epochs(
 
     Parameters
     ----------
-    next_batches : callable
-        ``next_batches(epoch)`` returns an iterable of batches (dicts of tensors with
-        ``inference_variables`` and optionally ``summary_variables``,
-        ``inference_conditions``, ``mask``) for one epoch.
+    model : torch.nn.Module
+        ``model(batch)`` returns the scalar training loss of a batch (dict of tensors).
+    source
+        ``source.epoch(i)`` yields the batches of epoch ``i``; ``source.steps_per_epoch``
+        is their number (for the progress bar).
     validation : list of dict, optional
         Fixed validation batches; their mean loss is recorded as ``val_loss``.
     train_module : torch.nn.Module, optional
-        What computes the training loss when called with the batch (default ``model``,
-        whose ``forward`` is its loss); e.g. a DistributedDataParallel wrapper of it.
+        What computes the training loss when called with the batch (default ``model``);
+        e.g. a DistributedDataParallel wrapper of it.
     on_epoch_end : callable, optional
         Called with the list of rows so far after each epoch (checkpoints).
+    verbose : bool
+        A progress bar over the steps of all epochs, updated about once a second, with the
+        epoch, the running training loss, the last validation loss and the learning rate.
 
     Returns
     -------
@@ -173,14 +176,16 @@ def run_epochs(
     # the optimizer's tensors: one flat parameter (see make_optimizer) or the model's own
     params = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
-    bar = tqdm(total=epochs, disable=not verbose, desc="skabi", unit="epoch", leave=True)
+    bar = tqdm(total=epochs * source.steps_per_epoch, disable=not verbose, desc="skabi",
+               unit="step", mininterval=1.0, leave=True)
+    val = math.nan
     try:
         for epoch in range(first_epoch, first_epoch + epochs):
             start, total, count = time.perf_counter(), 0.0, 0
             lr = optimizer.param_groups[0]["lr"]
-            for step, batch in enumerate(next_batches(epoch)):
+            for step, batch in enumerate(source.epoch(epoch)):
                 optimizer.zero_grad(set_to_none=False)  # keeps flat gradient views
-                loss = step_module(*_args(batch))
+                loss = step_module(batch)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"Training diverged: the loss is {float(loss.detach())} at epoch {epoch}, "
@@ -194,12 +199,14 @@ def run_epochs(
                 scheduler.step()
                 total += float(loss.detach())
                 count += 1
-            val = _mean_loss(model, validation) if validation else math.nan
+                if verbose:
+                    bar.set_postfix(epoch=epoch, loss=f"{total / count:.3f}",
+                                    val_loss=f"{val:.3f}", lr=f"{lr:.2e}", refresh=False)
+                    bar.update(1)
+            val = mean_loss(model, validation) if validation else math.nan
             row = dict(epoch=epoch, loss=total / max(count, 1), val_loss=val, lr=lr,
                        seconds=time.perf_counter() - start)
             rows.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", val_loss=f"{val:.3f}", lr=f"{lr:.2e}")
-            bar.update(1)
             if on_epoch_end is not None:
                 on_epoch_end(rows)
             if early_stopping and validation:

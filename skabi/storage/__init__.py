@@ -20,10 +20,10 @@ import json
 
 import numpy as np
 
-from . import _storage_write as _w
-from ._storage_read import BankReader, open_bank
-from ._version import __version__
-from .exceptions import SimulatorError
+from .._version import __version__
+from ..exceptions import SimulatorError
+from . import write as _w
+from .read import BankReader, open_bank
 
 __all__ = ["simulate", "open_bank", "BankReader"]
 
@@ -92,14 +92,14 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
     >>> same
     True
     """
-    n = _w._check_positive("n", n)
-    batch_size = _w._check_positive("batch_size", batch_size)
+    n = _w.check_positive("n", n)
+    batch_size = _w.check_positive("batch_size", batch_size)
     if not callable(getattr(simulator, "sample", None)):
         raise TypeError(
             f"simulator must have a sample(batch_size, random_state=...) method, such as the "
             f"result of make_simulator; got {type(simulator).__name__}."
         )
-    sizes = _w._batch_sizes(n, batch_size)
+    sizes = _w.batch_sizes(n, batch_size)
     if path is None:
         store, state = _w.MemoryStore(), None
     else:
@@ -114,7 +114,7 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
         state = _resume_state(store)
     try:
         if state is None:
-            entropy = _w._entropy(random_state)
+            entropy = _w.root_entropy(random_state)
             state = {"completed_batches": 0, "group_rows": {}, "meta_variables": None}
             attrs = {
                 "n": n, "batch_size": batch_size, "n_batches": len(sizes),
@@ -150,7 +150,7 @@ def _check_arguments(path, attrs, n, batch_size, random_state):
     if int(attrs["batch_size"]) != batch_size:
         mismatch.append(f"batch_size (bank: {attrs['batch_size']}, given: {batch_size})")
     if random_state is not None:
-        given = _w._entropy(random_state)
+        given = _w.root_entropy(random_state)
         if given != int(attrs["seed_entropy"]):
             stored = attrs.get("random_state", f"entropy {attrs['seed_entropy']}")
             mismatch.append(f"random_state (bank: {stored}, given: {random_state!r})")
@@ -184,7 +184,7 @@ def _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, pr
         batches = _w.iterate_batches(simulator, sizes, start, entropy, n_jobs=n_jobs,
                                      client=client)
         for index, batch in batches:
-            meta, arrays = _w._split(batch)
+            meta, arrays = _w.split_batch(batch)
             if not arrays:
                 raise SimulatorError("The simulator returned no array with a leading batch axis.")
             if state["meta_variables"] is None:

@@ -1,0 +1,274 @@
+"""One fit, start to end: the initial, warm-started or resumed :class:`FitState`, then
+training it on a source.
+
+Functions over a :class:`~skabi.training.state.FitState`, no estimator: an estimator
+passes its :class:`TrainingSettings`, the source of its data (``make_source``) and, for a
+model other than the posterior approximator, its own ``build``. Training works on a copy
+of the state's history and returns a new state; the estimator commits it when the fit
+succeeded, so a failed (re)fit leaves a fitted estimator as it was.
+"""
+
+import copy
+import dataclasses
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+from .._validation import as_numpy_rng
+from ..bank import as_bank, size_links
+from ..exceptions import LoadError
+from .inference import chunk_rows
+from .loop import make_optimizer, run_epochs, unflatten_parameters
+from .model import build_approximator, resolve_device
+from .persistence import Checkpoint
+from .roles import MASK, Prepare, check_roles, n_rows, role_shapes, to_tensors
+from .state import FitState
+
+
+__all__ = ["TrainingSettings", "initial_state", "continued_state", "warm_state",
+           "resumed_state", "train", "validation_batches",
+           "default_adapter", "parameter_names", "distributed"]
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """The estimator parameters the engine reads (same names as the estimator's)."""
+
+    epochs: int = 50
+    batches_per_epoch: int = 100
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    lr_schedule: str = "cosine"
+    weight_decay: float = 0.0
+    clip_grad_norm: Any = 3.0
+    validation_sims: Any = None
+    early_stopping: bool = False
+    patience: int = 5
+    standardize: bool = True
+    pilot_size: int = 1024
+    rounds: Any = None
+    replay_capacity: Any = None
+    checkpoint_path: Any = None
+    device: Any = "auto"
+    random_state: Any = None
+    verbose: Any = False
+
+    @classmethod
+    def from_params(cls, params):
+        """The settings among an estimator's ``get_params(deep=False)``."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in params.items() if k in names})
+
+
+def distributed():
+    """(rank, world_size) under an initialised torch.distributed process group, else (0, 1)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _seeds(random_state):
+    rng = as_numpy_rng(random_state)
+    rank, _ = distributed()
+    torch_seed = int(rng.integers(2**62))
+    if rank:  # every process simulates its own batches
+        rng = np.random.default_rng([int(rng.integers(2**62)), rank])
+    return rng, torch_seed
+
+
+def default_adapter(pilot, has_summary):
+    """The adapter used when none is given: ``theta`` is inferred from ``x``.
+
+    ``x`` feeds the summary network as a set when one is given or ``x`` has rank 3,
+    otherwise it is flattened into direct conditions.
+    """
+    from ..adapters import AsSet, Rename, make_adapter
+
+    missing = [k for k in ("x", "theta") if k not in pilot]
+    if missing:
+        raise ValueError(
+            f"adapter=None works with banks of 'x' (data) and 'theta' (parameters), as made by "
+            f"fit(X, y); the data lack {missing!r} (keys {sorted(pilot)!r}). Pass an adapter."
+        )
+    if has_summary or np.ndim(pilot["x"]) >= 3:
+        return make_adapter(AsSet("x"), Rename("x", "summary_variables"),
+                            Rename("theta", "inference_variables"))
+    return make_adapter(Rename("x", "inference_conditions"), Rename("theta", "inference_variables"))
+
+
+def parameter_names(adapter, dim):
+    """The user's variables behind ``inference_variables``, in order."""
+    return list(adapter.inverse_transform({"inference_variables": np.zeros((1, dim))}))
+
+
+def _flat(roles, role):
+    """A role's values as rows of its last axis; padding of a set left out."""
+    arr = roles[role]
+    if role == "summary_variables" and MASK in roles:
+        return arr[roles[MASK]]
+    return arr.reshape(-1, arr.shape[-1])
+
+
+def initial_state(settings, source, *, adapter, networks, build=build_approximator,
+                  check=None):
+    """A fresh state: pilot batches, the adapter fitted on them, the model built and its
+    standardization learned.
+
+    Parameters
+    ----------
+    settings : TrainingSettings
+    source
+        From :func:`~skabi.training.sources.make_source`.
+    adapter : Adapter or None
+        The estimator's (unfitted) adapter parameter; cloned before fitting. None builds
+        :func:`default_adapter`.
+    networks : dict
+        Hyperparameter holders by name (cloned here); ``build(networks, shapes)`` makes
+        the torch model of them.
+    check : callable, optional
+        ``check(networks, shapes, roles)`` raises before anything is built when the
+        adapter's output does not suit the networks.
+    """
+    rng, torch_seed = _seeds(settings.random_state)
+    pilot = source.pilot(settings.pilot_size, rng)
+    has_summary = networks.get("summary_network") is not None
+    adapter = clone(adapter) if adapter is not None else default_adapter(pilot, has_summary)
+    adapter.fit(pilot)
+    roles = adapter.transform(pilot)
+    shapes = role_shapes(roles)
+    if check is not None:
+        check(networks, shapes, roles)
+    device = resolve_device(settings.device)
+    networks = {k: None if v is None else clone(v) for k, v in networks.items()}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(torch_seed)
+        model = build(networks, shapes)
+    # Several batches, so that batch-constant variables (N) vary in the pilot.
+    extra = source.extra_pilots(settings.batch_size, rng)
+    if settings.standardize:
+        every = [roles, *(adapter.transform(b) for b in extra)]
+        parts = {role: np.concatenate([_flat(r, role) for r in every]) for role in shapes}
+        model.set_standardization(to_tensors(parts, "cpu", torch.float64))
+    names = parameter_names(adapter, shapes["inference_variables"])
+    return FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
+                    names=names, networks=networks, size_links=size_links([pilot, *extra]),
+                    rng=rng, torch_seed=torch_seed)
+
+
+def continued_state(fitted, settings, optimizer_state=None):
+    """The state to go on training ``fitted`` (a committed or a checkpointed state).
+
+    The random streams continue from the number of epochs done, so that a resumed fit
+    does not repeat the batches of the first one.
+    """
+    rng, torch_seed = _seeds(settings.random_state)
+    done = len(fitted.history)
+    return fitted.replace(rng=np.random.default_rng([int(rng.integers(2**62)), done]),
+                          torch_seed=torch_seed + done, optimizer_state=optimizer_state)
+
+
+def warm_state(fitted, settings):
+    """:func:`continued_state` on a copy of the model, so that a failed fit changes nothing."""
+    return continued_state(fitted.replace(model=copy.deepcopy(fitted.model)), settings)
+
+
+def validation_batches(settings, source, state, dtype):
+    """Fixed validation batches (tensors) from ``settings.validation_sims``, or None."""
+    spec = settings.validation_sims
+    if spec is None:
+        return None
+    if isinstance(spec, numbers.Integral):
+        if not source.online:
+            raise ValueError("validation_sims as a number needs a simulator; pass a bank "
+                             "of validation simulations for offline training.")
+        # drawn in training-sized batches, so that meta variables (N) vary as in training
+        size = settings.batch_size
+        banks = [source.simulator.sample(min(size, int(spec) - i), random_state=state.rng)
+                 for i in range(0, int(spec), size)]
+    else:
+        banks = [as_bank(spec).to_dict()]
+    out = []
+    for sims in banks:
+        roles = state.adapter.transform(sims)
+        check_roles(roles, state.shapes, given_keys=sims.keys(), need_theta=True)
+        n = n_rows(roles)
+        step = chunk_rows(roles)
+        out += [to_tensors(roles, state.device, dtype, slice(i, i + step))
+                for i in range(0, n, step)]
+    return out
+
+
+def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_header=None):
+    """Train ``state.model`` for ``epochs`` epochs on ``source``; return the new state.
+
+    Parameters
+    ----------
+    state : FitState
+        With ``rng`` and ``torch_seed`` set (:func:`initial_state`,
+        :func:`continued_state`); its model is trained in place.
+    total_epochs : int, optional
+        Epochs of the whole schedule (resume: the learning rate continues its decay).
+    checkpoint_header : dict, optional
+        ``owner``, ``params`` and ``extra`` of the estimator, written with every checkpoint
+        when ``settings.checkpoint_path`` is set.
+    """
+    model, device = state.model, state.device
+    dtype = next(model.parameters()).dtype
+    source.start(Prepare(state.adapter, state.shapes, device, dtype, check=not source.online),
+                 state.rng)
+    validation = validation_batches(settings, source, state, dtype)
+    total = (total_epochs or epochs) * source.steps_per_epoch
+    opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
+                                weight_decay=settings.weight_decay,
+                                lr_schedule=settings.lr_schedule, total_steps=total)
+    if state.optimizer_state is not None:
+        try:
+            opt.load_state_dict(state.optimizer_state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise LoadError(
+                f"The optimizer state in checkpoint {settings.checkpoint_path!r} does not fit "
+                f"this model's optimizer ({exc}); it was written by another skabi "
+                "version or another network. Fit with resume=False to start over."
+            ) from None
+        sched.load_state_dict(state.optimizer_state["scheduler"])
+    rank, world = distributed()
+    train_module = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        train_module = DistributedDataParallel(model)
+    progress = Checkpoint(settings.checkpoint_path, state, checkpoint_header or {}, opt, sched,
+                          source, world)
+    on_epoch_end = progress if settings.checkpoint_path is not None and rank == 0 else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(state.torch_seed + 1)
+        try:
+            rows, _ = run_epochs(
+                model, opt, sched, source, epochs=epochs,
+                clip_grad_norm=settings.clip_grad_norm, validation=validation,
+                early_stopping=settings.early_stopping, patience=settings.patience,
+                verbose=bool(settings.verbose) and rank == 0, first_epoch=len(state.history),
+                train_module=train_module, on_epoch_end=on_epoch_end)
+        finally:
+            unflatten_parameters(model)  # make_optimizer made them views of one buffer
+    return progress.progressed(rows)
+
+
+def resumed_state(settings, *, build=build_approximator):
+    """The state of the checkpoint at ``settings.checkpoint_path`` ready to continue, or
+    None when there is none yet."""
+    import os
+
+    from .persistence import load
+
+    if settings.checkpoint_path is None:
+        raise ValueError("fit(..., resume=True) needs checkpoint_path.")
+    if not os.path.exists(settings.checkpoint_path):
+        return None
+    _, saved, training = load(settings.checkpoint_path, device=settings.device, build=build)
+    return continued_state(saved, settings, training)

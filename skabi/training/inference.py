@@ -1,0 +1,112 @@
+"""Using a fitted state: draws and log densities, in chunks of bounded size.
+
+One chunk policy for everything that pushes many rows through the model (validation
+batches, log densities, draws): a chunk holds at most :data:`CHUNK_ELEMENTS` input
+values (:func:`chunk_rows`), and draws are chunked on both the dataset and the draw axis,
+each chunk taken back to the user's scale and written straight into the result. The peak
+memory of :func:`draw` is therefore the result plus a fixed working set (a few chunks'
+worth: about 100 MB for float64 chunks of 2**20 values and the adapter's copies of them),
+whatever the number of datasets and draws.
+"""
+
+import numpy as np
+import torch
+
+from .roles import MASK, ROLES, n_rows, to_tensors
+
+__all__ = ["CHUNK_ELEMENTS", "chunk_rows", "draw", "log_prob"]
+
+#: Values of network input (or output) per chunk.
+CHUNK_ELEMENTS = 2**20
+
+
+def chunk_rows(roles, elements_per_row=None):
+    """Rows per chunk: ``CHUNK_ELEMENTS`` over the values one row holds (at least 1).
+
+    ``elements_per_row`` defaults to the size of one row of ``roles`` (all roles, masks
+    included).
+    """
+    if elements_per_row is None:
+        elements_per_row = sum(int(np.prod(roles[r].shape[1:])) for r in (*ROLES, MASK)
+                               if r in roles)
+    return max(1, CHUNK_ELEMENTS // max(1, int(elements_per_row)))
+
+
+def _dtype(model):
+    return next(model.parameters()).dtype
+
+
+def log_prob(state, roles):
+    """log q of ``inference_variables`` given the rest, on the scale of the network
+    inputs: (n,) float64."""
+    model = state.model
+    n, step = n_rows(roles), chunk_rows(roles)
+    out = np.empty(n)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, n, step):
+            t = to_tensors(roles, state.device, _dtype(model), slice(i, i + step))
+            out[i:i + step] = model.log_prob(t).double().cpu().numpy()
+    return out
+
+
+def _user_scale(adapter, theta, lq):
+    """Draws (rows, k, D) back to the user's variables; log q with the adapter's log-det."""
+    user = adapter.inverse_transform({"inference_variables": theta})
+    if lq is not None:
+        flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in user.items()}
+        _, ldj = adapter.transform(flat, log_det_jac=True)
+        lq = lq + ldj.reshape(lq.shape)
+    return user, lq
+
+
+def draw(state, roles, num_samples, rng, *, log_q):
+    """``num_samples`` draws per dataset on the user's scale, and their log densities.
+
+    Parameters
+    ----------
+    state : FitState
+    roles : dict
+        The adapter's output for the datasets (no ``inference_variables`` needed).
+    rng : numpy.random.Generator
+        Seeds torch's generator for the draws.
+    log_q : bool
+        Also compute the log density of every draw (on the user's scale).
+
+    Returns
+    -------
+    draws : dict of str to ndarray
+        ``{name: (datasets, num_samples, ...)}``.
+    log_q : ndarray of shape (datasets, num_samples) or None
+    """
+    model, device, adapter = state.model, state.device, state.adapter
+    n, dim = n_rows(roles), state.shapes["inference_variables"]
+    per_chunk = max(1, CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
+    draws_per = min(num_samples, per_chunk)
+    rows_per = max(1, per_chunk // draws_per) if draws_per == num_samples else 1
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(rng.integers(2**62)))
+    out, lqs = None, (np.empty((n, num_samples)) if log_q else None)
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, n, rows_per):
+            rows = min(rows_per, n - i)
+            cond = model.conditions(to_tensors(roles, device, _dtype(model), slice(i, i + rows)))
+            for j in range(0, num_samples, draws_per):
+                k = min(draws_per, num_samples - j)
+                if cond is None:
+                    theta = model.sample_from_conditions(k * rows, None, generator=gen)
+                    theta = theta.reshape(rows, k, dim)
+                else:
+                    theta = model.sample_from_conditions(k, cond, generator=gen)
+                lq = model.log_prob_from_conditions(theta, cond).to(
+                    "cpu", torch.float64).numpy() if log_q else None
+                user, lq = _user_scale(adapter, theta.to("cpu", torch.float64).numpy(), lq)
+                if out is None:  # the result, allocated once and filled chunk by chunk
+                    out = {name: np.empty((n, num_samples, *v.shape[2:]), dtype=v.dtype)
+                           for name, v in user.items()}
+                for name, v in user.items():
+                    out[name][i:i + rows, j:j + k] = v
+                if log_q:
+                    lqs[i:i + rows, j:j + k] = lq
+    return out, lqs

@@ -1,0 +1,233 @@
+"""Save and load a :class:`~skabi.training.state.FitState` and the estimator's parameters:
+a zip of ``config.json`` and ``weights.pt``.
+
+The config holds the estimator's parameters, the adapter's steps with their fitted
+statistics, the network hyperparameters, the fitted sizes, the training history and the
+versions that wrote it. The weights are a plain state dict read with
+``torch.load(..., weights_only=True)``: loading never unpickles code. The simulator is
+user code and is not saved.
+"""
+
+import io
+import json
+import numbers
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+import torch
+from sklearn.base import clone
+
+from .._version import __version__
+from ..exceptions import LoadError
+from .model import resolve_device
+from .state import HISTORY_COLUMNS, FitState
+
+__all__ = ["save", "load", "Checkpoint", "FORMAT", "FORMAT_VERSION"]
+
+FORMAT = "skabi-estimator"
+FORMAT_VERSION = 1
+_COMPONENTS = ("adapter", "inference_network", "summary_network", "validation_sims",
+               "checkpoint_path")
+
+
+def _jsonable(value):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    return None  # generators and other objects are not persisted
+
+
+def _network_config(holder):
+    if holder is None:
+        return None
+    params = {k: _jsonable(v) for k, v in holder.get_params(deep=False).items()}
+    return {"class": type(holder).__name__, "params": params}
+
+
+def _network_from_config(config, what):
+    if config is None:
+        return None
+    from .. import networks
+
+    cls = getattr(networks, str(config.get("class")), None)
+    if cls is None or config["class"] not in networks.__all__:
+        raise LoadError(f"Unknown {what} class {config.get('class')!r} in the saved file; known: "
+                        f"{sorted(networks.__all__)!r}.")
+    return cls(**config["params"])
+
+
+def save(path, state, *, owner, params, extra=None, training_state=None):
+    """Write a fitted state and the estimator's parameters to ``path`` atomically
+    (temporary file, then rename).
+
+    Parameters
+    ----------
+    state : FitState
+        What the fit produced (adapter, model, sizes, names, history, ...).
+    owner : str
+        The estimator class that wrote it (checked on load).
+    params : dict
+        The estimator's parameters (``get_params(deep=False)``); components (adapter,
+        networks, banks, paths) are not stored as parameters.
+    extra : dict, optional
+        Further JSON-able fitted values of the estimator (``n_features_in``,
+        ``adapter_param``).
+    training_state : dict, optional
+        Optimizer and scheduler state dicts, for checkpoints.
+    """
+    extra = dict(extra or {})
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": {"skabi": __version__, "torch": torch.__version__, "numpy": np.__version__},
+        "class": owner,
+        "params": {k: _jsonable(v) for k, v in params.items() if k not in _COMPONENTS},
+        "adapter": state.adapter.get_config(),
+        # the holders that built the weights (the params may have changed since fit)
+        "inference_network": _network_config(state.networks["inference_network"]),
+        "summary_network": _network_config(state.networks["summary_network"]),
+        "adapter_param": extra.pop("adapter_param", "fitted-copy"),
+        "fitted": {
+            "role_shapes": state.shapes,
+            "parameter_names": state.names,
+            "n_simulations": state.n_simulations,
+            "history": {c: [row[c] for row in state.history] for c in HISTORY_COLUMNS},
+            "size_links": state.size_links,
+            **extra,
+        },
+    }
+    weights = io.BytesIO()
+    torch.save({k: v.detach().cpu() for k, v in state.model.state_dict().items()}, weights)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skabi-", suffix=".tmp")
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("config.json", json.dumps(config, indent=1))
+            zf.writestr("weights.pt", weights.getvalue())
+            if training_state is not None:
+                extra_bytes = io.BytesIO()
+                torch.save(training_state, extra_bytes)
+                zf.writestr("training.pt", extra_bytes.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class Checkpoint:
+    """Called by the training loop after each epoch: writes the state so far to ``path``.
+
+    Parameters
+    ----------
+    path : str or path
+    state : FitState
+        The state training started from (history and counts before this fit).
+    header : dict
+        ``owner``, ``params`` and ``extra`` for :func:`save`.
+    optimizer, scheduler
+        Their state dicts are stored for ``resume``.
+    source
+        Counts the simulations of the epochs run (``source.simulations(epochs)``).
+    world : int
+        Processes that trained (each simulates its own batches).
+    """
+
+    def __init__(self, path, state, header, optimizer, scheduler, source, world=1):
+        self.path, self.state, self.header = path, state, header
+        self.optimizer, self.scheduler, self.source, self.world = (optimizer, scheduler,
+                                                                   source, world)
+
+    def progressed(self, rows):
+        """The state after the epochs ``rows`` of this fit."""
+        return self.state.replace(
+            history=self.state.history + list(rows), optimizer_state=None, rng=None,
+            torch_seed=None,
+            n_simulations=self.state.n_simulations
+            + self.source.simulations(len(rows)) * self.world)
+
+    def __call__(self, rows):
+        save(self.path, self.progressed(rows), **self.header,
+             training_state={"optimizer": self.optimizer.state_dict(),
+                             "scheduler": self.scheduler.state_dict()})
+
+
+def _read(path):
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json").decode("utf-8"))
+            weights = zf.read("weights.pt")
+            training = zf.read("training.pt") if "training.pt" in zf.namelist() else None
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadError(f"{os.fspath(path)!r} is not a readable skabi file ({exc}).") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise LoadError(f"{os.fspath(path)!r} is not a skabi estimator file.")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise LoadError(
+            f"{os.fspath(path)!r} has format version {config.get('format_version')!r}; this "
+            f"skabi ({__version__}) reads version {FORMAT_VERSION}."
+        )
+    return config, weights, training
+
+
+def load(path, *, device="auto", build):
+    """Read a file written by :func:`save`.
+
+    Parameters
+    ----------
+    build : callable
+        ``build(networks, shapes)`` rebuilds the torch model the weights belong to.
+
+    Returns
+    -------
+    header : dict
+        ``owner`` (class name), ``params``, ``adapter`` (the unfitted adapter parameter, or
+        None when the estimator was fitted without one), ``extra`` (further fitted values).
+    state : FitState
+    training_state : dict or None
+        Optimizer and scheduler state dicts of a checkpoint.
+    """
+    from ..adapters import Adapter
+
+    config, weights, training = _read(path)
+    try:
+        networks = {
+            "inference_network": _network_from_config(config["inference_network"],
+                                                      "inference network"),
+            "summary_network": _network_from_config(config["summary_network"],
+                                                    "summary network"),
+        }
+        adapter = Adapter.from_config(config["adapter"])
+        fitted = dict(config["fitted"])
+        shapes = {k: int(v) for k, v in fitted.pop("role_shapes").items()}
+        model = build(networks, shapes)
+        model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True,
+                                         map_location="cpu"))
+        if training is not None:
+            training = torch.load(io.BytesIO(training), weights_only=True, map_location="cpu")
+        history = fitted.pop("history")
+        rows = [dict(zip(history, values)) for values in zip(*history.values())]
+        device = resolve_device(device)
+        state = FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
+                         names=list(fitted.pop("parameter_names")), networks=networks,
+                         history=rows, n_simulations=int(fitted.pop("n_simulations")),
+                         size_links=fitted.pop("size_links", None) or {})
+        header = {"owner": config.get("class"), "params": dict(config["params"]),
+                  "adapter": None if config.get("adapter_param") == "none" else clone(adapter),
+                  "extra": fitted}
+    except LoadError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError) as exc:
+        raise LoadError(f"{os.fspath(path)!r} is corrupt or incompatible: {exc}") from exc
+    return header, state, training

@@ -1,0 +1,69 @@
+"""What a fit produces and what training continues from: :class:`FitState`.
+
+One record, built at the start of a fit (fresh, warm-started or resumed), handed to the
+training loop, and committed by the estimator when the fit succeeds; persistence saves and
+loads the same record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FitState", "HISTORY_COLUMNS"]
+
+#: One row of the training history per epoch.
+HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "lr", "seconds"]
+
+
+@dataclass
+class FitState:
+    """The fitted adapter and torch model with everything needed to use or continue them.
+
+    Attributes
+    ----------
+    adapter : Adapter
+        Fitted on the pilot batch.
+    model : torch.nn.Module
+        Exposes ``loss(batch)`` on a dict of role tensors (and is called as ``model(batch)``).
+    shapes : dict of str to int
+        Last-axis size of each role the model was built for.
+    device : torch.device
+    names : list of str
+        The user's variables behind ``inference_variables``.
+    networks : dict
+        The hyperparameter holders that built the model (``inference_network``,
+        ``summary_network``), fixed at fit time.
+    history : list of dict
+        One row per epoch (:data:`HISTORY_COLUMNS`).
+    n_simulations : int
+        Simulations used for training (pilot excluded).
+    size_links : dict of str to list
+        ``{meta variable: [[variable, axis], ...]}``: axes whose size equalled the meta
+        variable in every pilot batch (``N`` and the observations of ``x``); checked when
+        sampling.
+    optimizer_state : dict or None
+        Optimizer and scheduler state dicts (resume from a checkpoint).
+    rng : numpy.random.Generator or None
+        Simulation and shuffling stream of the training to come.
+    torch_seed : int or None
+        Seed of torch's stream for the training to come.
+    """
+
+    adapter: Any
+    model: Any
+    shapes: dict
+    device: Any
+    names: list
+    networks: dict
+    history: list = field(default_factory=list)
+    n_simulations: int = 0
+    size_links: dict = field(default_factory=dict)
+    optimizer_state: dict | None = None
+    rng: Any = None
+    torch_seed: int | None = None
+
+    def replace(self, **changes):
+        """A copy with ``changes`` (the model and adapter are shared, not copied)."""
+        return dataclasses.replace(self, **changes)
