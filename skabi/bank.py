@@ -395,7 +395,7 @@ def check_size_links(data, links):
             bad = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), None)
             if bad is not None:
                 raise ShapeError(
-                    f"{key}={want[bad]!r} but {var!r} has {got[bad]} along axis {axis}"
+                    f"{key}={_meta_size(want[bad])} but {var!r} has {got[bad]} along axis {axis}"
                     f"{'' if per_row is None else f' in dataset {bad}'}; in every training "
                     f"batch {key} equalled the size of axis {axis} of {var!r}. Pass "
                     f"{key}={got[bad]} (meta=) or the data it describes.")

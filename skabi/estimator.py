@@ -280,6 +280,8 @@ DataFrame or ndarray
         parameters on every call.
         """
         self._validate_params()
+        if hasattr(self, "approximator_") and isinstance(X, np.ndarray):
+            self._check_n_features(X)
         settings, source = self._settings_and_source(X, y)
         with torch_threads(self.n_threads):
             if hasattr(self, "approximator_"):
@@ -338,6 +340,8 @@ DataFrame or ndarray
         self.n_simulations_ = int(state.n_simulations)
         if isinstance(X, np.ndarray) and X.ndim == 2:
             self.n_features_in_ = X.shape[1]
+        elif X is not None and hasattr(self, "n_features_in_"):
+            del self.n_features_in_   # refitted on something other than an array
 
     def _fit_state(self):
         """The committed fit as a :class:`~skabi.training.state.FitState`."""

@@ -26,6 +26,7 @@ APPLICABLE = [
     "check_fit2d_1feature", "check_estimators_empty_data_messages", "check_estimators_nan_inf",
     "check_requires_y_none", "check_estimators_unfitted", "check_pipeline_consistency",
     "check_readonly_memmap_input", "check_f_contiguous_array_estimator", "check_fit1d",
+    "check_n_features_in_after_fitting", "check_dtype_object",
 ]
 # Skipped, with the reason:
 # - classifier/regressor/transformer/outlier/cluster checks: AmortizedPosterior is none of

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..bank import is_ragged
+from ..bank import batch_size_of, is_ragged
 from ..exceptions import ShapeError
 from ._base import Transform, _check_rank
 from .roles import MASK
@@ -52,6 +52,9 @@ class _AsSequence(Transform):
     def _fit_present(self, data, keys):
         self.expanded_ = {k: bool(np.ndim(data[k][0]) == 1 if is_ragged(data[k])
                                   else np.ndim(data[k]) == 2) for k in keys}
+
+    def _log_det_jac_present(self, data, keys):
+        return {k: np.zeros(batch_size_of(data[k])) for k in keys}  # volume preserving
 
     def _transform_present(self, data, keys):
         mask = data.get(MASK)
