@@ -75,6 +75,16 @@ def stack_datasets(datasets):
     Arrays of equal shape are stacked; arrays whose shapes differ along their first axis
     (observations, time steps) become a ragged list; scalars equal in every dataset stay
     meta variables, otherwise they become one value per dataset ``(n, 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import stack_datasets
+    >>> batch = stack_datasets([{"x": np.zeros(5), "N": 5}, {"x": np.zeros(12), "N": 12}])
+    >>> [a.shape for a in batch["x"]], batch["N"].ravel().tolist()
+    ([(5,), (12,)], [5, 12])
+    >>> stack_datasets([{"x": np.zeros(3), "N": 3}, {"x": np.ones(3), "N": 3}])["x"].shape
+    (2, 3)
     """
     if not datasets or not all(isinstance(d, dict) for d in datasets):
         raise TypeError("A list of datasets must hold at least one dict of that dataset's "
@@ -268,7 +278,21 @@ def array_bank(X, y):
 def fit_input(X, y=None):
     """Sort what ``fit`` was given: ``(kind, data)`` with kind ``"simulator"`` (data: the
     simulator), ``"stream"`` (a path or xarray object, read batch by batch) or ``"bank"``
-    (data: a :class:`SimulationBank` in memory)."""
+    (data: a :class:`SimulationBank` in memory).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import make_simulator
+    >>> from skabi.bank import fit_input
+    >>> fit_input(make_simulator(lambda rng: dict(theta=rng.normal())))[0]
+    'simulator'
+    >>> kind, bank = fit_input(np.zeros((10, 3)), np.zeros(10))
+    >>> kind, bank
+    ('bank', SimulationBank(10 simulations; x: (3,), theta: (1,)))
+    >>> fit_input("bank.zarr")[0]
+    'stream'
+    """
     if y is not None or isinstance(X, np.ndarray):
         return "bank", array_bank(X, y)
     if is_simulator(X):
@@ -308,6 +332,17 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
         Trailing shapes of the variables in training (the adapter's ``input_variables_``):
         a 1-D array of a variable that had more than one value per simulation is refused
         instead of being read as one value per dataset.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import as_observations
+    >>> as_observations({"x": np.zeros((4, 7)), "sigma": np.ones(4)})["sigma"].shape
+    (4, 1)
+    >>> as_observations({"x": np.zeros(7)}, expected={"x": (9,)})
+    Traceback (most recent call last):
+    ...
+    skabi.exceptions.ShapeError: 'x' has shape (7,): skabi reads a 1-D array as one value per dataset (7 datasets), but in training 'x' had shape (batch, 9) per simulation. For ONE dataset pass {'x': x[None]} (shape (1, 7)) or a list of datasets [{...}, {...}]; for several, stack them along a leading axis.
     """
     import pandas as pd
 
@@ -350,6 +385,19 @@ def size_links(batches):
 
     Learned from the pilot batches of online training (where ``N`` varies between
     batches) and checked when sampling (:func:`check_size_links`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import check_size_links, size_links
+    >>> batches = [{"x": np.zeros((8, n)), "theta": np.zeros((8, 2)), "N": n} for n in (5, 9)]
+    >>> links = size_links(batches)
+    >>> links
+    {'N': [['x', 1]]}
+    >>> check_size_links({"x": np.zeros((1, 7)), "N": 9}, links)
+    Traceback (most recent call last):
+    ...
+    skabi.exceptions.ShapeError: N=9 but 'x' has 7 along axis 1; in every training batch N equalled the size of axis 1 of 'x'. Pass N=7 (meta=) or the data it describes.
     """
     if len(batches) < 2:
         return {}

@@ -25,6 +25,14 @@ def chunk_rows(roles, elements_per_row=None):
 
     ``elements_per_row`` defaults to the size of one row of ``roles`` (all roles, masks
     included).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.training.inference import chunk_rows
+    >>> chunk_rows({"summary_variables": np.zeros((10, 50, 4)),
+    ...             "inference_variables": np.zeros((10, 4))})   # 2**20 // 204
+    5140
     """
     if elements_per_row is None:
         elements_per_row = sum(int(np.prod(roles[r].shape[1:])) for r in (*ROLES, MASK)

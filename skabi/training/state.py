@@ -49,6 +49,26 @@ class FitState:
         Simulation and shuffling stream of the training to come.
     torch_seed : int or None
         Seed of torch's stream for the training to come.
+
+    Examples
+    --------
+    A fitted estimator's state, and a copy with more history (the model is shared):
+
+    >>> from skabi import AmortizedPosterior, make_simulator
+    >>> from skabi.networks import CouplingFlow
+    >>> simulator = make_simulator(lambda rng: dict(theta=rng.normal(), x=rng.normal(size=3)))
+    >>> est = AmortizedPosterior(inference_network=CouplingFlow(depth=1), epochs=1,
+    ...                          batches_per_epoch=2, pilot_size=16, random_state=0)
+    >>> from skabi.adapters import make_adapter, Rename
+    >>> est.set_params(adapter=make_adapter(Rename("theta", "inference_variables"),
+    ...                                     Rename("x", "inference_conditions")))
+    AmortizedPosterior(...)
+    >>> state = est.fit(simulator)._fit_state()
+    >>> state.shapes, state.names, len(state.history)
+    ({'inference_variables': 1, 'inference_conditions': 3}, ['theta'], 1)
+    >>> later = state.replace(history=state.history * 2)
+    >>> len(later.history), later.model is state.model
+    (2, True)
     """
 
     adapter: Any

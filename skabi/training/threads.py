@@ -27,7 +27,18 @@ def resolve_threads(n_threads):
 
 @contextlib.contextmanager
 def torch_threads(n_threads):
-    """Run the body with ``resolve_threads(n_threads)`` intra-op threads, then restore."""
+    """Run the body with ``resolve_threads(n_threads)`` intra-op threads, then restore.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skabi.training.threads import torch_threads
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     inside = torch.get_num_threads()
+    >>> inside, torch.get_num_threads() == before
+    (1, True)
+    """
     n = resolve_threads(n_threads)
     before = torch.get_num_threads()
     if n is None or n == before:
