@@ -563,6 +563,9 @@ COMPARE_COLUMNS = [("library", "library", ""), ("seed", "seed", "d"), ("load", "
                    ("SBC dev", "sbc", ".3f"), ("inside (family-wise)", "sbc_fw_inside", "")]
 
 
+KEEP_MARKER = "<!-- written by hand below this line: run.py keeps it -->"
+
+
 def write_readme(rows, memory, quick, path=HERE / "README.md", compare=None):
     import torch
 
@@ -629,7 +632,10 @@ def write_readme(rows, memory, quick, path=HERE / "README.md", compare=None):
                   "backend, defaults, one seed: its 2000 steps take 4-5 minutes).", "",
                   table(compare, COMPARE_COLUMNS), ""]
     lines += ["## Profile", "", PROFILE, "## Peers", "", PEERS]
-    path.write_text("\n".join(lines))
+    kept = ""  # the hand-written sections below the marker survive a regeneration
+    if path.exists() and KEEP_MARKER in path.read_text():
+        kept = path.read_text().split(KEEP_MARKER, 1)[1]
+    path.write_text("\n".join(lines) + ("\n" + KEEP_MARKER + kept if kept else ""))
 
 
 def main(argv=None):

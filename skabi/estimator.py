@@ -8,7 +8,6 @@ class commits at the end of a successful fit and nowhere else.
 
 import numbers
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -18,37 +17,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._validation import as_numpy_rng
 from .bank import SimulationBank, array_bank, as_observations, check_size_links, fit_input
-from .exceptions import MissingKeyError, ShapeError
+from .exceptions import MissingKeyError
 from .training import fitting, inference, persistence
-from .training.model import build_approximator
+from .training.model import build_approximator, check_networks
 from .training.roles import check_roles
 from .training.sources import make_source
 from .training.state import HISTORY_COLUMNS, FitState
 from .training.threads import torch_threads
 
 __all__ = ["AmortizedPosterior"]
-
-
-def _check_networks(networks, shapes, roles):
-    """The adapter's output must suit the networks; name the mismatch before training."""
-    if "inference_variables" not in shapes:
-        raise ShapeError(
-            "The adapter produced no 'inference_variables' from the simulations (it "
-            f"produced {sorted(roles)!r}); concatenate or rename the parameters into it."
-        )
-    has_summary = "summary_variables" in shapes
-    if has_summary and networks["summary_network"] is None:
-        raise ValueError("The adapter produces 'summary_variables' but summary_network is "
-                         "None; pass a summary network such as DeepSet().")
-    if networks["summary_network"] is not None and not has_summary:
-        raise ValueError("summary_network is set but the adapter produces no "
-                         "'summary_variables' from the simulations.")
-    if not has_summary and "inference_conditions" not in shapes:
-        warnings.warn(
-            "The adapter routes no data into the networks: it produces only "
-            f"{sorted(r for r in roles if r in shapes)!r}, neither 'summary_variables' nor "
-            "'inference_conditions', so the estimator learns the prior and ignores the data. "
-            "Rename or concatenate the data into one of them.", UserWarning, stacklevel=4)
 
 
 class AmortizedPosterior(BaseEstimator):
@@ -315,7 +292,7 @@ DataFrame or ndarray
     def _initial_state(self, settings, source):
         return fitting.initial_state(settings, source, adapter=self.adapter,
                                      networks=self._networks(), build=build_approximator,
-                                     check=_check_networks)
+                                     check=check_networks)
 
     def _header(self):
         """What a checkpoint stores besides the state: class, parameters, fitted extras."""

@@ -7,7 +7,8 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from models import Gaussian, likelihood, meta, prior, tiny_estimator, tutorial_adapter
+from models import (Gaussian, likelihood, meta, prior, regression_estimator, tiny_estimator,
+                    tutorial_adapter)
 from skabi import AmortizedPosterior, make_adapter, make_simulator
 from skabi.adapters import Rename
 from skabi.exceptions import MissingKeyError, NonFiniteError, ShapeError, TrainingError
@@ -26,10 +27,10 @@ def fitted():
 @pytest.fixture(scope="module")
 def regression():
     sim = make_simulator([prior, likelihood], meta_fn=meta)
-    est = AmortizedPosterior(adapter=regression_adapter(),
-                             inference_network=CouplingFlow(depth=2, subnet_width=32),
-                             summary_network=DeepSet(summary_dim=6, width=32), epochs=2,
-                             batches_per_epoch=20, pilot_size=128, random_state=1).fit(sim)
+    est = regression_estimator(inference_network=CouplingFlow(depth=2, subnet_width=32),
+                               summary_network=DeepSet(summary_dim=6, width=32), epochs=2,
+                               batches_per_epoch=20, batch_size=64, pilot_size=128,
+                               random_state=1).fit(sim)
     return est, sim
 
 

@@ -6,22 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from models import Gaussian, gaussian_adapter, likelihood, meta, prior, tiny_estimator, \
-    tutorial_adapter
-from skabi import AmortizedPosterior, make_adapter, make_simulator
+from models import Gaussian, likelihood, meta, prior, regression_estimator, tiny_estimator
+from skabi import make_adapter, make_simulator
 from skabi.adapters import Rename
 from skabi.exceptions import ShapeError
-from skabi.networks import CouplingFlow, DeepSet, FlowMatching
+from skabi.networks import CouplingFlow, FlowMatching
 
 
 @pytest.fixture(scope="module")
 def regression():
     sim = make_simulator([prior, likelihood], meta_fn=meta)
-    est = AmortizedPosterior(adapter=tutorial_adapter(),
-                             inference_network=CouplingFlow(depth=2, subnet_width=16),
-                             summary_network=DeepSet(summary_dim=4, width=16), epochs=1,
-                             batches_per_epoch=5, batch_size=32, pilot_size=64, random_state=0)
-    return est.fit(sim), sim
+    return regression_estimator().fit(sim), sim
 
 
 def test_one_dataset_as_1d_arrays_is_refused_not_read_as_many(regression):

@@ -6,13 +6,16 @@ the variables or scikit-learn. Standardization statistics are buffers, so one
 ``state_dict`` holds everything needed to restore a fitted model.
 """
 
+import warnings
+
 import torch
 from torch import nn
 
 from ..adapters.roles import MASK
+from ..exceptions import ShapeError
 from ..networks._base import block_rows
 
-__all__ = ["Approximator", "build_approximator", "resolve_device"]
+__all__ = ["Approximator", "build_approximator", "check_networks", "resolve_device"]
 
 
 def _stats(mean, std):
@@ -143,3 +146,26 @@ def build_approximator(networks, shapes):
                                                            summary_dim + n_cond)
     return Approximator(inference_module, summary_module, shapes["inference_variables"], n_cond,
                         shapes.get("summary_variables", 0))
+
+
+def check_networks(networks, shapes, roles):
+    """The adapter's output must suit the approximator's networks; name the mismatch
+    before anything is built (and warn when no data reaches the networks)."""
+    if "inference_variables" not in shapes:
+        raise ShapeError(
+            "The adapter produced no 'inference_variables' from the simulations (it "
+            f"produced {sorted(roles)!r}); concatenate or rename the parameters into it."
+        )
+    has_summary = "summary_variables" in shapes
+    if has_summary and networks["summary_network"] is None:
+        raise ValueError("The adapter produces 'summary_variables' but summary_network is "
+                         "None; pass a summary network such as DeepSet().")
+    if networks["summary_network"] is not None and not has_summary:
+        raise ValueError("summary_network is set but the adapter produces no "
+                         "'summary_variables' from the simulations.")
+    if not has_summary and "inference_conditions" not in shapes:
+        warnings.warn(
+            "The adapter routes no data into the networks: it produces only "
+            f"{sorted(r for r in roles if r in shapes)!r}, neither 'summary_variables' nor "
+            "'inference_conditions', so the estimator learns the prior and ignores the data. "
+            "Rename or concatenate the data into one of them.", UserWarning, stacklevel=4)
