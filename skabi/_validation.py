@@ -4,10 +4,12 @@ import difflib
 import numbers
 
 import numpy as np
+from sklearn.utils._param_validation import Interval
 
 from .exceptions import MissingKeyError, NonFiniteError
 
-__all__ = ["check_keys", "check_finite", "as_numpy_rng", "suggest"]
+__all__ = ["check_keys", "check_finite", "as_numpy_rng", "suggest", "check_positive_int",
+           "NumberInterval"]
 
 
 def suggest(key, options):
@@ -67,3 +69,30 @@ def as_numpy_rng(random_state):
         "random_state must be None, an int, a numpy SeedSequence, Generator or RandomState; "
         f"got {random_state!r} of type {type(random_state).__name__}."
     )
+
+
+def check_positive_int(name, value):
+    """Return ``value`` as an int if it is a positive integer (not a bool), else raise
+    ``ValueError`` naming ``name`` and the value got."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int; got {value!r}.")
+    return int(value)
+
+
+class NumberInterval(Interval):
+    """scikit-learn's :class:`~sklearn.utils._param_validation.Interval` without bools.
+
+    ``True`` is an ``Integral`` to Python, but never a meaningful depth, width or rate, so
+    a ``bool`` does not satisfy this constraint. The error message is scikit-learn's.
+
+    Examples
+    --------
+    >>> from numbers import Integral
+    >>> from skabi._validation import NumberInterval
+    >>> depth = NumberInterval(Integral, 1, None, closed="left")
+    >>> depth.is_satisfied_by(3), depth.is_satisfied_by(True), str(depth)
+    (True, False, 'an int in the range [1, inf)')
+    """
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)

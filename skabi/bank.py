@@ -41,11 +41,17 @@ __all__ = ["SimulationBank", "as_bank", "as_rows", "is_ragged", "stack_datasets"
 
 # --------------------------------------------------------------------------- the rule
 def is_ragged(value):
-    """Whether ``value`` is a ragged variable: a list (or 1-D object array) of arrays."""
+    """Whether ``value`` is a ragged variable: a list (or 1-D object array) of arrays whose
+    shapes differ. A list of arrays of one shape is an ordinary array, stacked."""
     if isinstance(value, np.ndarray):
-        return value.dtype == object and value.ndim == 1
-    return isinstance(value, list) and len(value) > 0 and all(
-        isinstance(v, np.ndarray) for v in value)
+        if value.dtype != object or value.ndim != 1:
+            return False
+    elif not isinstance(value, list):
+        return False
+    if not len(value) or not all(isinstance(v, np.ndarray) for v in value):
+        return False
+    first = value[0].shape
+    return any(v.shape != first for v in value)
 
 
 def as_rows(value, key="variable"):
@@ -69,12 +75,14 @@ def batch_size_of(value):
     return None if np.ndim(value) == 0 else np.shape(value)[0]
 
 
-def stack_datasets(datasets):
+def stack_datasets(datasets, expected=None):
     """One batch from a list of datasets, each a dict of ONE dataset's variables.
 
     Arrays of equal shape are stacked; arrays whose shapes differ along their first axis
-    (observations, time steps) become a ragged list; scalars equal in every dataset stay
-    meta variables, otherwise they become one value per dataset ``(n, 1)``.
+    (observations, time steps) become a ragged list. A scalar stays a meta variable where
+    it is equal in every dataset and was meta in training (``expected[key] == ()``; without
+    ``expected``: where there are several datasets); otherwise it becomes one value per
+    dataset ``(n, 1)``, as a scalar parameter of each simulation does.
 
     Examples
     --------
@@ -101,7 +109,9 @@ def stack_datasets(datasets):
         shapes = [v.shape for v in values]
         if all(v.ndim == 0 for v in values):
             same = all(np.array_equal(v, values[0]) for v in values)
-            batch[key] = values[0][()] if same else as_rows(np.stack(values), key)
+            meta = expected.get(key) == () if expected and key in expected \
+                else len(values) > 1
+            batch[key] = values[0][()] if same and meta else as_rows(np.stack(values), key)
         elif len(set(shapes)) == 1:
             batch[key] = as_rows(np.stack(values), key)
         else:
@@ -305,8 +315,8 @@ def fit_input(X, y=None):
 def _one_dimensional(key, arr, expected):
     """Refuse to read a 1-D array as one value per dataset when training had more."""
     trailing = expected.get(key)
-    if trailing is None or tuple(trailing) == (1,) or arr.ndim != 1:
-        return
+    if trailing is None or tuple(trailing) in ((), (1,)) or arr.ndim != 1:
+        return  # unknown, meta in training (now one value per dataset), or one value
     shown = tuple("N" if s is None else s for s in trailing)
     raise ShapeError(
         f"{key!r} has shape {arr.shape}: skabi reads a 1-D array as one value per dataset "
@@ -358,7 +368,7 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
                 _one_dimensional(k, np.asarray(v), expected)
             data[k] = as_rows(v, k)
     elif isinstance(X, list):
-        data = stack_datasets(X)
+        data = stack_datasets(X, expected)
     elif isinstance(X, SimulationBank):
         data = X.to_dict()
     else:

@@ -12,10 +12,10 @@ import os
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import as_numpy_rng
+from ._validation import NumberInterval, as_numpy_rng, check_positive_int
 from .bank import SimulationBank, array_bank, as_observations, check_size_links, fit_input
 from .exceptions import MissingKeyError
 from .training import fitting, inference, persistence
@@ -150,26 +150,26 @@ class AmortizedPosterior(BaseEstimator):
         "adapter": [HasMethods(["fit", "transform", "inverse_transform"]), None],
         "inference_network": [HasMethods(["build"]), None],
         "summary_network": [HasMethods(["build"]), None],
-        "epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "batches_per_epoch": [Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "epochs": [NumberInterval(numbers.Integral, 1, None, closed="left")],
+        "batches_per_epoch": [NumberInterval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [NumberInterval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [NumberInterval(numbers.Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"cosine", "constant"})],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "clip_grad_norm": [Interval(numbers.Real, 0, None, closed="neither"), None],
-        "validation_sims": [Interval(numbers.Integral, 1, None, closed="left"), dict,
+        "weight_decay": [NumberInterval(numbers.Real, 0, None, closed="left")],
+        "clip_grad_norm": [NumberInterval(numbers.Real, 0, None, closed="neither"), None],
+        "validation_sims": [NumberInterval(numbers.Integral, 1, None, closed="left"), dict,
                             SimulationBank, None],
         "early_stopping": ["boolean"],
-        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "patience": [NumberInterval(numbers.Integral, 1, None, closed="left")],
         "standardize": ["boolean"],
-        "pilot_size": [Interval(numbers.Integral, 2, None, closed="left")],
-        "rounds": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "replay_capacity": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "pilot_size": [NumberInterval(numbers.Integral, 2, None, closed="left")],
+        "rounds": [NumberInterval(numbers.Integral, 1, None, closed="left"), None],
+        "replay_capacity": [NumberInterval(numbers.Integral, 1, None, closed="left"), None],
         "checkpoint_path": [str, os.PathLike, None],
         "device": [str, torch.device],
         "random_state": ["random_state", np.random.Generator],
-        "n_threads": [Interval(numbers.Integral, None, -1, closed="right"),
-                      Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_threads": [NumberInterval(numbers.Integral, None, -1, closed="right"),
+                      NumberInterval(numbers.Integral, 1, None, closed="left"), None],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
@@ -233,7 +233,8 @@ DataFrame or ndarray
         self._validate_params()
         settings, source = self._settings_and_source(X, y)
         with torch_threads(self.n_threads):
-            state = fitting.resumed_state(settings, build=build_approximator) if resume else None
+            state = fitting.resumed_state(settings, build=build_approximator,
+                                          owner=type(self).__name__) if resume else None
             if state is not None:
                 remaining = self.epochs - len(state.history)
                 if remaining > 0:
@@ -297,6 +298,8 @@ DataFrame or ndarray
     def _header(self):
         """What a checkpoint stores besides the state: class, parameters, fitted extras."""
         extra = {"adapter_param": "none" if self.adapter is None else "fitted-copy"}
+        if hasattr(self, "n_features_in_"):
+            extra["n_features_in"] = int(self.n_features_in_)
         return {"owner": type(self).__name__, "params": self.get_params(deep=False),
                 "extra": extra}
 
@@ -327,7 +330,8 @@ DataFrame or ndarray
                         shapes=self.role_shapes_, device=self.device_,
                         names=self.parameter_names_, networks=self.networks_,
                         history=self.history_.to_dict("records"),
-                        n_simulations=self.n_simulations_, size_links=self.size_links_)
+                        n_simulations=self.n_simulations_,
+                        size_links=getattr(self, "size_links_", {}))
 
     # ------------------------------------------------------------------ inference
     def _check_n_features(self, X):
@@ -343,7 +347,7 @@ DataFrame or ndarray
             self._check_n_features(X)
         data = as_observations(X, meta, frame_is_dataset=frame_is_dataset,
                                expected=getattr(self.adapter_, "input_variables_", None))
-        check_size_links(data, self.size_links_)
+        check_size_links(data, getattr(self, "size_links_", {}))
         return data
 
     def _roles(self, data, *, need_theta, log_det_jac=False):
@@ -414,9 +418,7 @@ or ndarray
         result, so a call needs the result plus a fixed working set
         (:mod:`skabi.training.inference`).
         """
-        if isinstance(num_samples, bool) or not isinstance(num_samples, numbers.Integral) \
-                or num_samples <= 0:
-            raise ValueError(f"num_samples must be a positive int; got {num_samples!r}.")
+        num_samples = check_positive_int("num_samples", num_samples)
         if return_type not in ("arviz", "numpy"):
             raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")
         if log_q not in ("auto", True, False):
@@ -427,7 +429,7 @@ or ndarray
         # "numpy" returns no log densities: do not spend a second pass on them.
         want = False if return_type == "numpy" else (
             self.approximator_.cheap_log_prob if log_q == "auto" else log_q)
-        with torch_threads(self.n_threads):
+        with torch_threads(getattr(self, "n_threads", 1)):
             user, lq = inference.draw(self._fit_state(), roles, int(num_samples),
                                       as_numpy_rng(seed), log_q=want)
         if return_type == "numpy":
@@ -450,7 +452,7 @@ or ndarray
         """
         data = self._observations(X, meta, frame_is_dataset=False)
         roles, ldj = self._roles(data, need_theta=True, log_det_jac=True)
-        with torch_threads(self.n_threads):
+        with torch_threads(getattr(self, "n_threads", 1)):
             return inference.log_prob(self._fit_state(), roles) + ldj
 
     def score(self, X, y=None):
@@ -524,15 +526,13 @@ or ndarray
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):
         """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
-        header = self._header()
-        if hasattr(self, "n_features_in_"):
-            header["extra"]["n_features_in"] = int(self.n_features_in_)
-        persistence.save(path, self._fit_state(), **header)
+        persistence.save(path, self._fit_state(), **self._header())
 
     @classmethod
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
-        header, state, _ = persistence.load(path, device=device, build=build_approximator)
+        header, state, _ = persistence.load(path, device=device, build=build_approximator,
+                                            owner=cls.__name__)
         try:
             est = cls(**header["params"])
         except TypeError as exc:

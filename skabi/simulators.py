@@ -18,11 +18,10 @@ functions.
 
 import contextlib
 import inspect
-import numbers
 
 import numpy as np
 
-from ._validation import as_numpy_rng
+from ._validation import as_numpy_rng, check_positive_int
 from .bank import as_rows
 from .exceptions import SimulatorError
 
@@ -48,12 +47,6 @@ def _seeded_global_numpy(rng):
         yield
     finally:
         np.random.set_state(state)
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-    return int(batch_size)
 
 
 class _Call:
@@ -169,7 +162,7 @@ class Simulator:
         dict of str to ndarray
             One array per variable, leading axis ``batch_size``; meta variables as scalars.
         """
-        batch_size = _check_batch_size(batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         if random_state is None:
             rng = self._stream()
             return self._run(batch_size, rng)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models import Gaussian, likelihood, meta, prior, regression_estimator, tiny_estimator
-from skabi import make_adapter, make_simulator
+from skabi import AmortizedPosterior as AmortizedPosteriorSub, make_adapter, make_simulator
 from skabi.adapters import Rename
 from skabi.exceptions import ShapeError
 from skabi.networks import CouplingFlow, FlowMatching
@@ -113,3 +113,36 @@ def test_draws_chunked_on_both_axes_land_where_they_belong(monkeypatch):
         own = est.log_prob({"x": np.repeat(obs["x"][d:d + 1], 30, axis=0),
                             "theta": draws[:, d]})
         np.testing.assert_allclose(log_q[:, d], own, rtol=1e-4, atol=1e-4)
+
+
+def test_a_list_of_one_dataset_with_a_scalar_parameter(regression):
+    est, _ = regression
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=8)
+    one = {"x": x, "y": 1.0 + 0.5 * x, "N": 8, "beta": np.array([1.0, 0.5]), "sigma": 0.3}
+    log_q = est.log_prob([one])
+    assert log_q.shape == (1,) and np.isfinite(log_q).all()
+    same = est.log_prob({"x": x[None], "y": one["y"][None], "N": 8,
+                         "beta": one["beta"][None], "sigma": np.array([[0.3]])})
+    np.testing.assert_allclose(log_q, same, rtol=1e-6)
+
+
+def test_one_value_of_n_per_dataset_in_a_dict(regression):
+    est, sim = regression
+    data = sim.sample(3, random_state=4)
+    n = data["x"].shape[1]
+    draws = est.sample({"x": data["x"], "y": data["y"], "N": np.full(3, n)}, 10,
+                       return_type="numpy")
+    assert draws["beta"].shape == (3, 10, 2)
+
+
+def test_a_file_of_another_estimator_class_is_refused(tmp_path):
+    from skabi.exceptions import LoadError
+
+    class Other(AmortizedPosteriorSub):
+        pass
+
+    path = tmp_path / "est.skabi"
+    tiny_estimator().fit(Gaussian()).save(path)
+    with pytest.raises(LoadError, match="holds a AmortizedPosterior, not a Other"):
+        Other.load(path)

@@ -101,3 +101,29 @@ def test_mask_reaches_the_summary_network(fitted):
         handle.remove()
     x, mask = seen[0]
     assert mask.dtype == torch.bool and mask.sum(1).tolist() == [4, 6]
+
+
+def test_elementwise_steps_take_ragged_data_and_standardize_skips_padding():
+    from skabi.adapters import Log, Standardize
+
+    adapter = make_adapter(Log("x"), AsSet("x"), Standardize("x"),
+                           Rename("x", "summary_variables"), Rename("theta", "inference_variables"))
+    batch = {"x": [np.full(3, 5.0), np.full(5, 5.0)], "theta": np.zeros((2, 1))}
+    out = adapter.fit_transform(batch)
+    np.testing.assert_allclose(adapter.named_steps["standardize"].mean_["x"], [np.log(5.0)])
+    assert out["summary_mask"].sum(axis=1).tolist() == [3, 5]
+    np.testing.assert_allclose(out["summary_variables"][out["summary_mask"]], 0.0, atol=1e-6)
+
+
+def test_a_ragged_role_without_padding_says_to_pad():
+    adapter = make_adapter(Rename("x", "summary_variables"), Rename("theta", "inference_variables"))
+    with pytest.raises(ShapeError, match="'summary_variables' holds datasets of different sizes"
+                                         ".*AsSet"):
+        adapter.fit({"x": [np.ones((2, 1)), np.ones((3, 1))], "theta": np.zeros((2, 1))})
+
+
+def test_lists_of_arrays_of_one_shape_are_stacked():
+    est = _estimator(AsSet, DeepSet(summary_dim=4, width=16))
+    sims = Gaussian(n_obs=6).sample(64, random_state=0)
+    est.fit({"x": list(sims["x"]), "theta": sims["theta"]})
+    assert est.role_shapes_["summary_variables"] == 2 and np.isfinite(est.history_["loss"]).all()

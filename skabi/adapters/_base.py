@@ -117,6 +117,7 @@ class Transform(BaseEstimator):
     invertible = True
     _lenient = False  # True: apply to the present inputs, skip absent ones individually
     _ragged = False  # True: takes ragged inputs (lists of per-dataset arrays of other sizes)
+    _elementwise = False  # True: maps each value alone, so ragged inputs go part by part
 
     # ------------------------------------------------------------------ keys
     def _input_keys(self):
@@ -180,24 +181,38 @@ class Transform(BaseEstimator):
         self.keys_ = list(keys)
         self.dtypes_ = {k: (data[k][0] if is_ragged(data[k]) else data[k]).dtype.name
                         for k in keys}
-        self._fit_present(data, self.keys_)
-        self._check_inputs(data, self.keys_)
+        view = self._flat_view(data, self.keys_)
+        self._fit_present(view, self.keys_)
+        self._check_inputs(view, self.keys_)
         return self
+
+    def _flat_view(self, data, keys):
+        """For elementwise steps: ragged inputs as one array of all their values, shape
+        ``(1, sum of sizes, ...)``, so that checks and statistics see every value once."""
+        ragged = [k for k in keys if k in data and is_ragged(data[k])]
+        if not ragged:
+            return data
+        view = dict(data)
+        view.update({k: np.concatenate(data[k])[None] for k in ragged})
+        return view
 
     def _resolve_keys(self, data):
         return as_key_list(self.keys, owner=self._owner)
 
     def _check_ragged(self, data, keys):
-        """Datasets of different sizes can only be padded (AsSet, AsTimeSeries) or moved."""
-        if self._ragged:
+        """Datasets of different sizes go through elementwise steps part by part and are
+        padded by AsSet / AsTimeSeries; other steps refuse them."""
+        if self._ragged or self._elementwise:
             return
         ragged = [k for k in keys if is_ragged(data[k])]
         if ragged:
             sizes = sorted({np.shape(a)[0] for a in data[ragged[0]]})
             raise ShapeError(
                 f"{self._owner} got {ragged[0]!r} as datasets of different sizes (first axis "
-                f"{sizes[0]}..{sizes[-1]}); only AsSet / AsTimeSeries can take them, by "
-                f"padding them with a mask. Put AsSet({ragged[0]!r}) before this step.")
+                f"{sizes[0]}..{sizes[-1]}); elementwise steps (Log, Sqrt, Constrain, "
+                "ConvertDType) take them as they are, AsSet / AsTimeSeries pad them with a "
+                f"mask, and other steps work after the padding: put {self._owner} after "
+                f"AsSet({ragged[0]!r}).")
 
     def _fit_present(self, data, keys):
         """Learn statistics from ``data`` (all of ``keys`` present). Default: nothing."""
@@ -219,7 +234,7 @@ class Transform(BaseEstimator):
             present_keys = [k for k in present if k in data]
             self._check_ragged(data, present_keys)
             data.update({k: np.asarray(data[k]) for k in present_keys if not is_ragged(data[k])})
-            self._check_inputs(data, present)
+            self._check_inputs(self._flat_view(data, present_keys), present)
         return data, present
 
     def transform(self, data):
@@ -257,7 +272,8 @@ class Transform(BaseEstimator):
         return self._log_det_jac_present(data, present)
 
     def _log_det_jac_present(self, data, keys):
-        return {k: self._ldj(k, data[k]) for k in keys}
+        return {k: (np.array([self._ldj(k, p[None])[0] for p in data[k]])
+                    if is_ragged(data[k]) else self._ldj(k, data[k])) for k in keys}
 
     def inverse_transform(self, data):
         """Undo the step on whichever of its outputs are present, computing in float64.
@@ -279,7 +295,9 @@ class Transform(BaseEstimator):
     # ------------------------------------------------------------------ per-variable default
     def _transform_present(self, data, keys):
         for k in keys:
-            data[k] = self._forward(k, data[k])
+            x = data[k]
+            data[k] = [self._forward(k, p[None])[0] for p in x] if is_ragged(x) \
+                else self._forward(k, x)
         return data
 
     def _inverse_present(self, data, keys):

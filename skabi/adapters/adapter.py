@@ -73,6 +73,15 @@ def _check_batch(data, where):
     return out
 
 
+def _no_ragged_roles(data):
+    for k in ROLE_KEYS:
+        if k in data and is_ragged(data[k]):
+            raise ShapeError(
+                f"{k!r} holds datasets of different sizes (a ragged variable), which the "
+                "networks cannot take; pad them into a set with AsSet (or AsTimeSeries) "
+                f"before they become {k!r}.")
+
+
 def _trailing(value):
     """Trailing shape of a batch value; ``None`` for the axis where ragged datasets differ."""
     if is_ragged(value):
@@ -256,6 +265,7 @@ class Adapter(_BaseComposition):
             with _in_step(name):
                 data = step.fit(data).transform(data)
             origins = step._route(origins, lambda parts: sum(parts, []))
+        _no_ragged_roles(data)
         names = origins.get("inference_variables") or []
         self.input_variables_ = {k: _trailing(v) for k, v in user.items()}
         self.inference_variables_ = {k: tuple(user[k].shape[1:]) for k in names}
@@ -301,6 +311,7 @@ class Adapter(_BaseComposition):
                 ldj = step._route(ldj, _sum_or_none, undefined=True)
         dtype = np.dtype(self.dtype)
         out = {}
+        _no_ragged_roles(data)
         for k, v in data.items():
             if k in ROLE_KEYS:
                 out[k] = np.asarray(v).astype(dtype)

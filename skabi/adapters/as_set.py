@@ -19,7 +19,7 @@ from .roles import MASK
 __all__ = ["AsSet", "AsTimeSeries"]
 
 
-def _pad(key, parts):
+def _pad(parts):
     """Per-dataset arrays (N_i, ...) -> zero-padded (B, N_max, ...) and the mask (B, N_max)."""
     parts = [np.asarray(p) for p in parts]
     lengths = np.array([p.shape[0] for p in parts])
@@ -61,7 +61,7 @@ class _AsSequence(Transform):
         for k in keys:
             x = data[k]
             if is_ragged(x):
-                x, this = _pad(k, x)
+                x, this = _pad(x)
             else:
                 x = np.asarray(x)
                 this = None if mask is None else np.ones(x.shape[:2], dtype=bool)

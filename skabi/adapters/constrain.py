@@ -84,6 +84,7 @@ class Constrain(Transform):
     (True, 0.5)
     """
 
+    _elementwise = True  # datasets of different sizes go through part by part
     _parameter_constraints = {
         "keys": [str, list, tuple],
         "lower": [numbers.Real, None],

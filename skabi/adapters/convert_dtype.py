@@ -39,6 +39,7 @@ class ConvertDType(Transform):
     [[3], [7]]
     """
 
+    _elementwise = True  # datasets of different sizes go through part by part
     _parameter_constraints = {
         "keys": [str, list, tuple],
         "from_dtype": [str, type, np.dtype],

@@ -46,6 +46,7 @@ class Sqrt(Transform):
     [4.0, 9.0, 100.0]
     """
 
+    _elementwise = True  # datasets of different sizes go through part by part
     _parameter_constraints = {"keys": [str, list, tuple]}
 
     def __init__(self, keys):
@@ -112,6 +113,7 @@ class Log(Transform):
     True
     """
 
+    _elementwise = True  # datasets of different sizes go through part by part
     _parameter_constraints = {"keys": [str, list, tuple]}
 
     def __init__(self, keys):

@@ -6,8 +6,10 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 from .._validation import check_keys
+from ..bank import is_ragged
 from ..exceptions import ShapeError
 from ._base import Transform, _out_dtype, as_key_list
+from .roles import MASK
 
 __all__ = ["Standardize"]
 
@@ -88,12 +90,17 @@ class Standardize(Transform):
         if self.exclude is not None:
             exclude = as_key_list(self.exclude, param="exclude", owner="Standardize")
         check_keys(data, exclude, where="Standardize (exclude)")
-        return [k for k, v in data.items() if np.asarray(v).dtype.kind == "f" and k not in exclude]
+        return [k for k, v in data.items()
+                if (v[0] if is_ragged(v) else np.asarray(v)).dtype.kind == "f" and k != MASK
+                and k not in exclude]
 
     def _fit_present(self, data, keys):
         self.mean_, self.std_ = {}, {}
+        mask = data.get(MASK)
         for k in keys:
             x = np.asarray(data[k], dtype=np.float64)
+            if mask is not None and x.ndim >= 3 and x.shape[:2] == mask.shape:
+                x = x[mask][None]   # a padded set: the statistics of its real elements
             flat = x.reshape(-1, x.shape[-1]) if x.ndim >= 2 else x.reshape(-1, 1)
             scaler = StandardScaler().fit(flat)  # sd 0 -> 1 (sklearn's _handle_zeros_in_scale)
             shape = (x.shape[-1],) if x.ndim >= 2 else ()

@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import (Interval, InvalidParameterError, St
                                              make_constraint, validate_parameter_constraints)
 from torch import Tensor, nn
 
+from .._validation import NumberInterval
 from ..exceptions import ShapeError
 
 __all__ = [
@@ -35,25 +36,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # --------------------------------------------------------------------------------------
 # hyperparameter validation (scikit-learn's ``_parameter_constraints``, used by ``build``)
 # --------------------------------------------------------------------------------------
-class NumberInterval(Interval):
-    """scikit-learn's :class:`~sklearn.utils._param_validation.Interval` without bools.
-
-    ``True`` is an ``Integral`` to Python, but never a meaningful depth, width or rate, so
-    a ``bool`` does not satisfy this constraint. The error message is scikit-learn's.
-
-    Examples
-    --------
-    >>> from numbers import Integral
-    >>> from skabi.networks._base import NumberInterval
-    >>> depth = NumberInterval(Integral, 1, None, closed="left")
-    >>> depth.is_satisfied_by(3), depth.is_satisfied_by(True), str(depth)
-    (True, False, 'an int in the range [1, inf)')
-    """
-
-    def is_satisfied_by(self, val):
-        return not isinstance(val, bool) and super().is_satisfied_by(val)
-
-
 def _validated(constraints: dict, params: dict, caller_name: str) -> dict:
     """Check ``params`` against ``constraints``; return them as plain Python values.
 

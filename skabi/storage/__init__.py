@@ -20,6 +20,7 @@ import json
 
 import numpy as np
 
+from .._validation import check_positive_int
 from .._version import __version__
 from ..exceptions import SimulatorError
 from . import write as _w
@@ -92,8 +93,8 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
     >>> same
     True
     """
-    n = _w.check_positive("n", n)
-    batch_size = _w.check_positive("batch_size", batch_size)
+    n = check_positive_int("n", n)
+    batch_size = check_positive_int("batch_size", batch_size)
     if not callable(getattr(simulator, "sample", None)):
         raise TypeError(
             f"simulator must have a sample(batch_size, random_state=...) method, such as the "

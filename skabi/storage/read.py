@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .._validation import as_numpy_rng
+from .._validation import as_numpy_rng, check_positive_int
 from ..bank import as_rows
 from .write import STATE_ATTR
 
@@ -207,9 +207,7 @@ class BankReader:
         Yields batch dicts like ``Simulator.sample`` (arrays with a leading axis, meta
         variables as Python scalars).
         """
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-        batch_size = int(batch_size)
+        batch_size = check_positive_int("batch_size", batch_size)
         rng = as_numpy_rng(rng)
         schedule = np.concatenate(
             [np.full(math.ceil(g.n / batch_size), i) for i, g in enumerate(self._groups)]

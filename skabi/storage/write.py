@@ -17,11 +17,6 @@ _TARGET_CHUNK_BYTES = 2**20
 
 
 # --------------------------------------------------------------------------- arguments
-def check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    return int(value)
-
 
 def root_entropy(random_state):
     """The root entropy of the bank's seed sequence (an int) from ``random_state``."""

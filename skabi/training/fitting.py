@@ -19,7 +19,7 @@ import torch
 from sklearn.base import clone
 
 from .._validation import as_numpy_rng
-from ..bank import as_bank, size_links
+from ..bank import as_bank, is_ragged, size_links
 from ..exceptions import LoadError
 from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters
@@ -36,26 +36,27 @@ __all__ = ["TrainingSettings", "initial_state", "continued_state", "warm_state",
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """The estimator parameters the engine reads (same names as the estimator's)."""
+    """The estimator parameters the engine reads (same names and meanings as the
+    estimator's; :meth:`from_params` picks them from ``get_params``)."""
 
-    epochs: int = 50
-    batches_per_epoch: int = 100
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    lr_schedule: str = "cosine"
-    weight_decay: float = 0.0
-    clip_grad_norm: Any = 3.0
-    validation_sims: Any = None
-    early_stopping: bool = False
-    patience: int = 5
-    standardize: bool = True
-    pilot_size: int = 1024
-    rounds: Any = None
-    replay_capacity: Any = None
-    checkpoint_path: Any = None
-    device: Any = "auto"
-    random_state: Any = None
-    verbose: Any = False
+    epochs: int
+    batches_per_epoch: int
+    batch_size: int
+    learning_rate: float
+    lr_schedule: str
+    weight_decay: float
+    clip_grad_norm: Any
+    validation_sims: Any
+    early_stopping: bool
+    patience: int
+    standardize: bool
+    pilot_size: int
+    rounds: Any
+    replay_capacity: Any
+    checkpoint_path: Any
+    device: Any
+    random_state: Any
+    verbose: Any
 
     @classmethod
     def from_params(cls, params):
@@ -95,7 +96,11 @@ def default_adapter(pilot, has_summary):
             f"adapter=None works with banks of 'x' (data) and 'theta' (parameters), as made by "
             f"fit(X, y); the data lack {missing!r} (keys {sorted(pilot)!r}). Pass an adapter."
         )
-    if has_summary or np.ndim(pilot["x"]) >= 3:
+    if is_ragged(pilot["x"]) and not has_summary:
+        raise ValueError("The datasets of 'x' differ in size: adapter=None pads them into a "
+                         "set for a summary network; pass summary_network=DeepSet() (or an "
+                         "adapter).")
+    if has_summary or is_ragged(pilot["x"]) or np.ndim(pilot["x"]) >= 3:
         return make_adapter(AsSet("x"), Rename("x", "summary_variables"),
                             Rename("theta", "inference_variables"))
     return make_adapter(Rename("x", "inference_conditions"), Rename("theta", "inference_variables"))
@@ -242,9 +247,10 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         from torch.nn.parallel import DistributedDataParallel
 
         train_module = DistributedDataParallel(model)
-    progress = Checkpoint(settings.checkpoint_path, state, checkpoint_header or {}, opt, sched,
-                          source, world)
-    on_epoch_end = progress if settings.checkpoint_path is not None and rank == 0 else None
+    on_epoch_end = None
+    if settings.checkpoint_path is not None and rank == 0:
+        on_epoch_end = Checkpoint(settings.checkpoint_path, state, checkpoint_header or {}, opt,
+                                  sched, source, world)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(state.torch_seed + 1)
         try:
@@ -256,10 +262,10 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 train_module=train_module, on_epoch_end=on_epoch_end)
         finally:
             unflatten_parameters(model)  # make_optimizer made them views of one buffer
-    return progress.progressed(rows)
+    return state.advanced(rows, source.simulations(len(rows)) * world)
 
 
-def resumed_state(settings, *, build=build_approximator):
+def resumed_state(settings, *, build=build_approximator, owner=None):
     """The state of the checkpoint at ``settings.checkpoint_path`` ready to continue, or
     None when there is none yet."""
     import os
@@ -270,5 +276,6 @@ def resumed_state(settings, *, build=build_approximator):
         raise ValueError("fit(..., resume=True) needs checkpoint_path.")
     if not os.path.exists(settings.checkpoint_path):
         return None
-    _, saved, training = load(settings.checkpoint_path, device=settings.device, build=build)
+    _, saved, training = load(settings.checkpoint_path, device=settings.device, build=build,
+                              owner=owner)
     return continued_state(saved, settings, training)

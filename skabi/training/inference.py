@@ -5,8 +5,8 @@ batches, log densities, draws): a chunk holds at most :data:`CHUNK_ELEMENTS` inp
 values (:func:`chunk_rows`), and draws are chunked on both the dataset and the draw axis,
 each chunk taken back to the user's scale and written straight into the result. The peak
 memory of :func:`draw` is therefore the result plus a fixed working set (a few chunks'
-worth: about 100 MB for float64 chunks of 2**20 values and the adapter's copies of them),
-whatever the number of datasets and draws.
+worth, measured at 12-35 MiB for 4 parameters: ``benchmarks/README.md``), whatever the
+number of datasets and draws.
 """
 
 import numpy as np
@@ -92,6 +92,7 @@ def draw(state, roles, num_samples, rng, *, log_q):
     per_chunk = max(1, CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
     draws_per = min(num_samples, per_chunk)
     rows_per = max(1, per_chunk // draws_per) if draws_per == num_samples else 1
+    rows_per = min(rows_per, chunk_rows(roles))   # the data of a chunk is bounded too
     gen = torch.Generator(device=device)
     gen.manual_seed(int(rng.integers(2**62)))
     out, lqs = None, (np.empty((n, num_samples)) if log_q else None)

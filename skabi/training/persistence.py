@@ -72,7 +72,7 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
     state : FitState
         What the fit produced (adapter, model, sizes, names, history, ...).
     owner : str
-        The estimator class that wrote it (checked on load).
+        The estimator class that wrote it (the loading class checks it).
     params : dict
         The estimator's parameters (``get_params(deep=False)``); components (adapter,
         networks, banks, paths) are not stored as parameters.
@@ -90,9 +90,10 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
         "class": owner,
         "params": {k: _jsonable(v) for k, v in params.items() if k not in _COMPONENTS},
         "adapter": state.adapter.get_config(),
-        # the holders that built the weights (the params may have changed since fit)
-        "inference_network": _network_config(state.networks["inference_network"]),
-        "summary_network": _network_config(state.networks["summary_network"]),
+        # the holders that built the weights (the params may have changed since fit), each
+        # under its name; "networks" lists the names (files before it: the two below)
+        "networks": list(state.networks),
+        **{name: _network_config(holder) for name, holder in state.networks.items()},
         "adapter_param": extra.pop("adapter_param", "fitted-copy"),
         "fitted": {
             "role_shapes": state.shapes,
@@ -147,16 +148,9 @@ class Checkpoint:
         self.optimizer, self.scheduler, self.source, self.world = (optimizer, scheduler,
                                                                    source, world)
 
-    def progressed(self, rows):
-        """The state after the epochs ``rows`` of this fit."""
-        return self.state.replace(
-            history=self.state.history + list(rows), optimizer_state=None, rng=None,
-            torch_seed=None,
-            n_simulations=self.state.n_simulations
-            + self.source.simulations(len(rows)) * self.world)
-
     def __call__(self, rows):
-        save(self.path, self.progressed(rows), **self.header,
+        state = self.state.advanced(rows, self.source.simulations(len(rows)) * self.world)
+        save(self.path, state, **self.header,
              training_state={"optimizer": self.optimizer.state_dict(),
                              "scheduler": self.scheduler.state_dict()})
 
@@ -181,13 +175,15 @@ def _read(path):
     return config, weights, training
 
 
-def load(path, *, device="auto", build):
+def load(path, *, device="auto", build, owner=None):
     """Read a file written by :func:`save`.
 
     Parameters
     ----------
     build : callable
         ``build(networks, shapes)`` rebuilds the torch model the weights belong to.
+    owner : str, optional
+        The class loading it: a file another estimator class wrote is refused.
 
     Returns
     -------
@@ -201,13 +197,13 @@ def load(path, *, device="auto", build):
     from ..adapters import Adapter
 
     config, weights, training = _read(path)
+    if owner is not None and config.get("class", owner) != owner:
+        raise LoadError(f"{os.fspath(path)!r} holds a {config.get('class')}, not a {owner}; "
+                        f"load it with {config.get('class')}.load.")
     try:
-        networks = {
-            "inference_network": _network_from_config(config["inference_network"],
-                                                      "inference network"),
-            "summary_network": _network_from_config(config["summary_network"],
-                                                    "summary network"),
-        }
+        names = config.get("networks", ["inference_network", "summary_network"])
+        networks = {name: _network_from_config(config[name], name.replace("_", " "))
+                    for name in names}
         adapter = Adapter.from_config(config["adapter"])
         fitted = dict(config["fitted"])
         shapes = {k: int(v) for k, v in fitted.pop("role_shapes").items()}

@@ -65,8 +65,9 @@ def check_roles(roles, fitted, *, given_keys, need_theta):
 
 
 def n_rows(roles):
-    """The number of datasets (rows) of a batch of roles."""
-    return next(roles[r].shape[0] for r in (*ROLES, MASK) if r in roles)
+    """The number of datasets (rows) of a batch of roles (read off the data first)."""
+    order = ("summary_variables", "inference_conditions", MASK, "inference_variables")
+    return next(roles[r].shape[0] for r in order if r in roles)
 
 
 def to_tensors(roles, device, dtype, index=None):

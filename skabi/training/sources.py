@@ -118,12 +118,8 @@ class RoundSource(_SimulatorSource):
         self._batches = []
         self.n_simulated = 0
 
-    @property
-    def sims_per_epoch(self):
-        return 0  # counted per round in n_simulated
-
     def simulations(self, epochs):
-        return self.n_simulated
+        return self.n_simulated   # counted per round, whatever the epochs
 
     @property
     def steps_per_epoch(self):

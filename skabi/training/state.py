@@ -87,3 +87,10 @@ class FitState:
     def replace(self, **changes):
         """A copy with ``changes`` (the model and adapter are shared, not copied)."""
         return dataclasses.replace(self, **changes)
+
+    def advanced(self, rows, simulations):
+        """The state after training epochs ``rows`` on ``simulations`` more simulations
+        (the random streams and optimizer state are spent: a new fit sets them again)."""
+        return self.replace(history=self.history + list(rows),
+                            n_simulations=self.n_simulations + int(simulations),
+                            optimizer_state=None, rng=None, torch_seed=None)
