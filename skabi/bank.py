@@ -34,7 +34,8 @@ import numpy as np
 from ._validation import suggest
 from .exceptions import MissingKeyError, ShapeError
 
-__all__ = ["SimulationBank", "as_bank", "as_rows", "is_ragged", "stack_datasets",
+__all__ = ["Batch", "SimulationBank", "as_bank", "as_rows", "is_ragged", "stack_datasets",
+           "concatenate_batches",
            "is_simulator", "is_stream", "array_bank", "fit_input", "as_observations",
            "size_links", "check_size_links"]
 
@@ -125,6 +126,106 @@ def stack_datasets(datasets, expected=None):
                     "observations or time steps).")
             batch[key] = values
     return batch
+
+
+# --------------------------------------------------------------------------- batches
+def _take_rows(value, index):
+    """Rows ``index`` (an int array) of one batch value; meta variables stay."""
+    if is_ragged(value):
+        return [value[i] for i in index]
+    if np.ndim(value) == 0:
+        return value
+    return np.asarray(value)[index]
+
+
+class Batch(dict):
+    """A batch of simulations: a dict of variables that scikit-learn can also split.
+
+    What :meth:`~skabi.Simulator.sample` returns. A plain dict to everything that reads
+    variables (``batch["x"]``, ``batch.keys()``, ``**batch``); in addition it has
+    ``shape == (n_simulations,)`` and takes integer, boolean or slice indexes along the
+    simulations (``batch[np.array([0, 5])]`` is a :class:`Batch` of two simulations, meta
+    variables kept), which is all scikit-learn's splitters and ``_safe_indexing`` need:
+    ``GridSearchCV(est, grid).fit(simulator.sample(600))`` and ``cross_val_score`` work.
+    Variables are named by strings; any other key is a row index.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import Batch
+    >>> batch = Batch(theta=np.zeros((6, 2)), x=np.ones((6, 10)), N=10)
+    >>> batch.shape, batch["x"].shape, batch[np.array([0, 3])]["theta"].shape
+    ((6,), (6, 10), (2, 2))
+    >>> batch[2:4]["N"], isinstance(batch, dict)
+    (10, True)
+    """
+
+    @property
+    def shape(self):
+        """``(n_simulations,)``: the leading axis of the variables."""
+        sizes = {batch_size_of(v) for v in self.values()} - {None}
+        if len(sizes) > 1:
+            raise ShapeError("The variables of this batch disagree on the number of "
+                             "simulations (leading axis): "
+                             f"{ {k: batch_size_of(v) for k, v in self.items()} }.")
+        return (sizes.pop() if sizes else 0,)
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return dict.__getitem__(self, key)
+        if isinstance(key, tuple):  # scikit-learn indexes as X[rows, ...]
+            key = key[0]
+        n = self.shape[0]
+        if isinstance(key, slice):
+            index = np.arange(n)[key]
+        else:
+            index = np.asarray(key)
+            if index.dtype == bool:
+                index = np.flatnonzero(index)
+            elif index.dtype.kind not in "iu":
+                return dict.__getitem__(self, key)
+            index = np.atleast_1d(index)
+        return Batch({k: _take_rows(v, index) for k, v in self.items()})
+
+    def __reduce__(self):  # pickled as a Batch, not a plain dict
+        return (Batch, (dict(self),))
+
+
+def concatenate_batches(batches):
+    """One :class:`Batch` of the simulations of several batches, in order.
+
+    Variables whose per-simulation shapes agree are concatenated; where the meta variables
+    of the batches gave them different sizes (``x`` with ``N = 5`` in one batch and 12 in
+    another) they become ragged (one array per simulation); meta variables equal in every
+    batch stay meta, otherwise they become one value per simulation ``(n, 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import concatenate_batches
+    >>> both = concatenate_batches([{"x": np.zeros((2, 5)), "N": 5},
+    ...                             {"x": np.zeros((3, 12)), "N": 12}])
+    >>> both.shape, [a.shape for a in both["x"]], both["N"].ravel().tolist()
+    ((5,), [(5,), (5,), (12,), (12,), (12,)], [5, 5, 12, 12, 12])
+    """
+    batches = [dict(b) for b in batches]
+    keys = list(batches[0])
+    out = {}
+    for key in keys:
+        values = [b[key] for b in batches]
+        if all(np.ndim(v) == 0 for v in values):
+            if all(np.array_equal(v, values[0]) for v in values):
+                out[key] = values[0]
+            else:
+                out[key] = np.concatenate([np.full((batch_size_of(next(
+                    w for w in b.values() if batch_size_of(w) is not None)), 1), v)
+                    for b, v in zip(batches, values)])
+        elif len({np.shape(v)[1:] for v in values if not is_ragged(v)}) == 1 and \
+                not any(is_ragged(v) for v in values):
+            out[key] = np.concatenate([as_rows(v, key) for v in values])
+        else:
+            out[key] = [np.asarray(row) for v in values for row in v]
+    return Batch(out)
 
 
 # --------------------------------------------------------------------------- banks

@@ -22,7 +22,7 @@ import inspect
 import numpy as np
 
 from ._validation import as_numpy_rng, check_positive_int
-from .bank import as_rows
+from .bank import Batch, as_rows, concatenate_batches
 from .exceptions import SimulatorError
 
 __all__ = ["Simulator", "SequentialSimulator", "make_simulator"]
@@ -144,7 +144,7 @@ class Simulator:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement simulate(batch_size, rng).")
 
-    def sample(self, batch_size, *, random_state=None):
+    def sample(self, batch_size, *, random_state=None, chunk_size=None):
         """Draw a batch of ``batch_size`` simulations.
 
         Parameters
@@ -156,19 +156,60 @@ class Simulator:
             functions that draw with the global ``np.random`` functions (whose global
             state is seeded for the call and restored afterwards). ``None`` draws from the
             simulator's own stream (see ``random_state`` of :func:`make_simulator`).
+        chunk_size : int, optional
+            Draw the simulations in batches of this many, each with its own meta variables
+            (``N``), as training does: a bank whose datasets differ in size (their data
+            ragged, one array per simulation; ``N`` one value per simulation). Without it
+            the meta variables are drawn once for all ``batch_size`` simulations.
 
         Returns
         -------
-        dict of str to ndarray
-            One array per variable, leading axis ``batch_size``; meta variables as scalars.
+        Batch
+            A dict of one array per variable, leading axis ``batch_size``; meta variables
+            as scalars. scikit-learn can split it (:class:`~skabi.bank.Batch`).
         """
         batch_size = check_positive_int("batch_size", batch_size)
+        if chunk_size is not None:
+            chunk_size = check_positive_int("chunk_size", chunk_size)
+            rng = self._stream() if random_state is None else as_numpy_rng(random_state)
+            return concatenate_batches([
+                self.sample(min(chunk_size, batch_size - i), random_state=rng)
+                for i in range(0, batch_size, chunk_size)])
         if random_state is None:
             rng = self._stream()
-            return self._run(batch_size, rng)
+            return Batch(self._run(batch_size, rng))
         rng = as_numpy_rng(random_state)
         with _seeded_global_numpy(rng):
-            return self._run(batch_size, rng)
+            return Batch(self._run(batch_size, rng))
+
+    # ------------------------------------------------------------------ model selection
+    @property
+    def shape(self):
+        """``(2,)``: to scikit-learn's searches a simulator is two rows, "train on fresh
+        simulations" (row 0) and "the held-out simulations" (row 1); see
+        :class:`skabi.model_selection.HeldOutSimulations`."""
+        return (2,)
+
+    def __getitem__(self, index):
+        """Row 0: the simulator itself (online training); row 1: the held-out set that
+        :class:`~skabi.model_selection.HeldOutSimulations` drew for it."""
+        if isinstance(index, tuple):  # scikit-learn indexes as X[rows, ...]
+            index = index[0]
+        rows = sorted({int(i) for i in np.atleast_1d(np.arange(2)[index])})
+        if rows == [1]:
+            held_out = self.__dict__.get("_held_out")
+            if held_out is None:
+                raise ValueError(
+                    "A simulator has no held-out simulations until a "
+                    "skabi.model_selection.HeldOutSimulations splitter draws them: search "
+                    "with GridSearchCV(est, grid, cv=HeldOutSimulations(n)).fit(simulator).")
+            return held_out
+        if rows == [0]:
+            return self
+        raise ValueError(
+            "A simulator is split into 'train online' (row 0) and 'held out' (row 1) by "
+            "skabi.model_selection.HeldOutSimulations; other splitters (KFold, cv=int) "
+            "cannot split it: pass cv=HeldOutSimulations(n).")
 
     def _stream(self):
         if getattr(self, "_rng", None) is None:

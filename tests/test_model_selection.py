@@ -1,0 +1,109 @@
+"""Grid search and cross-validation on what users have: a simulator, a dict of
+simulations, datasets of different sizes (issue 14)."""
+
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+
+from models import Gaussian, gaussian_adapter, likelihood, meta, prior, regression_estimator
+from skabi import AmortizedPosterior, make_simulator
+from skabi.bank import Batch
+from skabi.model_selection import HeldOutSimulations
+from skabi.networks import CouplingFlow, DeepSet
+
+GRID = {"summary_network__summary_dim": [2, 4]}
+
+
+@pytest.fixture
+def simulator():
+    return make_simulator([prior, likelihood], meta_fn=meta)
+
+
+def test_a_batch_is_a_dict_that_splits_by_rows():
+    batch = Gaussian(n_obs=5).sample(10, random_state=0)
+    assert isinstance(batch, Batch) and isinstance(batch, dict) and batch.shape == (10,)
+    sub = batch[np.array([1, 4]), ...]
+    np.testing.assert_array_equal(sub["theta"], batch["theta"][[1, 4]])
+    assert batch[np.arange(10) < 3].shape == (3,) and batch[2:5]["x"].shape == (3, 5, 2)
+    assert pickle.loads(pickle.dumps(sub)).shape == (2,)
+
+
+def test_sample_in_chunks_gives_datasets_of_different_sizes(simulator):
+    bank = simulator.sample(100, chunk_size=16, random_state=0)
+    sizes = [len(x) for x in bank["x"]]
+    assert bank.shape == (100,) and len(set(sizes)) > 1
+    np.testing.assert_array_equal(bank["N"].ravel(), sizes)
+    rows = bank[np.array([0, 99])]
+    assert [len(x) for x in rows["x"]] == [sizes[0], sizes[99]]
+    again = simulator.sample(100, chunk_size=16, random_state=0)
+    assert all(np.array_equal(a, b) for a, b in zip(bank["y"], again["y"]))
+
+
+def test_grid_search_with_a_simulator_trains_online_and_scores_one_held_out_set(simulator):
+    cv = HeldOutSimulations(128, chunk_size=32, random_state=1)
+    search = GridSearchCV(regression_estimator(), GRID, cv=cv)
+    search.fit(simulator)
+    results = search.cv_results_
+    assert np.isfinite(results["mean_test_score"]).all() and len(results["params"]) == 2
+    held_out = simulator[[1]]
+    assert held_out.shape == (128,) and len({len(x) for x in held_out["x"]}) > 1
+    for params, score in zip(results["params"], results["mean_test_score"]):
+        again = regression_estimator().set_params(**params).fit(simulator)
+        assert again.score(held_out) == pytest.approx(score, rel=1e-6)   # the same set
+    assert search.best_estimator_.n_simulations_ == 5 * 32      # refit online
+    assert np.isfinite(search.score(held_out))
+
+
+def test_grid_search_with_a_simulator_in_worker_processes(simulator):
+    cv = HeldOutSimulations(64, random_state=0)
+    search = GridSearchCV(regression_estimator(), GRID, cv=cv, n_jobs=2).fit(simulator)
+    serial = GridSearchCV(regression_estimator(), GRID, cv=cv).fit(simulator)
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                               serial.cv_results_["mean_test_score"], rtol=1e-5)
+
+
+def test_other_splitters_cannot_split_a_simulator_and_say_why(simulator):
+    with pytest.raises(ValueError, match="HeldOutSimulations"):
+        GridSearchCV(regression_estimator(), GRID, cv=2, error_score="raise").fit(simulator)
+    with pytest.raises(TypeError, match="splits a simulator"):
+        next(HeldOutSimulations().split(simulator.sample(10)))
+
+
+def test_grid_search_and_cross_validation_on_a_dict_bank_with_varying_n(simulator):
+    bank = simulator.sample(384, chunk_size=32, random_state=0)   # what sample returns
+    search = GridSearchCV(regression_estimator(), GRID, cv=KFold(3, shuffle=True,
+                                                                  random_state=0))
+    search.fit(bank)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    assert search.best_estimator_.n_simulations_ == 384        # refit on the whole bank
+    scores = cross_val_score(regression_estimator(), bank, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_a_bank_of_one_n_from_sample_splits_too():
+    bank = Gaussian(n_obs=8).sample(192, random_state=0)
+    est = AmortizedPosterior(adapter=gaussian_adapter(),
+                             inference_network=CouplingFlow(depth=1, subnet_width=8),
+                             summary_network=DeepSet(summary_dim=2, width=8), epochs=1,
+                             pilot_size=64, random_state=0)
+    scores = cross_val_score(est, bank, cv=3)
+    assert np.isfinite(scores).all()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_search_on_task_g_picks_the_summary_that_holds_the_sufficient_statistic(seed):
+    # theta in R^4, x_n ~ N(theta, I): the sufficient statistic (the mean) has 4 dimensions,
+    # so a 1-dimensional summary must lose to an 8-dimensional one
+    est = AmortizedPosterior(adapter=gaussian_adapter(),
+                             inference_network=CouplingFlow(depth=4, subnet_width=64),
+                             summary_network=DeepSet(width=32), epochs=3,
+                             batches_per_epoch=100, batch_size=64, random_state=seed)
+    search = GridSearchCV(est, {"summary_network__summary_dim": [1, 8]},
+                          cv=HeldOutSimulations(500, random_state=seed))
+    search.fit(Gaussian(n_obs=50, dim=4))
+    low, high = search.cv_results_["mean_test_score"]
+    assert search.best_params_ == {"summary_network__summary_dim": 8}
+    assert high - low > 1.0, (low, high)   # nats per dataset: not a near tie
