@@ -472,6 +472,11 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
         data = stack_datasets(X, expected)
     elif isinstance(X, SimulationBank):
         data = X.to_dict()
+    elif is_simulator(X):
+        raise TypeError(
+            f"sample, log_prob and score need simulated or observed data, not a simulator "
+            f"({type(X).__name__}); pass simulator.sample(n) (a search's training score on "
+            "a simulator has no fixed data: return_train_score=False).")
     else:
         data = as_bank(X).to_dict()
     if meta:

@@ -69,6 +69,8 @@ def test_other_splitters_cannot_split_a_simulator_and_say_why(simulator):
         GridSearchCV(regression_estimator(), GRID, cv=2, error_score="raise").fit(simulator)
     with pytest.raises(TypeError, match="splits a simulator"):
         next(HeldOutSimulations().split(simulator.sample(10)))
+    with pytest.raises(TypeError, match="not a simulator.*simulator.sample"):
+        regression_estimator().fit(simulator).score(simulator)
 
 
 def test_grid_search_and_cross_validation_on_a_dict_bank_with_varying_n(simulator):
@@ -107,3 +109,18 @@ def test_search_on_task_g_picks_the_summary_that_holds_the_sufficient_statistic(
     low, high = search.cv_results_["mean_test_score"]
     assert search.best_params_ == {"summary_network__summary_dim": 8}
     assert high - low > 1.0, (low, high)   # nats per dataset: not a near tie
+
+
+def test_halving_and_randomized_searches_with_a_simulator(simulator):
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import HalvingGridSearchCV, RandomizedSearchCV
+
+    cv = HeldOutSimulations(64, random_state=0)
+    halving = HalvingGridSearchCV(regression_estimator(), GRID, cv=cv, resource="epochs",
+                                  min_resources=1, max_resources=2, factor=2,
+                                  return_train_score=False)
+    halving.fit(simulator)
+    assert list(halving.n_resources_) == [1, 2] and halving.best_estimator_.epochs == 2
+    randomized = RandomizedSearchCV(regression_estimator(), GRID, n_iter=2, cv=cv,
+                                    random_state=0).fit(simulator)
+    assert np.isfinite(randomized.cv_results_["mean_test_score"]).all()
