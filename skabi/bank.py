@@ -180,12 +180,22 @@ class Batch(dict):
             index = np.arange(n)[key]
         else:
             index = np.asarray(key)
+            if index.size == 0:
+                index = index.astype(np.intp)
             if index.dtype == bool:
+                if index.shape != (n,):
+                    raise IndexError(f"A boolean mask over this batch needs shape ({n},); got "
+                                     f"{index.shape}.")
                 index = np.flatnonzero(index)
             elif index.dtype.kind not in "iu":
                 return dict.__getitem__(self, key)
-            index = np.atleast_1d(index)
+            # an int selects one simulation and keeps the axis: a Batch of one
+            index = np.arange(n)[np.atleast_1d(index)]
         return Batch({k: _take_rows(v, index) for k, v in self.items()})
+
+    def copy(self):
+        """A shallow copy that is a :class:`Batch` too."""
+        return Batch(self)
 
     def __reduce__(self):  # pickled as a Batch, not a plain dict
         return (Batch, (dict(self),))
@@ -209,22 +219,31 @@ def concatenate_batches(batches):
     ((5,), [(5,), (5,), (12,), (12,), (12,)], [5, 5, 12, 12, 12])
     """
     batches = [dict(b) for b in batches]
+    if not batches:
+        raise ValueError("concatenate_batches needs at least one batch.")
     keys = list(batches[0])
+    for i, b in enumerate(batches):
+        if set(b) != set(keys):
+            raise MissingKeyError(f"Batch {i} has variables {sorted(b)!r} but batch 0 has "
+                                  f"{sorted(keys)!r}; batches to join need the same ones.")
+    sizes = [Batch(b).shape[0] for b in batches]
+    if 0 in sizes:
+        raise ValueError(f"Batch {sizes.index(0)} holds no array with a leading axis (only "
+                         "meta variables): there are no simulations to join.")
     out = {}
     for key in keys:
         values = [b[key] for b in batches]
-        if all(np.ndim(v) == 0 for v in values):
-            if all(np.array_equal(v, values[0]) for v in values):
-                out[key] = values[0]
-            else:
-                out[key] = np.concatenate([np.full((batch_size_of(next(
-                    w for w in b.values() if batch_size_of(w) is not None)), 1), v)
-                    for b, v in zip(batches, values)])
-        elif len({np.shape(v)[1:] for v in values if not is_ragged(v)}) == 1 and \
-                not any(is_ragged(v) for v in values):
-            out[key] = np.concatenate([as_rows(v, key) for v in values])
+        if all(not is_ragged(v) and np.ndim(v) == 0 for v in values) and \
+                all(np.array_equal(v, values[0]) for v in values):
+            out[key] = values[0]
+            continue
+        rows = [list(v) if is_ragged(v) else
+                np.full((n, 1), v) if np.ndim(v) == 0 else as_rows(v, key)
+                for v, n in zip(values, sizes)]
+        if all(isinstance(r, np.ndarray) for r in rows) and len({r.shape[1:] for r in rows}) == 1:
+            out[key] = np.concatenate(rows)
         else:
-            out[key] = [np.asarray(row) for v in values for row in v]
+            out[key] = [np.asarray(x) for r in rows for x in r]
     return Batch(out)
 
 

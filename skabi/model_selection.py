@@ -17,11 +17,14 @@ any scikit-learn splitter.
 
 import numbers
 
+import numpy as np
 from sklearn.model_selection import BaseCrossValidator
 
-from ._validation import as_numpy_rng, check_positive_int
+from ._validation import check_positive_int
 
 __all__ = ["HeldOutSimulations"]
+
+_HELD_OUT_STREAM = 0x48454C44  # keeps the held-out stream apart from int-seeded training
 
 
 class HeldOutSimulations(BaseCrossValidator):
@@ -37,13 +40,17 @@ class HeldOutSimulations(BaseCrossValidator):
         different sizes are padded and masked). ``None`` draws them as one batch.
     random_state : int, default=0
         Seed of the held-out set: the same seed gives the same set, whatever the
-        simulator's own stream.
+        simulator's own stream (and other simulations than an estimator with the same
+        ``random_state`` trains on).
 
     Notes
     -----
-    The held-out set is drawn when the search calls :meth:`split` and kept on the
+    The held-out set is drawn whenever the search calls :meth:`split` and kept on the
     simulator object (private attribute ``_held_out``), where scikit-learn's indexing of
-    the simulator (row 1) finds it, also in joblib worker processes.
+    the simulator (row 1) finds it, also in joblib worker processes. Only this splitter
+    can split a simulator: scikit-learn's default (``cv=None``, 5 folds) stops with
+    "Cannot have number of splits n_splits=5 greater than the number of samples:
+    n_samples=2".
 
     Examples
     --------
@@ -90,13 +97,10 @@ class HeldOutSimulations(BaseCrossValidator):
                 "HeldOutSimulations splits a simulator (a skabi.Simulator, e.g. from "
                 f"make_simulator); got {type(X).__name__}. Banks of fixed simulations split "
                 "with any scikit-learn splitter (cv=5).")
-        key = (n_test, chunk, int(self.random_state))
-        if X.__dict__.get("_held_out_key") != key:
-            rng = as_numpy_rng(int(self.random_state))
-            X._held_out = X.sample(n_test, random_state=rng, chunk_size=chunk or n_test)
-            X._held_out_key = key
-        import numpy as np
-
+        # drawn anew on every split (the same set for a given seed and simulator), from a
+        # stream of its own: the same seed as the estimator's draws other simulations
+        rng = np.random.default_rng([int(self.random_state), _HELD_OUT_STREAM])
+        X._held_out = X.sample(n_test, random_state=rng, chunk_size=chunk or n_test)
         yield np.array([0]), np.array([1])
 
     def _iter_test_indices(self, X=None, y=None, groups=None):  # pragma: no cover - split

@@ -171,24 +171,24 @@ class Simulator:
         batch_size = check_positive_int("batch_size", batch_size)
         if chunk_size is not None:
             chunk_size = check_positive_int("chunk_size", chunk_size)
-            rng = self._stream() if random_state is None else as_numpy_rng(random_state)
-            return concatenate_batches([
-                self.sample(min(chunk_size, batch_size - i), random_state=rng)
-                for i in range(0, batch_size, chunk_size)])
         if random_state is None:
-            rng = self._stream()
-            return Batch(self._run(batch_size, rng))
-        rng = as_numpy_rng(random_state)
-        with _seeded_global_numpy(rng):
-            return Batch(self._run(batch_size, rng))
+            rng, seeding = self._stream(), contextlib.nullcontext()
+        else:
+            rng = as_numpy_rng(random_state)
+            seeding = _seeded_global_numpy(rng)
+        with seeding:
+            if chunk_size is None:
+                return Batch(self._run(batch_size, rng))
+            return concatenate_batches([self._run(min(chunk_size, batch_size - i), rng)
+                                        for i in range(0, batch_size, chunk_size)])
 
     # ------------------------------------------------------------------ model selection
-    @property
-    def shape(self):
-        """``(2,)``: to scikit-learn's searches a simulator is two rows, "train on fresh
-        simulations" (row 0) and "the held-out simulations" (row 1); see
-        :class:`skabi.model_selection.HeldOutSimulations`."""
-        return (2,)
+    #: ``(2,)``: to scikit-learn's searches a simulator is two rows, "train on fresh
+    #: simulations" (row 0) and "the held-out simulations" (row 1); see
+    #: :class:`skabi.model_selection.HeldOutSimulations`. (A class attribute: a subclass
+    #: may set its own ``shape``, at the price of that protocol.)
+    shape = (2,)
+    __iter__ = None  # rows are for scikit-learn's indexing; a simulator is not a sequence
 
     def __getitem__(self, index):
         """Row 0: the simulator itself (online training); row 1: the held-out set that

@@ -124,3 +124,49 @@ def test_halving_and_randomized_searches_with_a_simulator(simulator):
     randomized = RandomizedSearchCV(regression_estimator(), GRID, n_iter=2, cv=cv,
                                     random_state=0).fit(simulator)
     assert np.isfinite(randomized.cv_results_["mean_test_score"]).all()
+
+
+def test_batch_index_edge_cases():
+    batch = Batch(theta=np.zeros((4, 2)), N=3)
+    with pytest.raises(IndexError, match=r"needs shape \(4,\)"):
+        batch[np.array([True, False])]
+    assert batch[[]].shape == (0,) and batch[np.int64(-1)].shape == (1,)
+    assert isinstance(batch.copy(), Batch) and batch.copy().shape == (4,)
+
+
+def test_concatenate_batches_of_ragged_regular_and_meta_values():
+    from skabi.bank import concatenate_batches
+    from skabi.exceptions import MissingKeyError
+
+    a = {"x": [np.zeros(2), np.zeros(3)], "s": np.ones(2), "N": 4}
+    b = {"x": np.ones((2, 3)), "s": np.ones((2, 1)), "N": np.array([[5], [6]])}
+    both = concatenate_batches([a, b])
+    assert [len(x) for x in both["x"]] == [2, 3, 3, 3] and both["s"].shape == (4, 1)
+    assert both["N"].ravel().tolist() == [4, 4, 5, 6]
+    with pytest.raises(MissingKeyError, match="Batch 1 has variables"):
+        concatenate_batches([a, {"x": np.ones((2, 3))}])
+    with pytest.raises(ValueError, match="no array with a leading axis"):
+        concatenate_batches([{"N": 3}])
+
+
+def test_a_plain_dict_splits_once_wrapped_in_a_batch():
+    plain = dict(Gaussian(n_obs=6).sample(96, random_state=0))
+    est = regression_estimator(adapter=gaussian_adapter(), epochs=1)
+    scores = cross_val_score(est, Batch(plain), cv=3)
+    assert np.isfinite(scores).all()
+
+
+def test_held_out_simulations_are_not_the_training_simulations(simulator):
+    cv = HeldOutSimulations(64, random_state=0)
+    next(cv.split(simulator))
+    pilot = simulator.sample(64, random_state=np.random.default_rng(0))
+    assert not np.isin(simulator[[1]]["sigma"], pilot["sigma"]).any()
+
+
+def test_a_simulator_subclass_may_have_its_own_shape():
+    class Images(Gaussian):
+        def __init__(self):
+            super().__init__()
+            self.shape = (28, 28)
+
+    assert Images().shape == (28, 28) and Images().sample(2, random_state=0).shape == (2,)
