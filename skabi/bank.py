@@ -1,4 +1,4 @@
-"""Simulation banks and the one rule for what users pass to ``fit`` and ``sample``.
+"""Batches and banks of simulations, and the one rule for reading them.
 
 The batch rule
 --------------
@@ -11,12 +11,7 @@ with a mask by :class:`~skabi.adapters.AsSet` / :class:`~skabi.adapters.AsTimeSe
 :func:`as_rows` applies the rule to one value; everything that reads or writes batches
 (simulators, banks, storage, the estimator) goes through it.
 
-The input dispatcher
---------------------
-:func:`fit_input` sorts what ``fit`` was given (a simulator, a bank in memory, a bank to
-stream) and :func:`as_observations` turns what ``sample`` / ``log_prob`` were given into
-one batch. Neither guesses silently: where the rule and the shapes seen in training
-disagree they raise an error that says what skabi understood.
+What ``fit`` and ``sample`` accept is sorted by :mod:`skabi.inputs`, with this rule.
 
 Banks
 -----
@@ -27,17 +22,14 @@ integer/boolean/slice indexing along the simulation axis, which is what
 """
 
 import numbers
-import os
 
 import numpy as np
 
 from ._validation import suggest
 from .exceptions import MissingKeyError, ShapeError
 
-__all__ = ["Batch", "SimulationBank", "as_bank", "as_rows", "is_ragged", "stack_datasets",
-           "concatenate_batches",
-           "is_simulator", "is_stream", "array_bank", "fit_input", "as_observations",
-           "size_links", "check_size_links"]
+__all__ = ["Batch", "SimulationBank", "as_bank", "as_rows", "is_ragged", "batch_size_of",
+           "stack_datasets", "concatenate_batches"]
 
 
 # --------------------------------------------------------------------------- the rule
@@ -368,217 +360,3 @@ def as_bank(data):
         "Expected a simulator, a dict of arrays, a list of datasets, a SimulationBank, an "
         f"xarray Dataset or a pandas DataFrame; got {type(data).__name__}."
     )
-
-
-# --------------------------------------------------------------------------- dispatch
-def is_stream(obj):
-    """A path to a bank on disk, or an xarray Dataset/DataTree: read batch by batch."""
-    if isinstance(obj, (str, os.PathLike)):
-        return True
-    import xarray as xr
-
-    return isinstance(obj, (xr.Dataset, xr.DataTree))
-
-
-def is_simulator(obj):
-    """Anything with ``sample(batch_size, random_state=...)`` that is not a bank of data."""
-    import pandas as pd
-
-    if isinstance(obj, (SimulationBank, dict, list, pd.DataFrame, np.ndarray)) or is_stream(obj):
-        return False
-    return callable(getattr(obj, "sample", None))
-
-
-def array_bank(X, y):
-    """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``."""
-    from sklearn.utils.validation import check_array
-
-    if y is None:
-        raise ValueError("fit(X) with an array X requires y to be passed, but the target y is "
-                         "None; pass the parameters as y, or a dict/bank of simulations as X.")
-    # scikit-learn's own checks: 2+ dims, at least one simulation and feature, finite.
-    X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
-    y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
-    if y.shape[0] != X.shape[0]:
-        raise ShapeError(f"X and y need the same number of simulations; got X {X.shape}, "
-                         f"y {y.shape}.")
-    return as_bank({"x": X, "theta": y})
-
-
-def fit_input(X, y=None):
-    """Sort what ``fit`` was given: ``(kind, data)`` with kind ``"simulator"`` (data: the
-    simulator), ``"stream"`` (a path or xarray object, read batch by batch) or ``"bank"``
-    (data: a :class:`SimulationBank` in memory).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skabi import make_simulator
-    >>> from skabi.bank import fit_input
-    >>> fit_input(make_simulator(lambda rng: dict(theta=rng.normal())))[0]
-    'simulator'
-    >>> kind, bank = fit_input(np.zeros((10, 3)), np.zeros(10))
-    >>> kind, bank
-    ('bank', SimulationBank(10 simulations; x: (3,), theta: (1,)))
-    >>> fit_input("bank.zarr")[0]
-    'stream'
-    """
-    if y is not None or isinstance(X, np.ndarray):
-        return "bank", array_bank(X, y)
-    if is_simulator(X):
-        return "simulator", X
-    if is_stream(X):
-        return "stream", X
-    return "bank", as_bank(X)
-
-
-def _one_dimensional(key, arr, expected):
-    """Refuse to read a 1-D array as one value per dataset when training had more."""
-    trailing = expected.get(key)
-    if trailing is None or tuple(trailing) in ((), (1,)) or arr.ndim != 1:
-        return  # unknown, meta in training (now one value per dataset), or one value
-    shown = tuple("N" if s is None else s for s in trailing)
-    raise ShapeError(
-        f"{key!r} has shape {arr.shape}: skabi reads a 1-D array as one value per dataset "
-        f"({arr.shape[0]} datasets), but in training {key!r} had shape (batch, "
-        f"{', '.join(map(str, shown))}) per simulation. For ONE dataset pass "
-        f"{{{key!r}: {key}[None]}} (shape (1, {arr.shape[0]})) or a list of datasets "
-        "[{...}, {...}]; for several, stack them along a leading axis.")
-
-
-def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
-    """A batch with a leading dataset axis from the forms ``sample`` / ``log_prob`` accept.
-
-    Parameters
-    ----------
-    X : dict, list of dict, SimulationBank, xarray.Dataset, pandas.DataFrame or ndarray
-        A dict is several datasets under the batch rule; a list holds one dict per dataset
-        (sizes may differ); a DataFrame is one dataset (``frame_is_dataset``, as in
-        ``sample``: each column becomes ``(1, n_rows)``) or a bank whose rows are
-        simulations; an ndarray is the data ``"x"`` of a ``fit(X, y)`` estimator.
-    meta : dict, optional
-        Extra variables merged into the batch, e.g. ``{"N": 7}``.
-    expected : dict of str to tuple, optional
-        Trailing shapes of the variables in training (the adapter's ``input_variables_``):
-        a 1-D array of a variable that had more than one value per simulation is refused
-        instead of being read as one value per dataset.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skabi.bank import as_observations
-    >>> as_observations({"x": np.zeros((4, 7)), "sigma": np.ones(4)})["sigma"].shape
-    (4, 1)
-    >>> as_observations({"x": np.zeros(7)}, expected={"x": (9,)})
-    Traceback (most recent call last):
-    ...
-    skabi.exceptions.ShapeError: 'x' has shape (7,): skabi reads a 1-D array as one value per dataset (7 datasets), but in training 'x' had shape (batch, 9) per simulation. For ONE dataset pass {'x': x[None]} (shape (1, 7)) or a list of datasets [{...}, {...}]; for several, stack them along a leading axis.
-    """
-    import pandas as pd
-
-    expected = expected or {}
-    if isinstance(X, pd.DataFrame) and frame_is_dataset:
-        data = {str(c): X[c].to_numpy()[None, :] for c in X.columns}
-    elif isinstance(X, np.ndarray):
-        data = {"x": X}
-    elif isinstance(X, dict):
-        data = {}
-        for k, v in X.items():
-            if not is_ragged(v) and np.ndim(v) == 1:
-                _one_dimensional(k, np.asarray(v), expected)
-            data[k] = as_rows(v, k)
-    elif isinstance(X, list):
-        data = stack_datasets(X, expected)
-    elif isinstance(X, SimulationBank):
-        data = X.to_dict()
-    elif is_simulator(X):
-        raise TypeError(
-            f"sample, log_prob and score need simulated or observed data, not a simulator "
-            f"({type(X).__name__}); pass simulator.sample(n) (a search's training score on "
-            "a simulator has no fixed data: return_train_score=False).")
-    else:
-        data = as_bank(X).to_dict()
-    if meta:
-        data.update(meta)
-    return data
-
-
-# --------------------------------------------------------------------------- size links
-def _meta_size(value):
-    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
-        return None
-    value = np.asarray(value)[()]
-    if isinstance(value, (numbers.Integral, np.integer)) or (
-            isinstance(value, (numbers.Real, np.floating)) and float(value).is_integer()):
-        return int(value)
-    return None
-
-
-def size_links(batches):
-    """Axes whose size equalled a meta variable in every batch, where that meta variable
-    took at least two values: ``{"N": [["x", 1], ["y", 1]]}``.
-
-    Learned from the pilot batches of online training (where ``N`` varies between
-    batches) and checked when sampling (:func:`check_size_links`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skabi.bank import check_size_links, size_links
-    >>> batches = [{"x": np.zeros((8, n)), "theta": np.zeros((8, 2)), "N": n} for n in (5, 9)]
-    >>> links = size_links(batches)
-    >>> links
-    {'N': [['x', 1]]}
-    >>> check_size_links({"x": np.zeros((1, 7)), "N": 9}, links)
-    Traceback (most recent call last):
-    ...
-    skabi.exceptions.ShapeError: N=9 but 'x' has 7 along axis 1; in every training batch N equalled the size of axis 1 of 'x'. Pass N=7 (meta=) or the data it describes.
-    """
-    if len(batches) < 2:
-        return {}
-    links = {}
-    for key, value in batches[0].items():
-        if _meta_size(value) is None:
-            continue
-        sizes = [_meta_size(b.get(key)) for b in batches]
-        if None in sizes or len(set(sizes)) < 2:
-            continue
-        found = []
-        for var, arr in batches[0].items():
-            if var == key or np.ndim(arr) < 2 or is_ragged(arr):
-                continue
-            for axis in range(1, np.ndim(arr)):
-                if all(var in b and np.ndim(b[var]) > axis and not is_ragged(b[var])
-                       and np.shape(b[var])[axis] == s for b, s in zip(batches, sizes)):
-                    found.append([var, axis])
-        if found:
-            links[key] = found
-    return links
-
-
-def check_size_links(data, links):
-    """Raise :class:`ShapeError` where a meta variable disagrees with the size it equalled
-    in training (``N=9`` passed with 7 observations)."""
-    for key, pairs in (links or {}).items():
-        if key not in data:
-            continue
-        value = data[key]
-        per_row = np.ravel(value) if np.ndim(value) else None
-        for var, axis in pairs:
-            if var not in data:
-                continue
-            arr = data[var]
-            if is_ragged(arr):
-                got = [np.shape(a)[axis - 1] for a in arr]
-            elif np.ndim(arr) > axis:
-                got = [np.shape(arr)[axis]] * np.shape(arr)[0]
-            else:
-                continue
-            want = [value] * len(got) if per_row is None else list(per_row)
-            bad = next((i for i, (g, w) in enumerate(zip(got, want)) if g != w), None)
-            if bad is not None:
-                raise ShapeError(
-                    f"{key}={_meta_size(want[bad])} but {var!r} has {got[bad]} along axis {axis}"
-                    f"{'' if per_row is None else f' in dataset {bad}'}; in every training "
-                    f"batch {key} equalled the size of axis {axis} of {var!r}. Pass "
-                    f"{key}={got[bad]} (meta=) or the data it describes.")

@@ -16,7 +16,8 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import NumberInterval, as_numpy_rng, check_positive_int
-from .bank import SimulationBank, array_bank, as_observations, check_size_links, fit_input
+from .bank import SimulationBank
+from .inputs import array_bank, as_observations, check_size_links, fit_input
 from .exceptions import MissingKeyError
 from .training import fitting, inference, persistence
 from .training.model import build_approximator, check_networks

@@ -19,7 +19,8 @@ import torch
 from sklearn.base import clone
 
 from .._validation import as_numpy_rng
-from ..bank import as_bank, is_ragged, size_links
+from ..bank import as_bank, is_ragged
+from ..inputs import size_links
 from ..exceptions import LoadError
 from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters

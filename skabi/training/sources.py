@@ -204,7 +204,7 @@ class StreamSource(_Source):
 def make_source(kind, data, *, batch_size, batches_per_epoch=None, rounds=None,
                 replay_capacity=None, epochs=None):
     """The source for what ``fit`` was given: ``kind`` as sorted by
-    :func:`skabi.bank.fit_input` (``"simulator"``, ``"stream"`` or ``"bank"``)."""
+    :func:`skabi.inputs.fit_input` (``"simulator"``, ``"stream"`` or ``"bank"``)."""
     if kind == "simulator":
         if rounds is not None and replay_capacity is not None:
             raise ValueError("rounds and replay_capacity are two regimes; set one of them.")
