@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models import Gaussian, likelihood, meta, prior, regression_estimator, tiny_estimator
-from skabi import AmortizedPosterior as AmortizedPosteriorSub, make_adapter, make_simulator
+from skabi import AmortizedPosterior, make_adapter, make_simulator
 from skabi.adapters import Rename
 from skabi.exceptions import ShapeError
 from skabi.networks import CouplingFlow, FlowMatching
@@ -139,7 +139,7 @@ def test_one_value_of_n_per_dataset_in_a_dict(regression):
 def test_a_file_of_another_estimator_class_is_refused(tmp_path):
     from skabi.exceptions import LoadError
 
-    class Other(AmortizedPosteriorSub):
+    class Other(AmortizedPosterior):
         pass
 
     path = tmp_path / "est.skabi"
