@@ -20,7 +20,8 @@ from .bank import SimulationBank
 from .inputs import array_bank, as_observations, check_size_links, fit_input
 from .exceptions import MissingKeyError
 from .training import fitting, inference, persistence
-from .training.model import build_approximator, check_networks
+from .training.persistence import check_writable_file
+from .training.model import build_approximator, check_device, check_networks
 from .training.roles import check_roles
 from .training.sources import make_source
 from .training.state import HISTORY_COLUMNS, FitState
@@ -272,6 +273,9 @@ DataFrame or ndarray
         return self
 
     def _settings_and_source(self, X, y):
+        check_device(self.device)
+        if self.checkpoint_path is not None:
+            check_writable_file(self.checkpoint_path, "checkpoint_path")
         settings = fitting.TrainingSettings.from_params(self.get_params(deep=False))
         kind, data = fit_input(X, y)
         if self.early_stopping and self.validation_sims is None:

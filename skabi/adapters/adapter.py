@@ -68,6 +68,10 @@ def _check_batch(data, where):
             array = np.asarray(array)
             if array.dtype == object:
                 raise TypeError(f"Variable {key!r} is not a numeric array (dtype object).")
+            if array.dtype.kind in "cUSV":
+                what = "complex" if array.dtype.kind == "c" else f"not numeric ({array.dtype})"
+                raise TypeError(f"Variable {key!r} is {what}; skabi needs real numbers "
+                                "(split a complex variable into its real and imaginary parts).")
             check_finite(key, array)
         out[key] = [np.asarray(p) for p in parts] if parts is not None else np.asarray(value)
     return out

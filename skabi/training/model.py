@@ -15,7 +15,8 @@ from ..adapters.roles import MASK
 from ..exceptions import ShapeError
 from ..networks._base import block_rows
 
-__all__ = ["Approximator", "build_approximator", "check_networks", "resolve_device"]
+__all__ = ["Approximator", "build_approximator", "check_device", "check_networks",
+           "resolve_device"]
 
 
 def _stats(mean, std):
@@ -129,6 +130,34 @@ def resolve_device(device):
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def _available_devices():
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append("mps")
+    return out
+
+
+def check_device(device):
+    """Raise ``ValueError`` naming the devices there are when ``device`` is not one of
+    them (before anything is built)."""
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        dev = None
+    ok = dev is not None and (
+        dev.type == "cpu"
+        or (dev.type == "cuda" and torch.cuda.is_available()
+            and (dev.index is None or dev.index < torch.cuda.device_count()))
+        or (dev.type == "mps" and "mps" in _available_devices()))
+    if not ok:
+        raise ValueError(f"device={device!r} is not available here; available: "
+                         f"{['auto', *_available_devices()]!r}.")
 
 
 def build_approximator(networks, shapes):

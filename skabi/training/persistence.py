@@ -24,7 +24,7 @@ from ..exceptions import LoadError
 from .model import resolve_device
 from .state import HISTORY_COLUMNS, FitState
 
-__all__ = ["save", "load", "Checkpoint", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["save", "load", "Checkpoint", "check_writable_file", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "skabi-estimator"
 FORMAT_VERSION = 1
@@ -61,6 +61,19 @@ def _network_from_config(config, what):
         raise LoadError(f"Unknown {what} class {config.get('class')!r} in the saved file; known: "
                         f"{sorted(networks.__all__)!r}.")
     return cls(**config["params"])
+
+
+def check_writable_file(path, what="path"):
+    """Raise ``ValueError`` when ``path`` cannot become a file: it is a folder, or its
+    folder does not exist (named as the user gave it)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder; give a file name, e.g. "
+                         f"{os.path.join(path, 'model.skabi')!r}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{what} {path!r}: the folder {os.path.dirname(path) or folder!r} "
+                         "does not exist; create it first.")
 
 
 def save(path, state, *, owner, params, extra=None, training_state=None):
@@ -107,6 +120,7 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
     weights = io.BytesIO()
     torch.save({k: v.detach().cpu() for k, v in state.model.state_dict().items()}, weights)
     path = os.fspath(path)
+    check_writable_file(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skabi-", suffix=".tmp")
     os.close(fd)

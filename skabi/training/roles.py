@@ -29,8 +29,12 @@ def role_shapes(roles):
     return shapes
 
 
-def check_roles(roles, fitted, *, given_keys, need_theta):
-    """Check adapter output against the shapes seen in training; name what is wrong."""
+def check_roles(roles, fitted, *, given_keys, need_theta, finite=True):
+    """Check adapter output against the shapes seen in training; name what is wrong.
+
+    ``finite=False`` skips the scan of every value for NaN and infinity (the other checks
+    compare keys and shapes only, cheap enough for every training batch).
+    """
     wanted = [r for r in fitted if r != "inference_variables" or need_theta]
     missing = [r for r in wanted if r not in roles]
     if missing:
@@ -50,7 +54,17 @@ def check_roles(roles, fitted, *, given_keys, need_theta):
                 f"variables the adapter feeds into {role!r} (given keys "
                 f"{sorted(map(str, given_keys))!r})."
             )
-        check_finite(role, arr)
+        if finite:
+            check_finite(role, arr)
+    if "summary_variables" in wanted:
+        sets = roles["summary_variables"]
+        counts = roles[MASK].sum(axis=1) if MASK in roles else np.full(sets.shape[0],
+                                                                        sets.shape[1])
+        empty = np.flatnonzero(np.asarray(counts) == 0)
+        if empty.size:
+            raise ShapeError(
+                f"The set of dataset(s) {empty[:10].tolist()} is empty (no observations); "
+                "the summary network needs at least one element per set.")
     if MASK in roles:
         want = roles["summary_variables"].shape[:2] if "summary_variables" in roles else None
         if want is None or roles[MASK].shape != want:
@@ -96,16 +110,18 @@ class Prepare:
         ``{role: last-axis size}`` the model was built for.
     device, dtype
         Where the tensors go.
-    check : bool
-        Check the roles against ``shapes`` (banks: data the estimator did not draw).
+    finite : bool
+        Also scan every value for NaN and infinity (banks: data the estimator did not
+        draw); keys, shapes and empty sets are checked for every batch either way, so a
+        simulator that changes a shape after the pilot is named, not a raw torch error.
     """
 
-    def __init__(self, adapter, shapes, device, dtype, *, check):
+    def __init__(self, adapter, shapes, device, dtype, *, finite):
         self.adapter, self.shapes, self.device, self.dtype = adapter, shapes, device, dtype
-        self.check = check
+        self.finite = finite
 
     def __call__(self, batch):
         roles = self.adapter.transform(batch)
-        if self.check:
-            check_roles(roles, self.shapes, given_keys=batch.keys(), need_theta=True)
+        check_roles(roles, self.shapes, given_keys=batch.keys(), need_theta=True,
+                    finite=self.finite)
         return to_tensors(roles, self.device, self.dtype)

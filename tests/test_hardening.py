@@ -1,0 +1,72 @@
+"""Issue 13, first findings: bad input named before training, never a raw error."""
+
+import numpy as np
+import pytest
+
+from models import Gaussian, tiny_estimator
+from skabi.exceptions import ShapeError
+
+
+def test_an_empty_set_is_named_not_a_nan(tmp_path):
+    from skabi import make_adapter
+    from skabi.adapters import AsSet, Rename
+
+    est = tiny_estimator(adapter=make_adapter(AsSet("x"), Rename("x", "summary_variables"),
+                                              Rename("theta", "inference_variables")))
+    est.fit(Gaussian())
+    with pytest.raises(ShapeError, match=r"dataset\(s\) \[0\] is empty"):
+        est.sample({"x": np.zeros((1, 0, 2))}, num_samples=3, return_type="numpy")
+    with pytest.raises(ShapeError, match=r"dataset\(s\) \[1\] is empty"):
+        est.log_prob([{"x": np.zeros((3, 2)), "theta": np.zeros(2)},
+                      {"x": np.zeros((0, 2)), "theta": np.zeros(2)}])
+
+
+class _Drifting(Gaussian):
+    """Gives x one more feature after the first calls (the pilot)."""
+
+    calls = 0
+
+    def simulate(self, batch_size, rng):
+        type(self).calls += 1
+        out = super().simulate(batch_size, rng)
+        if type(self).calls > 9:
+            out["x"] = np.concatenate([out["x"], out["x"][..., :1]], axis=-1)
+        return out
+
+
+def test_a_simulator_that_changes_a_shape_mid_training_is_named():
+    with pytest.raises(ShapeError, match="'summary_variables' has shape .* last axis 2"):
+        tiny_estimator().fit(_Drifting())
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:7"])
+def test_a_device_that_is_not_there_is_named_before_training(device):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that GPU")
+    with pytest.raises(ValueError, match=rf"device='{device}' is not available.*'cpu'"):
+        tiny_estimator(device=device).fit(Gaussian())
+
+
+def test_a_checkpoint_path_in_a_missing_folder_or_at_a_folder_fails_before_training(tmp_path):
+    for path, message in ((tmp_path / "nope" / "ckpt.skabi", "does not exist"),
+                          (tmp_path, "is a folder")):
+        est = tiny_estimator(checkpoint_path=str(path))
+        with pytest.raises(ValueError, match=message):
+            est.fit(Gaussian())
+        assert not hasattr(est, "history_")   # nothing trained
+
+
+def test_save_into_a_missing_folder_names_the_folder(tmp_path):
+    est = tiny_estimator().fit(Gaussian())
+    with pytest.raises(ValueError, match="the folder .*nope.* does not exist"):
+        est.save(tmp_path / "nope" / "model.skabi")
+
+
+@pytest.mark.parametrize("value, what", [(np.ones((4, 20, 2)) * (1 + 1j), "complex"),
+                                         (np.full((4, 20, 2), "a"), "not numeric")])
+def test_complex_and_string_data_are_refused_naming_the_variable(value, what):
+    est = tiny_estimator().fit(Gaussian())
+    with pytest.raises(TypeError, match=f"'x' is {what}"):
+        est.sample({"x": value}, 5)
