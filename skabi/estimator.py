@@ -227,6 +227,10 @@ DataFrame or ndarray
         resume : bool, default=False
             Continue from the checkpoint at ``checkpoint_path`` (weights, optimizer and
             history) up to ``epochs`` epochs in all; start afresh if there is none yet.
+            The cosine schedule follows the new total (with more epochs the learning rate
+            continues to decay from the cosine of the new total at the step reached). Other
+            networks or optimizer and batch settings than the checkpoint's are refused,
+            naming them; a checkpoint without optimizer state warns.
 
         Returns
         -------
@@ -236,7 +240,8 @@ DataFrame or ndarray
         settings, source = self._settings_and_source(X, y)
         with torch_threads(self.n_threads):
             state = fitting.resumed_state(settings, build=build_approximator,
-                                          owner=type(self).__name__) if resume else None
+                                          owner=type(self).__name__,
+                                          networks=self._networks()) if resume else None
             if state is not None:
                 remaining = self.epochs - len(state.history)
                 if remaining > 0:

@@ -70,3 +70,35 @@ def test_complex_and_string_data_are_refused_naming_the_variable(value, what):
     est = tiny_estimator().fit(Gaussian())
     with pytest.raises(TypeError, match=f"'x' is {what}"):
         est.sample({"x": value}, 5)
+
+
+def test_resume_with_more_epochs_continues_the_decay(tmp_path):
+    path = str(tmp_path / "ckpt.skabi")
+    tiny_estimator(epochs=2, checkpoint_path=path).fit(Gaussian())
+    more = tiny_estimator(epochs=6, checkpoint_path=path).fit(Gaussian(), resume=True)
+    lr = more.history_["lr"].to_numpy()
+    assert np.all(np.diff(lr[2:]) < 0), lr          # from the resume on: only down
+    # the new total's cosine at the step reached (epoch 2 of 6, 5 steps each)
+    assert lr[2] == pytest.approx(2e-3 * (1 + np.cos(np.pi * 10 / 30)) / 2, rel=1e-6)
+
+
+def test_resume_refuses_changed_networks_and_optimizer_settings(tmp_path):
+    from skabi.networks import CouplingFlow
+
+    path = str(tmp_path / "ckpt.skabi")
+    tiny_estimator(epochs=1, checkpoint_path=path).fit(Gaussian())
+    deeper = tiny_estimator(epochs=2, checkpoint_path=path,
+                            inference_network=CouplingFlow(depth=3, subnet_width=16))
+    with pytest.raises(ValueError, match=r"inference_network__depth \(checkpoint 2, now 3\)"):
+        deeper.fit(Gaussian(), resume=True)
+    faster = tiny_estimator(epochs=2, checkpoint_path=path, learning_rate=1e-2)
+    with pytest.raises(ValueError, match=r"learning_rate \(checkpoint 0.002, now 0.01\)"):
+        faster.fit(Gaussian(), resume=True)
+
+
+def test_resume_without_optimizer_state_warns(tmp_path):
+    path = str(tmp_path / "ckpt.skabi")
+    est = tiny_estimator(epochs=1).fit(Gaussian())
+    est.save(path)                           # a saved model: no optimizer state in it
+    with pytest.warns(UserWarning, match="no optimizer state"):
+        tiny_estimator(epochs=2, checkpoint_path=path).fit(Gaussian(), resume=True)

@@ -10,6 +10,7 @@ succeeded, so a failed (re)fit leaves a fitted estimator as it was.
 
 import copy
 import dataclasses
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -242,6 +243,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 "version or another network. Fit with resume=False to start over."
             ) from None
         sched.load_state_dict(state.optimizer_state["scheduler"])
+        follow_total(opt, sched, total)
     rank, world = distributed()
     train_module = model
     if world > 1:
@@ -266,10 +268,44 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     return state.advanced(rows, source.simulations(len(rows)) * world)
 
 
-def resumed_state(settings, *, build=build_approximator, owner=None):
+#: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').
+RESUME_SETTINGS = ("learning_rate", "lr_schedule", "weight_decay", "clip_grad_norm",
+                   "batch_size", "batches_per_epoch", "standardize")
+
+
+def follow_total(optimizer, scheduler, total_steps):
+    """Make a loaded cosine schedule follow ``total_steps`` (a resume with more epochs):
+    the learning rate is the cosine of the new total at the step reached, and decays from
+    there, instead of climbing back up past the old total."""
+    if not isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        return
+    total_steps = max(int(total_steps), 1)
+    if scheduler.T_max == total_steps:
+        return
+    scheduler.T_max = total_steps
+    step = min(scheduler.last_epoch, total_steps)
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = scheduler.eta_min + (base - scheduler.eta_min) * (
+            1 + math.cos(math.pi * step / total_steps)) / 2
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+
+def _differences(saved, current):
+    return [f"{k} (checkpoint {saved.get(k)!r}, now {current.get(k)!r})"
+            for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
+
+
+def resumed_state(settings, *, build=build_approximator, owner=None, networks=None):
     """The state of the checkpoint at ``settings.checkpoint_path`` ready to continue, or
-    None when there is none yet."""
+    None when there is none yet.
+
+    Raises ``ValueError`` naming the parameters when the networks (``networks``, the
+    holders the fit would build) or the :data:`RESUME_SETTINGS` differ from the
+    checkpoint's: a resume continues the run that wrote it, it never ignores a change.
+    Warns when the checkpoint holds no optimizer state (the optimizer starts afresh).
+    """
     import os
+    import warnings
 
     from .persistence import load
 
@@ -277,6 +313,26 @@ def resumed_state(settings, *, build=build_approximator, owner=None):
         raise ValueError("fit(..., resume=True) needs checkpoint_path.")
     if not os.path.exists(settings.checkpoint_path):
         return None
-    _, saved, training = load(settings.checkpoint_path, device=settings.device, build=build,
-                              owner=owner)
+    header, saved, training = load(settings.checkpoint_path, device=settings.device,
+                                   build=build, owner=owner)
+    changed = []
+    for name, holder in (networks or {}).items():
+        before = saved.networks.get(name)
+        if (before is None) != (holder is None) or (
+                holder is not None and (type(before) is not type(holder))):
+            changed.append(f"{name} (checkpoint {before!r}, now {holder!r})")
+        elif holder is not None:
+            changed += [f"{name}__{d}" for d in _differences(before.get_params(deep=False),
+                                                            holder.get_params(deep=False))]
+    saved_params = {k: header["params"].get(k) for k in RESUME_SETTINGS}
+    now = {k: getattr(settings, k) for k in RESUME_SETTINGS}
+    changed += _differences(saved_params, now)
+    if changed:
+        raise ValueError(
+            f"fit(..., resume=True) continues the run saved at {settings.checkpoint_path!r}, "
+            f"but these parameters differ from it: {'; '.join(changed)}. Set them back, or "
+            "fit with resume=False (another checkpoint_path) to start a new run.")
+    if training is None:
+        warnings.warn(f"The checkpoint {settings.checkpoint_path!r} holds no optimizer state; "
+                      "the resumed fit starts a fresh optimizer.", UserWarning, stacklevel=3)
     return continued_state(saved, settings, training)
