@@ -29,6 +29,9 @@ from .training.threads import torch_threads
 
 __all__ = ["AmortizedPosterior"]
 
+#: Parameters a saved file never sets: they name a file, a device or the process.
+_NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")
+
 
 class AmortizedPosterior(BaseEstimator):
     """Amortized posterior estimation: train once on simulations, then sample any dataset.
@@ -541,16 +544,19 @@ or ndarray
     @classmethod
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
+        from .exceptions import LoadError
+
         header, state, _ = persistence.load(path, device=device, build=build_approximator,
                                             owner=cls.__name__)
+        # parameters that name a file, a device or a process are never taken from a file
+        params = {k: v for k, v in header["params"].items() if k not in _NOT_RESTORED}
         try:
-            est = cls(**header["params"])
-        except TypeError as exc:
-            from .exceptions import LoadError
-
+            est = cls(**params)
+            est.set_params(adapter=header["adapter"], device=device, **state.networks)
+            est._validate_params()
+        except (TypeError, ValueError) as exc:
             raise LoadError(f"{os.fspath(path)!r} holds parameters this {cls.__name__} does "
                             f"not take: {exc}") from None
-        est.set_params(adapter=header["adapter"], device=device, **state.networks)
         est._commit(state)
         n_features = header["extra"].get("n_features_in")
         if n_features is not None:

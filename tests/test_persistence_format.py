@@ -12,8 +12,9 @@ from skabi.exceptions import LoadError
 
 
 def _rewrite(path, change):
+    """Edit config.json as a hand (or an older skabi) would: without a checksum record."""
     with zipfile.ZipFile(path) as zf:
-        files = {name: zf.read(name) for name in zf.namelist()}
+        files = {name: zf.read(name) for name in zf.namelist() if name != "checksums.json"}
     config = json.loads(files["config.json"])
     change(config)
     files["config.json"] = json.dumps(config).encode()
@@ -41,6 +42,19 @@ def test_a_file_without_the_new_fields_loads_and_samples_the_same(tmp_path):
     assert list(loaded.history_.columns) == list(est.history_.columns)
 
 
+def test_an_edited_file_with_its_checksums_is_refused(tmp_path):
+    path = tmp_path / "edited.skabi"
+    tiny_estimator().fit(Gaussian()).save(path)
+    with zipfile.ZipFile(path) as zf:
+        files = {name: zf.read(name) for name in zf.namelist()}
+    files["config.json"] = files["config.json"].replace(b'"epochs": 2', b'"epochs": 3')
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    with pytest.raises(LoadError, match="'config.json' does not match its checksum"):
+        AmortizedPosterior.load(path)
+
+
 def test_a_newer_format_version_is_refused_with_a_reason(tmp_path):
     path = tmp_path / "new.skabi"
     tiny_estimator().fit(Gaussian()).save(path)
@@ -54,4 +68,138 @@ def test_unknown_parameters_give_a_load_error(tmp_path):
     tiny_estimator().fit(Gaussian()).save(path)
     _rewrite(path, lambda c: c["params"].update(not_a_param=1))
     with pytest.raises(LoadError, match="not_a_param"):
+        AmortizedPosterior.load(path)
+
+
+# ----------------------------------------------------------------- hostile and damaged files
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    est = tiny_estimator().fit(Gaussian())
+    path = tmp_path_factory.mktemp("saved") / "model.skabi"
+    est.save(path)
+    return est, path.read_bytes()
+
+
+def test_a_crafted_file_cannot_set_a_path_or_a_device(saved, tmp_path):
+    est, data = saved
+    path, victim = tmp_path / "crafted.skabi", tmp_path / "victim.txt"
+    path.write_bytes(data)
+    victim.write_text("precious")
+    _rewrite(path, lambda c: c["params"].update(checkpoint_path=str(victim), device="cpu:9",
+                                                n_threads=64))
+    loaded = AmortizedPosterior.load(path)
+    assert loaded.checkpoint_path is None and loaded.device == "auto" and loaded.n_threads == 1
+    loaded.set_params(epochs=1).fit(Gaussian())
+    assert victim.read_text() == "precious"
+    _rewrite(path, lambda c: c["params"].update(epochs=-3))
+    with pytest.raises(LoadError, match="epochs"):
+        AmortizedPosterior.load(path)
+
+
+def test_random_bit_flips_give_a_load_error_or_the_same_model(saved, tmp_path):
+    import warnings
+
+    est, data = saved
+    obs = Gaussian().sample(3, random_state=0)
+    want = est.log_prob(obs)
+    rng = np.random.default_rng(0)
+    outcomes = {"LoadError": 0, "same": 0}
+    for i in range(200):
+        flipped = bytearray(data)
+        bit = int(rng.integers(len(flipped) * 8))
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        path = tmp_path / f"flip{i}.skabi"
+        path.write_bytes(bytes(flipped))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                loaded = AmortizedPosterior.load(path)
+        except LoadError:
+            outcomes["LoadError"] += 1
+            continue
+        np.testing.assert_array_equal(loaded.log_prob(obs), want)   # never a different model
+        outcomes["same"] += 1
+    assert outcomes["LoadError"] > 100, outcomes
+
+
+def test_truncated_zip_bomb_duplicate_and_pickle_files_are_refused(saved, tmp_path):
+    est, data = saved
+    truncated = tmp_path / "truncated.skabi"
+    truncated.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LoadError):
+        AmortizedPosterior.load(truncated)
+
+    bomb = tmp_path / "bomb.skabi"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("config.json", b" " * (17 * 2**20))
+        zf.writestr("weights.pt", b"")
+    with pytest.raises(LoadError, match="config.json.*over the limit"):
+        AmortizedPosterior.load(bomb)
+
+    twice = tmp_path / "twice.skabi"
+    twice.write_bytes(data)
+    with zipfile.ZipFile(twice, "a") as zf, pytest.warns(UserWarning, match="Duplicate"):
+        zf.writestr("config.json", b"{}")
+    with pytest.raises(LoadError, match="2 members named 'config.json'"):
+        AmortizedPosterior.load(twice)
+
+
+def test_a_pickle_payload_runs_nothing(saved, tmp_path):
+    import io
+    import pickle
+
+    import torch
+
+    est, data = saved
+    marker = tmp_path / "marker"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = io.BytesIO()
+    torch.save({"x": Payload()}, evil)
+    path = tmp_path / "evil.skabi"
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            if name not in ("weights.pt", "checksums.json"):
+                dst.writestr(name, src.read(name))
+        dst.writestr("weights.pt", evil.getvalue())
+    with pytest.raises(LoadError, match="never unpickles code"):
+        AmortizedPosterior.load(path)
+    assert not marker.exists()
+    assert pickle  # (the payload class is defined here; nothing imports it on load)
+
+
+def test_non_finite_weights_are_refused(saved, tmp_path):
+    import io
+
+    import torch
+
+    est, data = saved
+    state = {k: v.clone() for k, v in est.approximator_.state_dict().items()}
+    first = next(k for k, v in state.items() if v.is_floating_point() and v.numel())
+    state[first].view(-1)[0] = float("nan")
+    weights = io.BytesIO()
+    torch.save(state, weights)
+    path = tmp_path / "nan.skabi"
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            if name not in ("weights.pt", "checksums.json"):
+                dst.writestr(name, src.read(name))
+        dst.writestr("weights.pt", weights.getvalue())
+    with pytest.raises(LoadError, match="non-finite weights"):
+        AmortizedPosterior.load(path)
+
+
+def test_another_skabi_or_torch_version_warns(saved, tmp_path):
+    est, data = saved
+    path = tmp_path / "older.skabi"
+    path.write_bytes(data)
+
+    def older(config):
+        config["versions"]["skabi"] = "0.0.1"
+
+    _rewrite(path, older)
+    with pytest.warns(UserWarning, match="written with .*0.0.1"):
         AmortizedPosterior.load(path)

@@ -8,11 +8,13 @@ versions that wrote it. The weights are a plain state dict read with
 user code and is not saved.
 """
 
+import hashlib
 import io
 import json
 import numbers
 import os
 import tempfile
+import warnings
 import zipfile
 
 import numpy as np
@@ -28,6 +30,10 @@ __all__ = ["save", "load", "Checkpoint", "check_writable_file", "FORMAT", "FORMA
 
 FORMAT = "skabi-estimator"
 FORMAT_VERSION = 1
+CHECKSUMS = "checksums.json"
+#: Largest size each member may decompress to (others: as weights).
+MEMBER_LIMITS = {"config.json": 16 * 2**20, CHECKSUMS: 2**16, "weights.pt": 8 * 2**30,
+                 "training.pt": 16 * 2**30}
 _COMPONENTS = ("adapter", "inference_network", "summary_network", "validation_sims",
                "checkpoint_path")
 
@@ -124,14 +130,19 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skabi-", suffix=".tmp")
     os.close(fd)
+    members = {"config.json": json.dumps(config, indent=1).encode("utf-8"),
+               "weights.pt": weights.getvalue()}
+    if training_state is not None:
+        extra_bytes = io.BytesIO()
+        torch.save(training_state, extra_bytes)
+        members["training.pt"] = extra_bytes.getvalue()
+    # content hashes of every member: a damaged file is refused, never loaded different
+    members[CHECKSUMS] = json.dumps({k: hashlib.sha256(v).hexdigest()
+                                     for k, v in members.items()}).encode("utf-8")
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("config.json", json.dumps(config, indent=1))
-            zf.writestr("weights.pt", weights.getvalue())
-            if training_state is not None:
-                extra_bytes = io.BytesIO()
-                torch.save(training_state, extra_bytes)
-                zf.writestr("training.pt", extra_bytes.getvalue())
+            for name, data in members.items():
+                zf.writestr(name, data)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -169,24 +180,82 @@ class Checkpoint:
                              "scheduler": self.scheduler.state_dict()})
 
 
+def _member(zf, name, path):
+    """One member's bytes, refused before decompressing past its limit."""
+    infos = [i for i in zf.infolist() if i.filename == name]
+    if len(infos) > 1:
+        raise LoadError(f"{path!r} holds {len(infos)} members named {name!r}; a skabi file "
+                        "holds one (the file was altered).")
+    if not infos:
+        return None
+    limit = MEMBER_LIMITS.get(name, MEMBER_LIMITS["weights.pt"])
+    if infos[0].file_size > limit:
+        raise LoadError(f"{path!r}: member {name!r} would decompress to "
+                        f"{infos[0].file_size:,} bytes, over the limit of {limit:,}.")
+    with zf.open(infos[0]) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise LoadError(f"{path!r}: member {name!r} decompresses past the limit of "
+                        f"{limit:,} bytes (its header understates its size).")
+    return data
+
+
 def _read(path):
+    shown = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as zf:
-            config = json.loads(zf.read("config.json").decode("utf-8"))
-            weights = zf.read("weights.pt")
-            training = zf.read("training.pt") if "training.pt" in zf.namelist() else None
-    except FileNotFoundError:
+            raw = {name: _member(zf, name, shown)
+                   for name in ("config.json", "weights.pt", "training.pt", CHECKSUMS)}
+    except (FileNotFoundError, LoadError):
         raise
-    except (zipfile.BadZipFile, KeyError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LoadError(f"{os.fspath(path)!r} is not a readable skabi file ({exc}).") from None
+    except Exception as exc:  # noqa: BLE001 - zip, zlib, IO and codec errors alike
+        raise LoadError(f"{shown!r} is not a readable skabi file ({type(exc).__name__}: "
+                        f"{exc}).") from None
+    if raw["config.json"] is None or raw["weights.pt"] is None:
+        raise LoadError(f"{shown!r} is not a skabi estimator file (it lacks config.json or "
+                        "weights.pt).")
+    if raw[CHECKSUMS] is not None:   # files written before checksums have none
+        try:
+            sums = json.loads(raw[CHECKSUMS].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise LoadError(f"{shown!r} has an unreadable checksum record ({exc}).") from None
+        for name, data in raw.items():
+            if name == CHECKSUMS or (data is None and name not in sums):
+                continue
+            if not isinstance(sums, dict) or data is None or \
+                    sums.get(name) != hashlib.sha256(data).hexdigest():
+                raise LoadError(f"{shown!r} is damaged: member {name!r} does not match its "
+                                "checksum.")
+    try:
+        config = json.loads(raw["config.json"].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LoadError(f"{shown!r} has an unreadable config.json ({exc}).") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise LoadError(f"{os.fspath(path)!r} is not a skabi estimator file.")
+        raise LoadError(f"{shown!r} is not a skabi estimator file.")
     if config.get("format_version") != FORMAT_VERSION:
         raise LoadError(
-            f"{os.fspath(path)!r} has format version {config.get('format_version')!r}; this "
+            f"{shown!r} has format version {config.get('format_version')!r}; this "
             f"skabi ({__version__}) reads version {FORMAT_VERSION}."
         )
-    return config, weights, training
+    versions = config.get("versions") if isinstance(config.get("versions"), dict) else {}
+    now = {"skabi": __version__, "torch": torch.__version__}
+    differ = {k: versions.get(k) for k in now if versions.get(k) != now[k]}
+    if differ:
+        warnings.warn(f"{shown!r} was written with {differ} (here: "
+                      f"{ {k: now[k] for k in differ} }); it loads, but results may differ.",
+                      UserWarning, stacklevel=4)
+    return config, raw["weights.pt"], raw["training.pt"]
+
+
+def _tensors(data, what, path):
+    """A plain dict of tensors, loaded without unpickling code; refused otherwise."""
+    try:
+        out = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many kinds
+        raise LoadError(
+            f"{path!r}: {what} is not a plain file of tensors ({type(exc).__name__}); skabi "
+            "never unpickles code, so such a file is refused.") from None
+    return out
 
 
 def load(path, *, device="auto", build, owner=None):
@@ -222,10 +291,15 @@ def load(path, *, device="auto", build, owner=None):
         fitted = dict(config["fitted"])
         shapes = {k: int(v) for k, v in fitted.pop("role_shapes").items()}
         model = build(networks, shapes)
-        model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True,
-                                         map_location="cpu"))
+        tensors = _tensors(weights, "weights.pt", os.fspath(path))
+        bad = [k for k, v in tensors.items()
+               if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise LoadError(f"{os.fspath(path)!r} holds non-finite weights ({bad[:3]}); a "
+                            "model with NaN or infinite weights is refused.")
+        model.load_state_dict(tensors)
         if training is not None:
-            training = torch.load(io.BytesIO(training), weights_only=True, map_location="cpu")
+            training = _tensors(training, "training.pt", os.fspath(path))
         history = fitted.pop("history")
         rows = [dict(zip(history, values)) for values in zip(*history.values())]
         device = resolve_device(device)
@@ -238,6 +312,7 @@ def load(path, *, device="auto", build, owner=None):
                   "extra": fitted}
     except LoadError:
         raise
-    except (KeyError, TypeError, ValueError, RuntimeError, EOFError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, EOFError, AttributeError,
+            IndexError, NotImplementedError) as exc:
         raise LoadError(f"{os.fspath(path)!r} is corrupt or incompatible: {exc}") from exc
     return header, state, training
