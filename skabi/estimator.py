@@ -238,6 +238,14 @@ DataFrame or ndarray
         Returns
         -------
         self
+
+        Notes
+        -----
+        A fit that fails (an error) leaves a fitted estimator as it was. A fit interrupted
+        by the user (Ctrl-C, ``KeyboardInterrupt``) keeps what it trained, as Keras and
+        skorch do, with a warning: the weights trained so far, and a ``history_`` and
+        ``n_simulations_`` that describe them (the epoch it stopped in is a row of its own,
+        counting the steps it ran). Without ``warm_start`` that replaces an earlier fit.
         """
         self._validate_params()
         settings, source = self._settings_and_source(X, y)

@@ -102,3 +102,31 @@ def test_resume_without_optimizer_state_warns(tmp_path):
     est.save(path)                           # a saved model: no optimizer state in it
     with pytest.warns(UserWarning, match="no optimizer state"):
         tiny_estimator(epochs=2, checkpoint_path=path).fit(Gaussian(), resume=True)
+
+
+class _Interrupting(Gaussian):
+    """Raises KeyboardInterrupt (Ctrl-C) at its ``at``-th call."""
+
+    def __init__(self, at):
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def simulate(self, batch_size, rng):
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt
+        return super().simulate(batch_size, rng)
+
+
+@pytest.mark.parametrize("steps_done", [3, 7])
+def test_an_interrupted_fit_keeps_weights_history_and_counts_that_agree(steps_done):
+    # the pilot and its 7 extra batches take 8 calls; then one call per step (5 per epoch)
+    est = tiny_estimator(epochs=3)
+    with pytest.warns(UserWarning, match="interrupted.*weights trained so far"):
+        est.fit(_Interrupting(at=8 + steps_done + 1))
+    epochs = -(-steps_done // 5)
+    assert len(est.history_) == epochs and np.isfinite(est.history_["loss"]).all()
+    assert est.n_simulations_ == steps_done * 32
+    fresh = tiny_estimator(epochs=3).fit(Gaussian())   # same seed, not interrupted
+    assert not np.allclose(est.log_prob(Gaussian().sample(4, random_state=0)),
+                           fresh.log_prob(Gaussian().sample(4, random_state=0)))

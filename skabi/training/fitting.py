@@ -265,7 +265,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 train_module=train_module, on_epoch_end=on_epoch_end)
         finally:
             unflatten_parameters(model)  # make_optimizer made them views of one buffer
-    return state.advanced(rows, source.simulations(len(rows)) * world)
+    return state.advanced(rows, source.simulations(rows) * world)
 
 
 #: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').

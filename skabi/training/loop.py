@@ -166,7 +166,9 @@ def run_epochs(
     Returns
     -------
     rows : list of dict
-        One per epoch: ``epoch, loss, val_loss, lr, seconds``.
+        One per epoch: ``epoch, loss, val_loss, lr, seconds, steps``. Interrupted by the
+        user (KeyboardInterrupt), the epoch it stopped in gets a row too, with the steps
+        it ran: the rows always describe the weights as they are.
     best_state : dict or None
         With ``early_stopping``, the state dict of the best validation epoch (already
         loaded into ``model``).
@@ -179,6 +181,8 @@ def run_epochs(
     bar = tqdm(total=epochs * source.steps_per_epoch, disable=not verbose, desc="skabi",
                unit="step", mininterval=1.0, leave=True)
     val = math.nan
+    epoch, start, total, count = first_epoch, time.perf_counter(), 0.0, 0
+    lr = optimizer.param_groups[0]["lr"]
     try:
         for epoch in range(first_epoch, first_epoch + epochs):
             start, total, count = time.perf_counter(), 0.0, 0
@@ -205,8 +209,9 @@ def run_epochs(
                     bar.update(1)
             val = mean_loss(model, validation) if validation else math.nan
             row = dict(epoch=epoch, loss=total / max(count, 1), val_loss=val, lr=lr,
-                       seconds=time.perf_counter() - start)
+                       seconds=time.perf_counter() - start, steps=count)
             rows.append(row)
+            count = 0   # counted in the row: an interrupt now loses no partial epoch
             if on_epoch_end is not None:
                 on_epoch_end(rows)
             if early_stopping and validation:
@@ -218,9 +223,13 @@ def run_epochs(
                     if bad_epochs >= patience:
                         break
     except KeyboardInterrupt:
+        if count:  # the steps of the interrupted epoch trained the weights: record them
+            rows.append(dict(epoch=epoch, loss=total / count, val_loss=math.nan, lr=lr,
+                             seconds=time.perf_counter() - start, steps=count))
         warnings.warn(
-            f"Training interrupted by the user after {len(rows)} epoch(s); keeping the model "
-            "as it is.",
+            f"Training interrupted by the user after {len(rows)} epoch(s) (the last one "
+            f"partial when it ran fewer steps); keeping the weights trained so far, with "
+            "the history and simulation count that match them.",
             stacklevel=3,
         )
     finally:

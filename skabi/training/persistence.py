@@ -174,7 +174,7 @@ class Checkpoint:
                                                                    source, world)
 
     def __call__(self, rows):
-        state = self.state.advanced(rows, self.source.simulations(len(rows)) * self.world)
+        state = self.state.advanced(rows, self.source.simulations(rows) * self.world)
         save(self.path, state, **self.header,
              training_state={"optimizer": self.optimizer.state_dict(),
                              "scheduler": self.scheduler.state_dict()})

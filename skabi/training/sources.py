@@ -38,9 +38,11 @@ class _Source:
     def extra_pilots(self, batch_size, rng):
         return []
 
-    def simulations(self, epochs):
-        """Simulations used by ``epochs`` epochs of training (pilots excluded)."""
-        return self.sims_per_epoch * epochs
+    def simulations(self, rows):
+        """Simulations used by the epochs ``rows`` of training (pilots excluded); an
+        interrupted epoch counts the steps it ran (``row["steps"]``)."""
+        return sum(min(self.sims_per_epoch, row.get("steps", self.steps_per_epoch)
+                       * self.batch_size) for row in rows)
 
 
 class _SimulatorSource(_Source):
@@ -118,7 +120,7 @@ class RoundSource(_SimulatorSource):
         self._batches = []
         self.n_simulated = 0
 
-    def simulations(self, epochs):
+    def simulations(self, rows):
         return self.n_simulated   # counted per round, whatever the epochs
 
     @property
