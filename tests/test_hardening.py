@@ -130,3 +130,26 @@ def test_an_interrupted_fit_keeps_weights_history_and_counts_that_agree(steps_do
     fresh = tiny_estimator(epochs=3).fit(Gaussian())   # same seed, not interrupted
     assert not np.allclose(est.log_prob(Gaussian().sample(4, random_state=0)),
                            fresh.log_prob(Gaussian().sample(4, random_state=0)))
+
+
+def test_a_second_writer_of_a_bank_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    pytest.importorskip("zarr")
+    from skabi.storage import simulate
+
+    path = tmp_path / "bank.zarr"
+    lock = tmp_path / "bank.zarr.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    with pytest.raises(RuntimeError, match=rf"being written by process {os.getpid()}"):
+        simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": int(gone)}))
+    bank = simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0)
+    assert bank.sizes["simulation"] == 20 and not lock.exists()
+    bank.close()

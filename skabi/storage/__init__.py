@@ -102,6 +102,16 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
         )
     sizes = _w.batch_sizes(n, batch_size)
     if path is None:
+        return _draw_bank(simulator, n, sizes, batch_size, n_jobs, client, None, format,
+                          random_state, progress)
+    with _w.WriterLock(path):   # one writer per bank; a second is refused, not interleaved
+        return _draw_bank(simulator, n, sizes, batch_size, n_jobs, client, path, format,
+                          random_state, progress)
+
+
+def _draw_bank(simulator, n, sizes, batch_size, n_jobs, client, path, format, random_state,
+               progress):
+    if path is None:
         store, state = _w.MemoryStore(), None
     else:
         fmt = _w.store_format(path, format)

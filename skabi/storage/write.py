@@ -3,9 +3,11 @@
 See :func:`skabi.storage.simulate` for the layout and the resume protocol.
 """
 
+import json
 import math
 import numbers
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +379,64 @@ def open_store(path, fmt):
             "choose another path or remove it."
         )
     return store
+
+
+class WriterLock:
+    """One writer per bank: a lock file beside it (``<path>.lock``), created exclusively,
+    holding the writer's host and process id; removed when the writer is done.
+
+    A second writer is refused with an error naming the first. A lock left by a process
+    that is gone (same host, no such process) is stale and taken over, so a killed
+    writer does not block the bank forever; a lock from another host is left to the user.
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.file = self.path.rstrip("/\\") + ".lock"
+
+    def _owner(self):
+        try:
+            with open(self.file) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
+    def _stale(self, owner):
+        if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
+            return False
+        try:
+            os.kill(owner["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def __enter__(self):
+        os.makedirs(os.path.dirname(os.path.abspath(self.file)), exist_ok=True)
+        for _ in range(2):
+            try:
+                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                owner = self._owner()
+                if self._stale(owner):
+                    try:
+                        os.remove(self.file)
+                    except FileNotFoundError:
+                        pass
+                    continue
+                raise RuntimeError(
+                    f"The bank {self.path!r} is being written by process {owner.get('pid')} "
+                    f"on {owner.get('host')!r} (lock file {self.file!r}); wait for it to "
+                    "finish, or remove the lock file if that process is gone.") from None
+            with os.fdopen(fd, "w") as f:
+                json.dump({"host": socket.gethostname(), "pid": os.getpid()}, f)
+            return self
+        raise RuntimeError(f"Could not take the lock {self.file!r} of the bank {self.path!r}.")
+
+    def __exit__(self, *exc):
+        try:
+            os.remove(self.file)
+        except FileNotFoundError:
+            pass
+        return False
