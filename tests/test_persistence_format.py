@@ -72,6 +72,18 @@ def test_unknown_parameters_give_a_load_error(tmp_path):
 
 
 # ----------------------------------------------------------------- hostile and damaged files
+def _with_weights(data, weights, path):
+    """The saved file ``data`` with other weights (and, as a hand-made file, no checksums)."""
+    import io
+
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(path, "w") as dst:
+        for name in src.namelist():
+            if name not in ("weights.pt", "checksums.json"):
+                dst.writestr(name, src.read(name))
+        dst.writestr("weights.pt", weights)
+    return path
+
+
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     est = tiny_estimator().fit(Gaussian())
@@ -159,12 +171,7 @@ def test_a_pickle_payload_runs_nothing(saved, tmp_path):
 
     evil = io.BytesIO()
     torch.save({"x": Payload()}, evil)
-    path = tmp_path / "evil.skabi"
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(path, "w") as dst:
-        for name in src.namelist():
-            if name not in ("weights.pt", "checksums.json"):
-                dst.writestr(name, src.read(name))
-        dst.writestr("weights.pt", evil.getvalue())
+    path = _with_weights(data, evil.getvalue(), tmp_path / "evil.skabi")
     with pytest.raises(LoadError, match="never unpickles code"):
         AmortizedPosterior.load(path)
     assert not marker.exists()
@@ -182,12 +189,7 @@ def test_non_finite_weights_are_refused(saved, tmp_path):
     state[first].view(-1)[0] = float("nan")
     weights = io.BytesIO()
     torch.save(state, weights)
-    path = tmp_path / "nan.skabi"
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(path, "w") as dst:
-        for name in src.namelist():
-            if name not in ("weights.pt", "checksums.json"):
-                dst.writestr(name, src.read(name))
-        dst.writestr("weights.pt", weights.getvalue())
+    path = _with_weights(data, weights.getvalue(), tmp_path / "nan.skabi")
     with pytest.raises(LoadError, match="non-finite weights"):
         AmortizedPosterior.load(path)
 
