@@ -153,3 +153,44 @@ def test_a_second_writer_of_a_bank_is_refused_and_a_stale_lock_taken_over(tmp_pa
     bank = simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0)
     assert bank.sizes["simulation"] == 20 and not lock.exists()
     bank.close()
+
+
+def test_huge_inputs_are_named_as_the_cause_not_the_learning_rate():
+    from skabi.exceptions import NonFiniteError
+
+    class Huge(Gaussian):
+        def simulate(self, batch_size, rng):
+            out = super().simulate(batch_size, rng)
+            out["x"] = out["x"] * 1e39   # beyond float32: inf once cast
+            return out
+
+    with pytest.raises(NonFiniteError, match="'summary_variables' holds values beyond the "
+                                             "range of float32.*rescale"):
+        tiny_estimator().fit(Huge())
+
+
+def test_a_loss_that_overflows_on_huge_inputs_names_them():
+    import torch
+
+    from skabi.exceptions import TrainingError
+    from skabi.training.loop import make_optimizer, run_epochs
+
+    class Square(torch.nn.Module):   # finite float32 inputs whose square overflows
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, batch):
+            return (self.w * batch["inference_variables"]).square().mean()
+
+    class Source:
+        steps_per_epoch = 1
+
+        def epoch(self, epoch):
+            yield {"inference_variables": torch.full((4, 2), 1e30)}
+
+    model = Square()
+    opt, sched = make_optimizer(model, learning_rate=1e-3, weight_decay=0.0,
+                                lr_schedule="constant", total_steps=1)
+    with pytest.raises(TrainingError, match="out of reach of float32.*up to 1e\\+30"):
+        run_epochs(model, opt, sched, Source(), epochs=1)

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import check_finite, suggest
 from ..bank import is_ragged
-from ..exceptions import ShapeError, SkabiError
+from ..exceptions import NonFiniteError, ShapeError, SkabiError
 from ._base import Transform
 from .as_set import AsSet, AsTimeSeries
 from .broadcast import Broadcast
@@ -75,6 +75,21 @@ def _check_batch(data, where):
             check_finite(key, array)
         out[key] = [np.asarray(p) for p in parts] if parts is not None else np.asarray(value)
     return out
+
+
+def _cast(role, value, dtype):
+    """A role in the network dtype; values the dtype cannot hold are an error, not inf."""
+    value = np.asarray(value)
+    with np.errstate(over="ignore"):
+        cast = value.astype(dtype)
+    if cast.dtype.kind == "f" and not np.isfinite(cast).all():
+        big = float(np.nanmax(np.abs(value[np.isfinite(value)]))) if np.isfinite(value).any() \
+            else float("nan")
+        raise NonFiniteError(
+            f"{role!r} holds values beyond the range of {np.dtype(dtype).name} (up to "
+            f"{big:.3g}); rescale them in the adapter (Standardize, Log) so that the network "
+            "inputs are of order 1, or use Adapter(dtype='float64').")
+    return cast
 
 
 def _no_ragged_roles(data):
@@ -318,7 +333,7 @@ class Adapter(_BaseComposition):
         _no_ragged_roles(data)
         for k, v in data.items():
             if k in ROLE_KEYS:
-                out[k] = np.asarray(v).astype(dtype)
+                out[k] = _cast(k, v, dtype)
             else:
                 out[k] = v.copy() if id(v) in input_ids else v
         if not log_det_jac:

@@ -109,6 +109,25 @@ def make_optimizer(model, *, learning_rate, weight_decay, lr_schedule, total_ste
     return opt, sched
 
 
+#: Inputs larger than this overflow float32 arithmetic in the networks (squares, exps).
+_HUGE = 1e15
+
+
+def _divergence(loss, batch, epoch, step):
+    """Why the loss is not finite: inputs out of float32's reach, or the optimisation."""
+    huge = {k: float(v.detach().abs().max()) for k, v in batch.items()
+            if v.is_floating_point() and v.numel() and not (v.abs() < _HUGE).all()}
+    if huge:
+        name, value = next(iter(huge.items()))
+        return (f"The loss is {float(loss.detach())} at epoch {epoch}, step {step}, because "
+                f"the inputs are out of reach of float32 arithmetic: {name!r} holds values up "
+                f"to {value:.3g}. Rescale the data in the adapter (Standardize, Log) so that "
+                "the network inputs are of order 1.")
+    return (f"Training diverged: the loss is {float(loss.detach())} at epoch {epoch}, "
+            f"step {step}. Lower learning_rate, set clip_grad_norm, or "
+            "standardize the inputs (standardize=True).")
+
+
 def _rows(batch):
     return next(iter(batch.values())).shape[0]
 
@@ -191,11 +210,7 @@ def run_epochs(
                 optimizer.zero_grad(set_to_none=False)  # keeps flat gradient views
                 loss = step_module(batch)
                 if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"Training diverged: the loss is {float(loss.detach())} at epoch {epoch}, "
-                        f"step {step}. Lower learning_rate, set clip_grad_norm, or "
-                        "standardize the inputs (standardize=True)."
-                    )
+                    raise TrainingError(_divergence(loss, batch, epoch, step))
                 loss.backward()
                 if clip_grad_norm:
                     torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
