@@ -194,3 +194,26 @@ def test_a_loss_that_overflows_on_huge_inputs_names_them():
                                 lr_schedule="constant", total_steps=1)
     with pytest.raises(TrainingError, match="out of reach of float32.*up to 1e\\+30"):
         run_epochs(model, opt, sched, Source(), epochs=1)
+
+
+def test_a_reader_of_a_bank_caught_mid_batch_is_told_why(tmp_path):
+    import json
+    import os
+    import socket
+
+    zarr = pytest.importorskip("zarr")
+    from skabi.storage import open_bank, simulate
+
+    path = tmp_path / "bank.zarr"
+    simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0).close()
+    group = zarr.open_group(str(path), mode="a")
+    group["theta"].resize((30, 2))      # one array grown, as a writer does batch by batch
+    with pytest.raises(RuntimeError, match="beyond its last committed batch.*simulate"):
+        open_bank(path)
+    lock = tmp_path / "bank.zarr.lock"
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
+    with pytest.raises(RuntimeError, match="being written by process"):
+        open_bank(path)
+    lock.unlink()
+    simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0).close()
+    assert len(open_bank(path)) == 20      # simulate repaired it

@@ -120,7 +120,17 @@ def _draw_bank(simulator, n, sizes, batch_size, n_jobs, client, path, format, ra
             _check_arguments(path, attrs, n, batch_size, random_state)
             state = json.loads(attrs[_w.STATE_ATTR])
             if state["completed_batches"] >= len(sizes):  # complete: open it read-only
-                return _open_written(path, fmt, state)
+                try:
+                    return _open_written(path, fmt, state)
+                except ValueError as exc:   # rows beyond the last commit: cut them
+                    if "conflicting sizes" not in str(exc):
+                        raise
+                    store = _w.open_store(path, fmt)
+                    try:
+                        _resume_state(store)
+                    finally:
+                        store.close()
+                    return _open_written(path, fmt, state)
         store = _w.open_store(path, fmt)
         state = _resume_state(store)
     try:

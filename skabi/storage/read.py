@@ -8,7 +8,7 @@ import numpy as np
 
 from .._validation import as_numpy_rng, check_positive_int
 from ..bank import as_rows
-from .write import STATE_ATTR
+from .write import STATE_ATTR, WriterLock
 
 __all__ = ["BankReader", "open_bank"]
 
@@ -306,11 +306,7 @@ def open_bank(source):
         path = os.fspath(source)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No simulation bank at {path!r}.")
-        if os.path.isdir(path):
-            opened = xr.open_datatree(path, engine="zarr", consolidated=False, chunks=None)
-        else:
-            opened = xr.open_datatree(path, engine="h5netcdf", chunks=None)
-        source = opened
+        opened = source = _open_tree(path)
     if isinstance(source, xr.Dataset):
         return BankReader([_Group("", source, _committed(source.attrs).get(""))])
     if isinstance(source, xr.DataTree):
@@ -328,6 +324,38 @@ def open_bank(source):
         "open_bank expects a path to a .zarr or .nc bank, an xarray Dataset or DataTree; "
         f"got {type(source).__name__}."
     )
+
+
+def _open_tree(path, tries=10, wait=0.2):
+    """Open a bank on disk; while a writer is between the resizes of its arrays, xarray
+    sees conflicting sizes: wait for it a little, then say what is going on."""
+    import time
+
+    import xarray as xr
+
+    zarr = os.path.isdir(path)
+    for attempt in range(tries):
+        try:
+            if zarr:
+                return xr.open_datatree(path, engine="zarr", consolidated=False, chunks=None)
+            return xr.open_datatree(path, engine="h5netcdf", chunks=None)
+        except ValueError as exc:
+            if "conflicting sizes" not in str(exc):
+                raise
+            if attempt + 1 < tries and os.path.exists(WriterLock(path).file):
+                time.sleep(wait)
+                continue
+            lock = WriterLock(path)
+            owner = lock.owner() if os.path.exists(lock.file) else None
+            if owner and not lock.is_stale(owner):
+                raise RuntimeError(
+                    f"The bank {path!r} is being written by process {owner.get('pid')} on "
+                    f"{owner.get('host')!r} and was caught between two arrays of a batch; "
+                    "open it again in a moment, or after the writer finishes.") from None
+            raise RuntimeError(
+                f"The bank {path!r} holds rows beyond its last committed batch (a writer "
+                "stopped in the middle of one): run simulate(...) with the same arguments "
+                "on this path, which resumes it and cuts those rows.") from None
 
 
 def _committed(attrs):

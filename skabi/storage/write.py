@@ -394,14 +394,14 @@ class WriterLock:
         self.path = os.fspath(path)
         self.file = self.path.rstrip("/\\") + ".lock"
 
-    def _owner(self):
+    def owner(self):
         try:
             with open(self.file) as f:
                 return json.load(f)
         except (OSError, ValueError):
             return {}
 
-    def _stale(self, owner):
+    def is_stale(self, owner):
         if owner.get("host") != socket.gethostname() or not isinstance(owner.get("pid"), int):
             return False
         try:
@@ -418,8 +418,8 @@ class WriterLock:
             try:
                 fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
             except FileExistsError:
-                owner = self._owner()
-                if self._stale(owner):
+                owner = self.owner()
+                if self.is_stale(owner):
                     try:
                         os.remove(self.file)
                     except FileNotFoundError:
