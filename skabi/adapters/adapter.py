@@ -78,13 +78,15 @@ def _check_batch(data, where):
 
 
 def _cast(role, value, dtype):
-    """A role in the network dtype; values the dtype cannot hold are an error, not inf."""
+    """A role in the network dtype, checked finite: the one finiteness check of every
+    network input (a transform's NaN or inf is named as such; values the dtype cannot
+    hold are an error, not inf)."""
     value = np.asarray(value)
     with np.errstate(over="ignore"):
         cast = value.astype(dtype)
     if cast.dtype.kind == "f" and not np.isfinite(cast).all():
-        big = float(np.nanmax(np.abs(value[np.isfinite(value)]))) if np.isfinite(value).any() \
-            else float("nan")
+        check_finite(role, value)   # NaN or inf before the cast: said so
+        big = float(np.max(np.abs(value)))
         raise NonFiniteError(
             f"{role!r} holds values beyond the range of {np.dtype(dtype).name} (up to "
             f"{big:.3g}); rescale them in the adapter (Standardize, Log) so that the network "

@@ -226,8 +226,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     """
     model, device = state.model, state.device
     dtype = next(model.parameters()).dtype
-    source.start(Prepare(state.adapter, state.shapes, device, dtype, finite=not source.online),
-                 state.rng)
+    source.start(Prepare(state.adapter, state.shapes, device, dtype), state.rng)
     validation = validation_batches(settings, source, state, dtype)
     total = (total_epochs or epochs) * source.steps_per_epoch
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,

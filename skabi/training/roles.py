@@ -7,7 +7,6 @@ against the sizes seen in training and turns them into tensors (the padding mask
 import numpy as np
 import torch
 
-from .._validation import check_finite
 from ..adapters.roles import MASK, RANKS, ROLES, describe
 from ..exceptions import MissingKeyError, ShapeError
 
@@ -29,11 +28,11 @@ def role_shapes(roles):
     return shapes
 
 
-def check_roles(roles, fitted, *, given_keys, need_theta, finite=True):
+def check_roles(roles, fitted, *, given_keys, need_theta):
     """Check adapter output against the shapes seen in training; name what is wrong.
 
-    ``finite=False`` skips the scan of every value for NaN and infinity (the other checks
-    compare keys and shapes only, cheap enough for every training batch).
+    Keys and shapes only, cheap enough for every training batch: the adapter already
+    checked every value finite when it cast the roles.
     """
     wanted = [r for r in fitted if r != "inference_variables" or need_theta]
     missing = [r for r in wanted if r not in roles]
@@ -54,8 +53,6 @@ def check_roles(roles, fitted, *, given_keys, need_theta, finite=True):
                 f"variables the adapter feeds into {role!r} (given keys "
                 f"{sorted(map(str, given_keys))!r})."
             )
-        if finite:
-            check_finite(role, arr)
     if "summary_variables" in wanted:
         sets = roles["summary_variables"]
         counts = roles[MASK].sum(axis=1) if MASK in roles else np.full(sets.shape[0],
@@ -110,18 +107,16 @@ class Prepare:
         ``{role: last-axis size}`` the model was built for.
     device, dtype
         Where the tensors go.
-    finite : bool
-        Also scan every value for NaN and infinity (banks: data the estimator did not
-        draw); keys, shapes and empty sets are checked for every batch either way, so a
-        simulator that changes a shape after the pilot is named, not a raw torch error.
+
+    Keys, shapes and empty sets are checked for every batch (and the adapter checks the
+    values finite), so a simulator that changes a shape after the pilot is named, not a
+    raw torch error.
     """
 
-    def __init__(self, adapter, shapes, device, dtype, *, finite):
+    def __init__(self, adapter, shapes, device, dtype):
         self.adapter, self.shapes, self.device, self.dtype = adapter, shapes, device, dtype
-        self.finite = finite
 
     def __call__(self, batch):
         roles = self.adapter.transform(batch)
-        check_roles(roles, self.shapes, given_keys=batch.keys(), need_theta=True,
-                    finite=self.finite)
+        check_roles(roles, self.shapes, given_keys=batch.keys(), need_theta=True)
         return to_tensors(roles, self.device, self.dtype)
