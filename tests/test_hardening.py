@@ -196,11 +196,7 @@ def test_a_loss_that_overflows_on_huge_inputs_names_them():
         run_epochs(model, opt, sched, Source(), epochs=1)
 
 
-def test_a_reader_of_a_bank_caught_mid_batch_is_told_why(tmp_path):
-    import json
-    import os
-    import socket
-
+def test_a_reader_sees_only_committed_rows_of_a_bank_caught_mid_batch(tmp_path):
     zarr = pytest.importorskip("zarr")
     from skabi.storage import open_bank, simulate
 
@@ -208,12 +204,52 @@ def test_a_reader_of_a_bank_caught_mid_batch_is_told_why(tmp_path):
     simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0).close()
     group = zarr.open_group(str(path), mode="a")
     group["theta"].resize((30, 2))      # one array grown, as a writer does batch by batch
-    with pytest.raises(RuntimeError, match="beyond its last committed batch.*simulate"):
+    group["theta"][20:] = 99.0
+    reader = open_bank(path)
+    assert len(reader) == 20
+    assert not np.any(reader.take(slice(0, 20))["theta"] == 99.0)
+    group["x"].resize((10, 3, 1))       # fewer rows than committed: damage, said as such
+    with pytest.raises(ValueError, match="holds 20 committed simulations.*'x': 10.*damaged"):
         open_bank(path)
-    lock = tmp_path / "bank.zarr.lock"
-    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid()}))
-    with pytest.raises(RuntimeError, match="being written by process"):
-        open_bank(path)
-    lock.unlink()
-    simulate(Gaussian(n_obs=3), 20, batch_size=10, path=path, random_state=0).close()
-    assert len(open_bank(path)) == 20      # simulate repaired it
+
+
+def test_readers_racing_a_writer_see_committed_batches_only(tmp_path):
+    """Open and read a bank again and again while another thread writes it: every read
+    succeeds and returns a prefix of the finished bank, whole batches only."""
+    import threading
+
+    pytest.importorskip("zarr")
+    from skabi import make_simulator
+    from skabi.storage import open_bank, simulate
+
+    def model(N, rng):
+        theta = rng.normal(size=2)
+        return dict(theta=theta, x=theta + rng.normal(size=(N, 2)))
+
+    simulator = make_simulator(model, meta_fn=lambda rng: dict(N=int(rng.integers(3, 6))))
+    path = tmp_path / "bank.zarr"
+    writer = threading.Thread(target=lambda: simulate(simulator, 600, batch_size=5, path=path,
+                                                       random_state=1).close())
+    writer.start()
+    seen = []
+    try:
+        while writer.is_alive():
+            try:
+                reader = open_bank(path)
+            except (FileNotFoundError, ValueError) as exc:  # nothing committed yet
+                assert len(seen) == 0, exc
+                continue
+            seen.append({name: reader.take(np.arange(start, start + n))
+                         for (name, _, n), start in zip(reader.groups, reader._offsets)})
+    finally:
+        writer.join()
+    final = open_bank(path)
+    groups = {name: (n, start) for (name, _, n), start in zip(final.groups, final._offsets)}
+    assert len(final) == 600 and len(seen) > 5
+    for snapshot in seen:
+        assert sum(len(b["theta"]) for b in snapshot.values()) % 5 == 0
+        for name, batch in snapshot.items():
+            n, start = groups[name]
+            full = final.take(np.arange(start, start + len(batch["theta"])))
+            np.testing.assert_array_equal(batch["x"], full["x"])
+            np.testing.assert_array_equal(batch["theta"], full["theta"])

@@ -3,12 +3,13 @@
 import json
 import math
 import os
+import warnings
 
 import numpy as np
 
 from .._validation import as_numpy_rng, check_positive_int
 from ..bank import as_rows
-from .write import STATE_ATTR, WriterLock
+from .write import STATE_ATTR
 
 __all__ = ["BankReader", "open_bank"]
 
@@ -16,10 +17,38 @@ _SHUFFLE_BATCHES = 8  # a shuffle window holds at least this many batches' rows
 
 
 class _Group:
-    """One group of a bank: a Dataset of fixed shapes, meta variables as 0-d variables."""
+    """One group of a bank: columns of fixed shapes, meta variables as scalars.
 
-    def __init__(self, name, ds, rows=None):
+    ``columns`` maps each variable with a simulation axis to a column (an
+    :class:`_XarrayColumn` or :class:`_ZarrColumn`); ``rows`` is the number of committed
+    rows (rows beyond belong to a batch a writer has not committed yet).
+    """
+
+    def __init__(self, name, columns, meta, rows=None):
         self.name = name
+        if not columns:
+            raise ValueError(f"Group {name!r} of the bank has no variable with a simulation axis.")
+        sizes = {k: c.n for k, c in columns.items()}
+        if rows is None:
+            rows = min(sizes.values())
+            if len(set(sizes.values())) > 1:
+                raise ValueError(
+                    f"Variables of group {name!r} of the bank have different numbers of "
+                    f"simulations {sizes!r}; every variable needs one row per simulation.")
+        short = {k: n for k, n in sizes.items() if n < rows}
+        if short:
+            raise ValueError(
+                f"The bank says group {name!r} holds {rows} committed simulations, but "
+                f"variables {short!r} have fewer rows: the bank is damaged.")
+        self.columns, self.arrays = columns, list(columns)
+        self.meta = meta
+        self.n = int(rows)
+        self.in_memory = all(c.in_memory for c in columns.values())
+        self.block = self.n if self.in_memory else max(c.chunk_rows for c in columns.values())
+
+    @classmethod
+    def from_dataset(cls, name, ds, rows=None):
+        """A group from an xarray Dataset (in memory or opened lazily from disk)."""
         arrays = [k for k, v in ds.data_vars.items() if v.ndim > 0]
         if not arrays:
             raise ValueError(f"Group {name!r} of the bank has no variable with a simulation axis.")
@@ -30,20 +59,15 @@ class _Group:
                 f"Variables {odd!r} of the bank do not have {dim!r} as first dimension; every "
                 "variable needs the simulation axis first (or be 0-d meta)."
             )
-        if rows is not None and rows < ds.sizes[dim]:
-            ds = ds.isel({dim: slice(0, rows)})  # rows of an interrupted, uncommitted batch
-        self.ds, self.dim, self.arrays = ds, dim, arrays
-        self.meta = {k: _scalar(v.values) for k, v in ds.data_vars.items() if v.ndim == 0}
-        self.n = int(ds.sizes[dim])
-        self.in_memory = all(ds[k].variable._in_memory for k in arrays)
-        self.block = self.n if self.in_memory else _chunk_rows(ds, dim, arrays)
+        if rows is None:
+            rows = int(ds.sizes[dim])
+        meta = {k: _scalar(v.values) for k, v in ds.data_vars.items() if v.ndim == 0}
+        return cls(name, {k: _XarrayColumn(ds[k], dim) for k in arrays}, meta,
+                   min(rows, int(ds.sizes[dim])))
 
     def read(self, index):
         """Rows ``index`` (a slice or sorted int array) as a batch dict."""
-        sub = self.ds[self.arrays].isel({self.dim: index})
-        out = {}
-        for key in self.arrays:
-            out[key] = as_rows(np.asarray(sub[key].values), key)
+        out = {key: as_rows(self.columns[key].read(index), key) for key in self.arrays}
         out.update(self.meta)
         return out
 
@@ -116,21 +140,43 @@ def _concat(parts, arrays, meta):
     return out
 
 
-def _chunk_rows(ds, dim, arrays):
+class _XarrayColumn:
+    """A variable of an xarray Dataset, read row by row along ``dim``."""
+
+    def __init__(self, var, dim):
+        self.var, self.dim, self.n = var, dim, int(var.sizes[dim])
+        self.in_memory = var.variable._in_memory
+        self.chunk_rows = None if self.in_memory else _xarray_chunk_rows(var, dim)
+
+    def read(self, index):
+        return np.asarray(self.var.isel({self.dim: index}).values)
+
+
+class _ZarrColumn:
+    """An array of a Zarr store, read directly (no xarray), so that a reader sees the
+    committed rows while a writer grows the arrays one after the other."""
+
+    in_memory = False
+
+    def __init__(self, arr):
+        self.arr, self.n, self.chunk_rows = arr, int(arr.shape[0]), int(arr.chunks[0])
+
+    def read(self, index):
+        if isinstance(index, slice):
+            return self.arr[index]
+        return self.arr.get_orthogonal_selection((np.asarray(index),))
+
+
+def _xarray_chunk_rows(var, dim):
     """Rows per storage chunk along the simulation axis (the unit read from disk)."""
-    rows = []
-    for key in arrays:
-        var = ds[key]
-        enc = var.encoding
-        chunks = enc.get("preferred_chunks", {}).get(dim)
-        if chunks is None:
-            sizes = enc.get("chunks") or enc.get("chunksizes")
-            chunks = sizes[0] if sizes else None
-        if chunks is None and var.chunks:
-            chunks = var.chunks[0][0]
-        if chunks:
-            rows.append(int(chunks))
-    return max(rows) if rows else 256
+    enc = var.encoding
+    chunks = enc.get("preferred_chunks", {}).get(dim)
+    if chunks is None:
+        sizes = enc.get("chunks") or enc.get("chunksizes")
+        chunks = sizes[0] if sizes else None
+    if chunks is None and var.chunks:
+        chunks = var.chunks[0][0]
+    return int(chunks) if chunks else 256
 
 
 class BankReader:
@@ -306,9 +352,14 @@ def open_bank(source):
         path = os.fspath(source)
         if not os.path.exists(path):
             raise FileNotFoundError(f"No simulation bank at {path!r}.")
+        if os.path.isdir(path):
+            reader = _open_skabi_zarr(path)
+            if reader is not None:
+                return reader
         opened = source = _open_tree(path)
     if isinstance(source, xr.Dataset):
-        return BankReader([_Group("", source, _committed(source.attrs).get(""))])
+        rows = _committed(source.attrs)
+        return BankReader([_Group.from_dataset("", source, _rows(rows, ""))])
     if isinstance(source, xr.DataTree):
         rows = _committed(source.attrs)
         groups = []
@@ -316,7 +367,7 @@ def open_bank(source):
             ds = node.to_dataset(inherit=False)
             if any(v.ndim > 0 for v in ds.data_vars.values()):
                 name = node.path.strip("/")
-                groups.append(_Group(name, ds, rows.get(name)))
+                groups.append(_Group.from_dataset(name, ds, _rows(rows, name)))
         if not groups:
             raise ValueError("The DataTree holds no variables with a simulation axis.")
         return BankReader(groups, source=opened)
@@ -326,43 +377,67 @@ def open_bank(source):
     )
 
 
-def _open_tree(path, tries=10, wait=0.2):
-    """Open a bank on disk; while a writer is between the resizes of its arrays, xarray
-    sees conflicting sizes: wait for it a little, then say what is going on."""
-    import time
+def _open_skabi_zarr(path):
+    """A Zarr bank written by :func:`skabi.storage.simulate`, read with zarr directly.
 
+    The commit record is read first, then each array is cut to the rows it commits: a
+    writer may be growing the arrays of its next batch one after the other meanwhile, and
+    the reader sees neither those rows nor groups it has not committed. ``None`` when the
+    store is not a skabi bank (it is then opened with xarray).
+    """
+    import zarr
+
+    try:
+        root = zarr.open_group(path, mode="r")
+    except Exception:  # not a Zarr group at all: xarray says what it is
+        return None
+    rows = _committed(dict(root.attrs))
+    if rows is None:
+        return None
+    groups = []
+    with warnings.catch_warnings():  # a writer's temporary files, met while listing
+        warnings.filterwarnings("ignore", message=".*not recognized as a component")
+        for name, node in [("", root), *sorted(root.groups())]:
+            if not rows.get(name):
+                continue  # a group whose first batch is not committed yet
+            columns, meta = {}, {}
+            for key, arr in node.arrays():
+                if arr.ndim == 0:
+                    meta[key] = _scalar(arr[()])
+                else:
+                    columns[key] = _ZarrColumn(arr)
+            groups.append(_Group(name, columns, meta, rows[name]))
+    return BankReader(groups)
+
+
+def _rows(committed, name):
+    """Committed rows of group ``name``: all when the bank has no commit record, none for
+    a group the record does not list."""
+    return None if committed is None else committed.get(name, 0)
+
+
+def _open_tree(path):
+    """Open a bank on disk with xarray (netCDF, or Zarr written by another tool)."""
     import xarray as xr
 
-    zarr = os.path.isdir(path)
-    for attempt in range(tries):
-        try:
-            if zarr:
-                return xr.open_datatree(path, engine="zarr", consolidated=False, chunks=None)
-            return xr.open_datatree(path, engine="h5netcdf", chunks=None)
-        except ValueError as exc:
-            if "conflicting sizes" not in str(exc):
-                raise
-            if attempt + 1 < tries and os.path.exists(WriterLock(path).file):
-                time.sleep(wait)
-                continue
-            lock = WriterLock(path)
-            owner = lock.owner() if os.path.exists(lock.file) else None
-            if owner and not lock.is_stale(owner):
-                raise RuntimeError(
-                    f"The bank {path!r} is being written by process {owner.get('pid')} on "
-                    f"{owner.get('host')!r} and was caught between two arrays of a batch; "
-                    "open it again in a moment, or after the writer finishes.") from None
-            raise RuntimeError(
-                f"The bank {path!r} holds rows beyond its last committed batch (a writer "
-                "stopped in the middle of one): run simulate(...) with the same arguments "
-                "on this path, which resumes it and cuts those rows.") from None
+    try:
+        if os.path.isdir(path):
+            return xr.open_datatree(path, engine="zarr", consolidated=False, chunks=None)
+        return xr.open_datatree(path, engine="h5netcdf", chunks=None)
+    except ValueError as exc:
+        if "conflicting sizes" not in str(exc):
+            raise
+        raise ValueError(
+            f"The variables of the bank {path!r} have different numbers of simulations "
+            f"({exc}); every variable needs one row per simulation.") from None
 
 
 def _committed(attrs):
-    """Rows per group recorded by simulate (rows beyond are an interrupted batch)."""
+    """Rows per group recorded by simulate (rows beyond are an uncommitted batch);
+    ``None`` for a bank without the record (not written by simulate)."""
     state = attrs.get(STATE_ATTR)
     if state is None:
-        return {}
+        return None
     if isinstance(state, bytes):
         state = state.decode()
     return json.loads(state).get("group_rows", {})
