@@ -6,31 +6,19 @@ engine, :mod:`skabi.training`, over a :class:`~skabi.training.state.FitState` th
 class commits at the end of a successful fit and nowhere else.
 """
 
-import numbers
-import os
-
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import NumberInterval, as_numpy_rng, check_positive_int
-from .bank import SimulationBank
-from .inputs import array_bank, as_observations, check_size_links, fit_input
-from .exceptions import MissingKeyError
+from . import _estimators as shared
+from ._validation import as_numpy_rng, check_positive_int
+from .inputs import array_bank
 from .training import fitting, inference, persistence
-from .training.persistence import check_writable_file
-from .training.model import build_approximator, check_device, check_networks
-from .training.roles import check_roles
-from .training.sources import make_source
-from .training.state import HISTORY_COLUMNS, FitState
+from .training.model import build_approximator, check_networks
 from .training.threads import torch_threads
 
 __all__ = ["AmortizedPosterior"]
-
-#: Parameters a saved file never sets: they name a file, a device or the process.
-_NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")
 
 
 class AmortizedPosterior(BaseEstimator):
@@ -151,33 +139,8 @@ class AmortizedPosterior(BaseEstimator):
     (3, 100, 2)
     """
 
-    _parameter_constraints = {
-        "adapter": [HasMethods(["fit", "transform", "inverse_transform"]), None],
-        "inference_network": [HasMethods(["build"]), None],
-        "summary_network": [HasMethods(["build"]), None],
-        "epochs": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-        "batches_per_epoch": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate": [NumberInterval(numbers.Real, 0, None, closed="neither")],
-        "lr_schedule": [StrOptions({"cosine", "constant"})],
-        "weight_decay": [NumberInterval(numbers.Real, 0, None, closed="left")],
-        "clip_grad_norm": [NumberInterval(numbers.Real, 0, None, closed="neither"), None],
-        "validation_sims": [NumberInterval(numbers.Integral, 1, None, closed="left"), dict,
-                            SimulationBank, None],
-        "early_stopping": ["boolean"],
-        "patience": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-        "standardize": ["boolean"],
-        "pilot_size": [NumberInterval(numbers.Integral, 2, None, closed="left")],
-        "rounds": [NumberInterval(numbers.Integral, 1, None, closed="left"), None],
-        "replay_capacity": [NumberInterval(numbers.Integral, 1, None, closed="left"), None],
-        "checkpoint_path": [str, os.PathLike, None],
-        "device": [str, torch.device],
-        "random_state": ["random_state", np.random.Generator],
-        "n_threads": [NumberInterval(numbers.Integral, None, -1, closed="right"),
-                      NumberInterval(numbers.Integral, 1, None, closed="left"), None],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
+    _parameter_constraints = {**shared.TRAINING_CONSTRAINTS,
+                              "inference_network": [HasMethods(["build"]), None]}
 
     def __init__(self, *, adapter=None, inference_network=None, summary_network=None, epochs=50,
                  batches_per_epoch=100, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
@@ -247,27 +210,8 @@ DataFrame or ndarray
         ``n_simulations_`` that describe them (the epoch it stopped in is a row of its own,
         counting the steps it ran). Without ``warm_start`` that replaces an earlier fit.
         """
-        self._validate_params()
-        settings, source = self._settings_and_source(X, y)
-        with torch_threads(self.n_threads):
-            state = fitting.resumed_state(settings, build=build_approximator,
-                                          owner=type(self).__name__,
-                                          networks=self._networks()) if resume else None
-            if state is not None:
-                remaining = self.epochs - len(state.history)
-                if remaining > 0:
-                    state = fitting.train(state, source, settings, remaining,
-                                          total_epochs=self.epochs,
-                                          checkpoint_header=self._header())
-            else:
-                if self.warm_start and hasattr(self, "approximator_"):
-                    state = fitting.warm_state(self._fit_state(), settings)
-                else:
-                    state = self._initial_state(settings, source)
-                state = fitting.train(state, source, settings, self.epochs,
-                                      checkpoint_header=self._header())
-        self._commit(state, X)
-        return self
+        return shared.fit(self, X, y, resume=resume, build=build_approximator,
+                          initial=self._initial_state)
 
     def partial_fit(self, X, y=None):
         """Train one more epoch (online: ``batches_per_epoch`` steps; offline: one pass).
@@ -275,32 +219,8 @@ DataFrame or ndarray
         Initialises the estimator on the first call, like :meth:`fit`, and validates the
         parameters on every call.
         """
-        self._validate_params()
-        if hasattr(self, "approximator_") and isinstance(X, np.ndarray):
-            self._check_n_features(X)
-        settings, source = self._settings_and_source(X, y)
-        with torch_threads(self.n_threads):
-            if hasattr(self, "approximator_"):
-                state = fitting.warm_state(self._fit_state(), settings)
-            else:
-                state = self._initial_state(settings, source)
-            state = fitting.train(state, source, settings, 1, checkpoint_header=self._header())
-        self._commit(state, X)
-        return self
-
-    def _settings_and_source(self, X, y):
-        check_device(self.device)
-        if self.checkpoint_path is not None:
-            check_writable_file(self.checkpoint_path, "checkpoint_path")
-        settings = fitting.TrainingSettings.from_params(self.get_params(deep=False))
-        kind, data = fit_input(X, y)
-        if self.early_stopping and self.validation_sims is None:
-            raise ValueError("early_stopping=True needs validation_sims (a number of "
-                             "simulations or a bank) to decide when to stop.")
-        source = make_source(kind, data, batch_size=self.batch_size,
-                             batches_per_epoch=self.batches_per_epoch, rounds=self.rounds,
-                             replay_capacity=self.replay_capacity, epochs=self.epochs)
-        return settings, source
+        return shared.fit(self, X, y, partial=True, build=build_approximator,
+                          initial=self._initial_state)
 
     def _networks(self):
         if self.inference_network is not None:
@@ -316,79 +236,17 @@ DataFrame or ndarray
                                      networks=self._networks(), build=build_approximator,
                                      check=check_networks)
 
-    def _header(self):
-        """What a checkpoint stores besides the state: class, parameters, fitted extras."""
-        extra = {"adapter_param": "none" if self.adapter is None else "fitted-copy"}
-        if hasattr(self, "n_features_in_"):
-            extra["n_features_in"] = int(self.n_features_in_)
-        return {"owner": type(self).__name__, "params": self.get_params(deep=False),
-                "extra": extra}
-
     def _commit(self, state, X=None):
         """Make ``state`` the fitted estimator (the only place fitted attributes are set)."""
-        import pandas as pd
-
-        self.adapter_ = state.adapter
-        self.approximator_ = state.model
+        shared.commit(self, state, X)
         self.inference_network_ = state.model.inference_network
-        self.summary_network_ = state.model.summary_network
-        self.role_shapes_ = state.shapes
-        self.networks_ = state.networks
         self.parameter_names_ = state.names
-        self.device_ = state.device
-        self.size_links_ = state.size_links
-        self.history_ = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
-        self.n_simulations_ = int(state.n_simulations)
-        if isinstance(X, np.ndarray) and X.ndim == 2:
-            self.n_features_in_ = X.shape[1]
-        elif X is not None and hasattr(self, "n_features_in_"):
-            del self.n_features_in_   # refitted on something other than an array
 
     def _fit_state(self):
         """The committed fit as a :class:`~skabi.training.state.FitState`."""
-        check_is_fitted(self, "approximator_")
-        return FitState(adapter=self.adapter_, model=self.approximator_,
-                        shapes=self.role_shapes_, device=self.device_,
-                        names=self.parameter_names_, networks=self.networks_,
-                        history=self.history_.to_dict("records"),
-                        n_simulations=self.n_simulations_,
-                        size_links=getattr(self, "size_links_", {}))
+        return shared.fit_state(self, getattr(self, "parameter_names_", None))
 
     # ------------------------------------------------------------------ inference
-    def _check_n_features(self, X):
-        """scikit-learn's rule for arrays: as many features as in ``fit(X, y)``."""
-        if hasattr(self, "n_features_in_") and X.ndim == 2 and X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input.")
-
-    def _observations(self, X, meta, *, frame_is_dataset=True):
-        check_is_fitted(self, "approximator_")
-        if isinstance(X, np.ndarray):
-            self._check_n_features(X)
-        data = as_observations(X, meta, frame_is_dataset=frame_is_dataset,
-                               expected=getattr(self.adapter_, "input_variables_", None))
-        check_size_links(data, getattr(self, "size_links_", {}))
-        return data
-
-    def _roles(self, data, *, need_theta, log_det_jac=False):
-        if log_det_jac:
-            roles, ldj = self.adapter_.transform(data, log_det_jac=True)
-        else:
-            roles, ldj = self.adapter_.transform(data), None
-        try:
-            check_roles(roles, self.role_shapes_, given_keys=data.keys(), need_theta=need_theta)
-        except MissingKeyError as exc:
-            seen = getattr(self.adapter_, "input_variables_", {})
-            skip = () if need_theta else self.parameter_names_
-            lacking = [k for k in seen if k not in data and k not in skip]
-            if not lacking:
-                raise
-            raise MissingKeyError(f"{exc} The data lack {lacking!r}, which the simulations "
-                                  "had in training (pass batch scalars such as N through "
-                                  "meta=).") from None
-        return roles, ldj
-
     def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz",
                log_q="auto"):
         """Draw from the approximate posterior of each dataset.
@@ -444,8 +302,8 @@ or ndarray
             raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")
         if log_q not in ("auto", True, False):
             raise ValueError(f"log_q must be 'auto', True or False; got {log_q!r}.")
-        data = self._observations(X, meta)
-        roles, _ = self._roles(data, need_theta=False)
+        data = shared.observations(self, X, meta)
+        roles, _ = shared.roles(self, data, need_theta=False, skip=self.parameter_names_)
         seed = random_state if random_state is not None else self.random_state
         # "numpy" returns no log densities: do not spend a second pass on them.
         want = False if return_type == "numpy" else (
@@ -471,8 +329,8 @@ or ndarray
         -------
         ndarray of shape (n_datasets,)
         """
-        data = self._observations(X, meta, frame_is_dataset=False)
-        roles, ldj = self._roles(data, need_theta=True, log_det_jac=True)
+        data = shared.observations(self, X, meta, frame_is_dataset=False)
+        roles, ldj = shared.roles(self, data, need_theta=True, log_det_jac=True)
         with torch_threads(getattr(self, "n_threads", 1)):
             return inference.log_prob(self._fit_state(), roles) + ldj
 
@@ -482,9 +340,9 @@ or ndarray
         ``X`` (and ``y``) as in :meth:`fit`, but holding fixed simulations.
         """
         if y is not None:
-            check_is_fitted(self, "approximator_")
             X = array_bank(X, y)
-            self._check_n_features(X["x"])
+            check_is_fitted(self, "approximator_")
+            shared.check_n_features(self, X["x"])
         return float(np.mean(self.log_prob(X)))
 
     # ------------------------------------------------------------------ diagnostics
@@ -547,32 +405,12 @@ or ndarray
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):
         """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
-        persistence.save(path, self._fit_state(), **self._header())
+        persistence.save(path, self._fit_state(), **shared.header(self))
 
     @classmethod
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
-        from .exceptions import LoadError
-
-        header, state, _ = persistence.load(path, device=device, build=build_approximator,
-                                            owner=cls.__name__)
-        # parameters that name a file, a device or a process are never taken from a file
-        params = {k: v for k, v in header["params"].items() if k not in _NOT_RESTORED}
-        try:
-            est = cls(**params)
-            est.set_params(adapter=header["adapter"], device=device, **state.networks)
-            est._validate_params()
-        except (TypeError, ValueError) as exc:
-            raise LoadError(f"{os.fspath(path)!r} holds parameters this {cls.__name__} does "
-                            f"not take: {exc}") from None
-        est._commit(state)
-        n_features = header["extra"].get("n_features_in")
-        if n_features is not None:
-            est.n_features_in_ = int(n_features)
-        return est
+        return shared.load(cls, path, device=device, build=build_approximator)[0]
 
     def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = False
-        tags.non_deterministic = self.random_state is None
-        return tags
+        return shared.training_tags(self, super().__sklearn_tags__())

@@ -21,18 +21,19 @@ from sklearn.base import clone
 
 from .._validation import as_numpy_rng
 from ..bank import as_bank, is_ragged
-from ..inputs import size_links
+from ..inputs import fit_input, size_links
 from ..exceptions import LoadError
 from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters
-from .model import build_approximator, resolve_device
-from .persistence import Checkpoint
+from .model import build_approximator, check_device, resolve_device
+from .persistence import Checkpoint, check_writable_file
 from .roles import MASK, Prepare, check_roles, n_rows, role_shapes, to_tensors
+from .sources import make_source
 from .state import FitState
 
 
-__all__ = ["TrainingSettings", "initial_state", "continued_state", "warm_state",
-           "resumed_state", "train", "validation_batches",
+__all__ = ["TrainingSettings", "settings_and_source", "run_fit", "initial_state",
+           "continued_state", "warm_state", "resumed_state", "train", "validation_batches",
            "default_adapter", "parameter_names", "distributed"]
 
 
@@ -65,6 +66,64 @@ class TrainingSettings:
         """The settings among an estimator's ``get_params(deep=False)``."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in params.items() if k in names})
+
+
+def settings_and_source(params, X, y=None):
+    """The :class:`TrainingSettings` and the source of one ``fit`` call, checked before
+    anything is simulated or built.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's ``get_params(deep=False)``.
+    X, y
+        What ``fit`` was given (:func:`skabi.inputs.fit_input` says how it is read).
+    """
+    settings = TrainingSettings.from_params(params)
+    check_device(settings.device)
+    if settings.checkpoint_path is not None:
+        check_writable_file(settings.checkpoint_path, "checkpoint_path")
+    kind, data = fit_input(X, y)
+    if settings.early_stopping and settings.validation_sims is None:
+        raise ValueError("early_stopping=True needs validation_sims (a number of "
+                         "simulations or a bank) to decide when to stop.")
+    source = make_source(kind, data, batch_size=settings.batch_size,
+                         batches_per_epoch=settings.batches_per_epoch, rounds=settings.rounds,
+                         replay_capacity=settings.replay_capacity, epochs=settings.epochs)
+    return settings, source
+
+
+def run_fit(settings, source, *, initial, fitted=None, epochs=None, resume=False,
+            build=build_approximator, owner=None, networks=None, header=None):
+    """The state one ``fit`` (or ``partial_fit``) call ends with.
+
+    Parameters
+    ----------
+    initial : callable
+        ``initial()`` builds a fresh state (:func:`initial_state` with the estimator's
+        networks and checks).
+    fitted : FitState, optional
+        The committed state to continue (warm start, ``partial_fit``); a copy is trained.
+    epochs : int, optional
+        Epochs to train (``settings.epochs`` by default; 1 for ``partial_fit``).
+    resume : bool, default=False
+        Continue the checkpoint at ``settings.checkpoint_path`` up to ``settings.epochs``
+        epochs in all (:func:`resumed_state`; ``build``, ``owner`` and ``networks`` are
+        for it); without a checkpoint yet, start as without ``resume``.
+    header : dict, optional
+        Written with every checkpoint (``owner``, ``params``, ``extra``).
+    """
+    if resume:
+        state = resumed_state(settings, build=build, owner=owner, networks=networks)
+        if state is not None:
+            remaining = settings.epochs - len(state.history)
+            if remaining <= 0:
+                return state
+            return train(state, source, settings, remaining, total_epochs=settings.epochs,
+                         checkpoint_header=header)
+    state = warm_state(fitted, settings) if fitted is not None else initial()
+    return train(state, source, settings, settings.epochs if epochs is None else epochs,
+                 checkpoint_header=header)
 
 
 def distributed():
@@ -122,7 +181,7 @@ def _flat(roles, role):
 
 
 def initial_state(settings, source, *, adapter, networks, build=build_approximator,
-                  check=None):
+                  check=None, params=None, default=default_adapter, names=parameter_names):
     """A fresh state: pilot batches, the adapter fitted on them, the model built and its
     standardization learned.
 
@@ -133,18 +192,25 @@ def initial_state(settings, source, *, adapter, networks, build=build_approximat
         From :func:`~skabi.training.sources.make_source`.
     adapter : Adapter or None
         The estimator's (unfitted) adapter parameter; cloned before fitting. None builds
-        :func:`default_adapter`.
+        ``default(pilot, has_summary)`` (:func:`default_adapter`).
     networks : dict
-        Hyperparameter holders by name (cloned here); ``build(networks, shapes)`` makes
-        the torch model of them.
+        Hyperparameter holders by name (cloned here); ``build(networks, shapes, params)``
+        makes the torch model of them.
     check : callable, optional
         ``check(networks, shapes, roles)`` raises before anything is built when the
         adapter's output does not suit the networks.
+    params : dict, optional
+        The estimator's parameters, for a ``build`` whose model depends on them (the
+        estimands of a point estimator); :func:`~skabi.training.persistence.load` passes
+        the saved ones.
+    default, names : callable
+        The adapter used without one, and ``names(adapter, dim)``, the user's variables
+        behind ``inference_variables`` (:func:`parameter_names`).
     """
     rng, torch_seed = _seeds(settings.random_state)
     pilot = source.pilot(settings.pilot_size, rng)
     has_summary = networks.get("summary_network") is not None
-    adapter = clone(adapter) if adapter is not None else default_adapter(pilot, has_summary)
+    adapter = clone(adapter) if adapter is not None else default(pilot, has_summary)
     adapter.fit(pilot)
     roles = adapter.transform(pilot)
     shapes = role_shapes(roles)
@@ -154,16 +220,15 @@ def initial_state(settings, source, *, adapter, networks, build=build_approximat
     networks = {k: None if v is None else clone(v) for k, v in networks.items()}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(torch_seed)
-        model = build(networks, shapes)
+        model = build(networks, shapes, params)
     # Several batches, so that batch-constant variables (N) vary in the pilot.
     extra = source.extra_pilots(settings.batch_size, rng)
     if settings.standardize:
         every = [roles, *(adapter.transform(b) for b in extra)]
         parts = {role: np.concatenate([_flat(r, role) for r in every]) for role in shapes}
         model.set_standardization(to_tensors(parts, "cpu", torch.float64))
-    names = parameter_names(adapter, shapes["inference_variables"])
     return FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
-                    names=names, networks=networks, size_links=size_links([pilot, *extra]),
+                    names=names(adapter, shapes["inference_variables"]), networks=networks, size_links=size_links([pilot, *extra]),
                     rng=rng, torch_seed=torch_seed)
 
 

@@ -160,10 +160,11 @@ def check_device(device):
                          f"{['auto', *_available_devices()]!r}.")
 
 
-def build_approximator(networks, shapes):
+def build_approximator(networks, shapes, params=None):
     """Build the torch model for the role sizes ``shapes`` from the hyperparameter holders.
 
-    ``networks`` holds ``inference_network`` and ``summary_network`` (or None).
+    ``networks`` holds ``inference_network`` and ``summary_network`` (or None); the
+    estimator's ``params`` are not needed.
     """
     summary = networks.get("summary_network")
     summary_dim, summary_module = 0, None

@@ -264,7 +264,8 @@ def load(path, *, device="auto", build, owner=None):
     Parameters
     ----------
     build : callable
-        ``build(networks, shapes)`` rebuilds the torch model the weights belong to.
+        ``build(networks, shapes, params)`` rebuilds the torch model the weights belong
+        to (``params``: the estimator parameters saved with it).
     owner : str, optional
         The class loading it: a file another estimator class wrote is refused.
 
@@ -290,7 +291,7 @@ def load(path, *, device="auto", build, owner=None):
         adapter = Adapter.from_config(config["adapter"])
         fitted = dict(config["fitted"])
         shapes = {k: int(v) for k, v in fitted.pop("role_shapes").items()}
-        model = build(networks, shapes)
+        model = build(networks, shapes, dict(config["params"]))
         tensors = _tensors(weights, "weights.pt", os.fspath(path))
         bad = [k for k, v in tensors.items()
                if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
