@@ -16,6 +16,8 @@ _PUBLIC = {
     "Adapter": "skabi.adapters",
     "make_adapter": "skabi.adapters",
     "AmortizedPosterior": "skabi.estimator",
+    "AmortizedPointEstimator": "skabi.point_estimator",
+    "AmortizedModelComparison": "skabi.model_comparison",
     "Simulator": "skabi.simulators",
     "SequentialSimulator": "skabi.simulators",
     "make_simulator": "skabi.simulators",

@@ -156,7 +156,7 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
 
 # --------------------------------------------------------------------------- size links
 def _meta_size(value):
-    if isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
+    if is_ragged(value) or isinstance(value, (bool, np.bool_)) or np.ndim(value) != 0:
         return None
     value = np.asarray(value)[()]
     if isinstance(value, (numbers.Integral, np.integer)) or (

@@ -15,7 +15,9 @@ __all__ = ["OneHot"]
 class OneHot(Transform):
     """Encode integer labels in ``[0, num_classes)`` as one-hot vectors (float32).
 
-    ``(B, ...) -> (B, ..., num_classes)``. Not invertible (the map is discrete).
+    ``(B, ...) -> (B, ..., num_classes)``, except that one label per row, ``(B,)`` or
+    ``(B, 1)`` (the form :meth:`skabi.Simulator.sample` gives a 1-D variable), becomes
+    ``(B, num_classes)``. Not invertible (the map is discrete).
 
     Parameters
     ----------
@@ -71,4 +73,7 @@ class OneHot(Transform):
                 )
 
     def _forward(self, key, x):
-        return np.eye(self.num_classes, dtype=np.float32)[np.asarray(x).astype(np.intp)]
+        x = np.asarray(x)
+        if x.ndim == 2 and x.shape[1] == 1:  # one label per row
+            x = x[:, 0]
+        return np.eye(self.num_classes, dtype=np.float32)[x.astype(np.intp)]

@@ -2,7 +2,8 @@
 
 Inference networks (conditional densities): :class:`CouplingFlow`, :class:`FlowMatching`.
 Summary networks (data set -> vector): :class:`DeepSet`, :class:`SetTransformer`,
-:class:`TimeSeriesNetwork`. Each class is a scikit-learn hyperparameter holder whose
+:class:`TimeSeriesNetwork`. Heads (conditions -> estimates or model logits):
+:class:`DenseHead`. Each class is a scikit-learn hyperparameter holder whose
 ``build`` returns a fresh ``torch.nn.Module``.
 """
 
@@ -10,6 +11,7 @@ from ._base import InferenceModule, InferenceNetwork, SummaryModule, SummaryNetw
 from .coupling_flow import CouplingFlow
 from .deep_set import DeepSet
 from .flow_matching import FlowMatching
+from .heads import DenseHead
 from .set_transformer import SetTransformer
 from .time_series import TimeSeriesNetwork
 
@@ -23,4 +25,5 @@ __all__ = [
     "DeepSet",
     "SetTransformer",
     "TimeSeriesNetwork",
+    "DenseHead",
 ]

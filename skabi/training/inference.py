@@ -14,7 +14,7 @@ import torch
 
 from .roles import MASK, ROLES, n_rows, to_tensors
 
-__all__ = ["CHUNK_ELEMENTS", "chunk_rows", "draw", "log_prob"]
+__all__ = ["CHUNK_ELEMENTS", "chunk_rows", "outputs", "draw", "log_prob"]
 
 #: Values of network input (or output) per chunk.
 CHUNK_ELEMENTS = 2**20
@@ -44,18 +44,27 @@ def _dtype(model):
     return next(model.parameters()).dtype
 
 
-def log_prob(state, roles):
-    """log q of ``inference_variables`` given the rest, on the scale of the network
-    inputs: (n,) float64."""
+def outputs(state, roles, method):
+    """``method(model, batch)`` on the datasets of ``roles`` in chunks, as float64 numpy
+    rows ``(n, ...)`` (log densities, point estimates, model logits)."""
     model = state.model
     n, step = n_rows(roles), chunk_rows(roles)
-    out = np.empty(n)
+    out = None
     model.eval()
     with torch.no_grad():
         for i in range(0, n, step):
             t = to_tensors(roles, state.device, _dtype(model), slice(i, i + step))
-            out[i:i + step] = model.log_prob(t).double().cpu().numpy()
+            part = method(model, t).double().cpu().numpy()
+            if out is None:
+                out = np.empty((n, *part.shape[1:]))
+            out[i:i + step] = part
     return out
+
+
+def log_prob(state, roles):
+    """log q of ``inference_variables`` given the rest, on the scale of the network
+    inputs: (n,) float64."""
+    return outputs(state, roles, lambda model, batch: model.log_prob(batch))
 
 
 def _user_scale(adapter, theta, lq):

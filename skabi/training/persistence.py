@@ -47,6 +47,9 @@ def _jsonable(value):
         return float(value)
     if isinstance(value, torch.device):
         return str(value)
+    if isinstance(value, (list, tuple)):  # of plain values (estimands, widths)
+        items = [_jsonable(v) for v in value]
+        return items if all(i is not None for i in items) else None
     return None  # generators and other objects are not persisted
 
 

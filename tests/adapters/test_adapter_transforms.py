@@ -185,6 +185,9 @@ def test_one_hot():
     np.testing.assert_array_equal(out, [[0, 0, 1], [1, 0, 0]])
     with pytest.raises(NotImplementedError):
         step.inverse_transform({"c": out})
+    # one label per row in the batch rule's (B, 1) form is one one-hot row, not (B, 1, 3)
+    np.testing.assert_array_equal(step.transform({"c": np.array([[2], [0]])})["c"], out)
+    assert step.transform({"c": np.zeros((2, 4))})["c"].shape == (2, 4, 3)
 
 
 def test_concatenate_and_split(batch):

@@ -1,0 +1,473 @@
+"""AmortizedModelComparison: Bayesian model comparison as a scikit-learn classifier."""
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import check_is_fitted
+
+from . import _estimators as shared
+from .bank import as_bank, concatenate_batches
+from .inputs import is_simulator
+from .simulators import Simulator
+from .training import fitting, inference, persistence
+from .training.heads import build_classifier, check_head_networks
+from .training.threads import torch_threads
+
+__all__ = ["AmortizedModelComparison", "ModelMixture", "simulate_models"]
+
+#: The variable holding the index of the model that simulated a row (in ``classes_``).
+MODEL_INDEX = "model_index"
+
+
+def _prior(model_prior, names):
+    """Prior model probabilities in the order of ``names`` (uniform for None)."""
+    k = len(names)
+    if model_prior is None:
+        return np.full(k, 1.0 / k)
+    if isinstance(model_prior, dict):
+        unknown = sorted(set(map(str, model_prior)) - set(map(str, names)))
+        if unknown or len(model_prior) != k:
+            raise ValueError(f"model_prior must give a probability to each model {list(names)!r}; "
+                             f"got keys {list(model_prior)!r}.")
+        lookup = {str(key): v for key, v in model_prior.items()}
+        p = np.array([lookup[str(n)] for n in names], dtype=float)
+    else:
+        p = np.asarray(model_prior, dtype=float).ravel()
+    if p.shape != (k,) or not np.all(np.isfinite(p)) or np.any(p <= 0) \
+            or not np.isclose(p.sum(), 1.0):
+        raise ValueError(f"model_prior must hold {k} positive probabilities summing to 1 "
+                         f"(one per model {list(names)!r}); got {model_prior!r}.")
+    return p
+
+
+def _named(simulators):
+    """``{name: simulator}`` sorted by name from a dict or a list (names 0, 1, ...)."""
+    if isinstance(simulators, dict):
+        items = list(simulators.items())
+    elif isinstance(simulators, (list, tuple)):
+        items = list(enumerate(simulators))
+    else:
+        raise TypeError("Pass the models as a dict name -> simulator or a list of simulators; "
+                        f"got {type(simulators).__name__}.")
+    if len(items) < 2:
+        raise ValueError(f"Model comparison needs at least two models; got {len(items)}.")
+    bad = [name for name, sim in items if not is_simulator(sim)]
+    if bad:
+        raise TypeError(f"Models {bad!r} are not simulators (objects with "
+                        "sample(batch_size, random_state=...)).")
+    try:
+        items.sort(key=lambda item: item[0])
+    except TypeError:
+        raise TypeError("Model names must be all strings or all numbers; got "
+                        f"{[name for name, _ in items]!r}.") from None
+    return dict(items)
+
+
+class ModelMixture(Simulator):
+    """Simulations from several models: each simulation comes from a model drawn from the
+    model prior, and ``model_index`` says which (its position in the sorted names).
+
+    Only the variables every model simulates are kept (the data and batch variables such
+    as ``N``); parameters of one model alone are dropped. Where the models draw ``N``
+    separately, a batch holds datasets of different sizes (padded and masked by
+    ``AsSet``).
+
+    Parameters
+    ----------
+    simulators : dict of name to simulator, or list of simulators
+    model_prior : dict or array-like, optional
+        Probabilities of the models (uniform by default).
+
+    Attributes
+    ----------
+    names : list
+        The model names, sorted; ``model_index`` indexes them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import make_simulator
+    >>> from skabi.model_comparison import ModelMixture
+    >>> m0 = make_simulator(lambda rng: dict(x=rng.normal(size=5)))
+    >>> m1 = make_simulator([lambda rng: dict(mu=rng.normal()),
+    ...                      lambda mu, rng: dict(x=mu + rng.normal(size=5))])
+    >>> batch = ModelMixture({"zero": m0, "free": m1}).sample(6, random_state=0)
+    >>> sorted(batch), batch["x"].shape
+    (['model_index', 'x'], (6, 5))
+    """
+
+    def __init__(self, simulators, model_prior=None):
+        self.simulators = _named(simulators)
+        self.names = list(self.simulators)
+        self.model_prior = model_prior
+        self.probabilities = _prior(model_prior, self.names)
+        self._keys = None
+
+    def _common_keys(self):
+        if self._keys is None:  # one probe simulation per model, on a stream of its own
+            probe = np.random.default_rng(0)
+            keys = [set(sim.sample(1, random_state=probe)) for sim in self.simulators.values()]
+            common = set.intersection(*keys)
+            if MODEL_INDEX in set.union(*keys):
+                raise ValueError(f"A model simulates a variable named {MODEL_INDEX!r}, which "
+                                 "model comparison uses for the model label; rename it.")
+            if not common:
+                raise ValueError("The models simulate no variable in common; model comparison "
+                                 "needs the same data variables from every model.")
+            self._keys = sorted(common)
+        return self._keys
+
+    def _run(self, batch_size, rng):
+        keys = self._common_keys()
+        counts = rng.multinomial(batch_size, self.probabilities)
+        parts = []
+        for k, sim in enumerate(self.simulators.values()):
+            if counts[k]:
+                batch = sim.sample(int(counts[k]), random_state=rng)
+                part = {key: batch[key] for key in keys}
+                part[MODEL_INDEX] = np.full(int(counts[k]), k)
+                parts.append(part)
+        return concatenate_batches(parts) if len(parts) > 1 else parts[0]
+
+
+def simulate_models(simulators, n, *, model_prior=None, random_state=None, chunk_size=None):
+    """A labelled bank for offline training, cross-validation and calibration checks.
+
+    Parameters
+    ----------
+    simulators : dict of name to simulator, or list of simulators
+    n : int
+        Simulations in all.
+    model_prior : dict or array-like, optional
+        Probabilities of the models (uniform by default).
+    random_state : None, int or numpy.random.Generator
+    chunk_size : int, optional
+        Draw in batches of this many (each with its own ``N``), as
+        :meth:`Simulator.sample`.
+
+    Returns
+    -------
+    X : Batch
+        The variables every model simulates, one row per simulation.
+    y : ndarray of shape (n,)
+        The name of the model of each row.
+
+    Examples
+    --------
+    >>> from skabi import make_simulator
+    >>> from skabi.model_comparison import simulate_models
+    >>> m0 = make_simulator(lambda rng: dict(x=rng.normal(size=5)))
+    >>> m1 = make_simulator(lambda rng: dict(x=1 + rng.normal(size=5)))
+    >>> X, y = simulate_models({"a": m0, "b": m1}, 8, random_state=0)
+    >>> X["x"].shape, sorted(set(y))
+    ((8, 5), ['a', 'b'])
+    """
+    mixture = ModelMixture(simulators, model_prior)
+    batch = mixture.sample(n, random_state=random_state, chunk_size=chunk_size)
+    labels = np.asarray(mixture.names)[np.asarray(batch.pop(MODEL_INDEX)).ravel()]
+    return batch, labels
+
+
+class AmortizedModelComparison(ClassifierMixin, BaseEstimator):
+    """Amortized Bayesian model comparison: posterior model probabilities of any dataset.
+
+    A summary network and a dense head are trained to classify simulations by the model
+    that produced them (cross-entropy), with the models drawn from a prior over models.
+    The softmax output then approximates the posterior model probabilities ``p(M | x)``
+    (Radev et al. 2021, "Amortized Bayesian model comparison with evidential deep
+    learning"; Elsemüller et al. 2024, "A deep learning method for comparing Bayesian
+    hierarchical models"), for any number of observed datasets in one pass.
+
+    Parameters
+    ----------
+    adapter : Adapter, default=None
+        Maps the data to ``summary_variables`` and/or ``inference_conditions`` (it must
+        not produce ``inference_variables``: the model label is routed there by the
+        estimator). ``None`` routes ``x`` into the summary network as a set when one is
+        given (or ``x`` has rank 3), else into the conditions.
+    head : DenseHead, default=None
+        Hyperparameters of the classification head; ``None`` means ``DenseHead()``.
+    summary_network : DeepSet, SetTransformer, TimeSeriesNetwork or None, default=None
+    model_prior : dict or array-like, default=None
+        Prior probabilities of the models for online training (uniform by default). With
+        a bank, the share of each model in the bank is the prior.
+    epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
+clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
+rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
+warm_start
+        Training, as for :class:`~skabi.AmortizedPosterior` (the same engine).
+        ``validation_sims`` must be a labelled bank (a dict with ``model_index``) or a
+        number of simulations with online training.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The model names (sorted); the columns of :meth:`predict_proba`.
+    class_prior_ : ndarray
+        The prior model probabilities the network was trained under.
+    adapter_, approximator_, head_, summary_network_, history_, n_simulations_, \
+role_shapes_, device_
+        As for :class:`~skabi.AmortizedPosterior`.
+
+    Examples
+    --------
+    >>> from skabi import AmortizedModelComparison, make_simulator
+    >>> from skabi.networks import DeepSet, DenseHead
+    >>> m0 = make_simulator(lambda rng: dict(x=rng.normal(size=(20, 1))))
+    >>> m1 = make_simulator([lambda rng: dict(mu=rng.normal()),
+    ...                      lambda mu, rng: dict(x=mu + rng.normal(size=(20, 1)))])
+    >>> clf = AmortizedModelComparison(summary_network=DeepSet(summary_dim=4),
+    ...                                head=DenseHead(width=16), epochs=2,
+    ...                                batches_per_epoch=20, random_state=0)
+    >>> clf.fit({"zero": m0, "free": m1}).classes_.tolist()
+    ['free', 'zero']
+    >>> from skabi.model_comparison import simulate_models
+    >>> X, y = simulate_models({"zero": m0, "free": m1}, 5, random_state=1)
+    >>> clf.predict_proba(X).shape, clf.predict(X).shape
+    ((5, 2), (5,))
+    """
+
+    _parameter_constraints = {**shared.TRAINING_CONSTRAINTS,
+                              "head": [HasMethods(["build"]), None],
+                              "model_prior": [dict, "array-like", None]}
+
+    def __init__(self, *, adapter=None, head=None, summary_network=None, model_prior=None,
+                 epochs=50, batches_per_epoch=100, batch_size=64, learning_rate=2e-3,
+                 lr_schedule="cosine", weight_decay=0.0, clip_grad_norm=3.0,
+                 validation_sims=None, early_stopping=False, patience=5, standardize=True,
+                 pilot_size=1024, rounds=None, replay_capacity=None, checkpoint_path=None,
+                 device="auto", random_state=None, n_threads=1, verbose=False,
+                 warm_start=False):
+        self.adapter = adapter
+        self.head = head
+        self.summary_network = summary_network
+        self.model_prior = model_prior
+        self.epochs = epochs
+        self.batches_per_epoch = batches_per_epoch
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.clip_grad_norm = clip_grad_norm
+        self.validation_sims = validation_sims
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.standardize = standardize
+        self.pilot_size = pilot_size
+        self.rounds = rounds
+        self.replay_capacity = replay_capacity
+        self.checkpoint_path = checkpoint_path
+        self.device = device
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None, *, resume=False):
+        """Train on simulators of the models (online) or on a labelled bank (offline).
+
+        Parameters
+        ----------
+        X : dict of name to simulator, list of simulators, or a bank
+            The models as simulators (each trains on fresh simulations every step), or a
+            bank of simulated data in any form :meth:`skabi.AmortizedPosterior.fit`
+            takes (dict, list of dicts, DataFrame, ndarray ``x``) with the labels ``y``.
+        y : array-like of shape (n_simulations,), optional
+            The model of each simulation of a bank (any labels: names or numbers).
+        resume : bool, default=False
+            As for :meth:`skabi.AmortizedPosterior.fit`.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        data, classes, prior = self._training_data(X, y)
+        shared.fit(self, data, None, resume=resume, build=build_classifier,
+                   initial=lambda settings, source: self._initial_state(settings, source,
+                                                                        classes))
+        self.classes_, self.class_prior_ = classes, prior
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Train one more epoch; initialises the estimator on the first call."""
+        self._validate_params()
+        data, classes, prior = self._training_data(X, y)
+        if hasattr(self, "classes_") and list(classes) != list(self.classes_):
+            raise ValueError(f"partial_fit got models {list(classes)!r}; this estimator was "
+                             f"trained on {list(self.classes_)!r}.")
+        shared.fit(self, data, None, partial=True, build=build_classifier,
+                   initial=lambda settings, source: self._initial_state(settings, source,
+                                                                        classes))
+        self.classes_, self.class_prior_ = classes, prior
+        return self
+
+    def _training_data(self, X, y):
+        """``(data for the engine, classes, prior)``: a mixture simulator or a bank."""
+        if y is None:
+            if not isinstance(X, (dict, list, tuple)) or not all(
+                    is_simulator(v) for v in (X.values() if isinstance(X, dict) else X)):
+                raise ValueError("fit(X) needs the models as simulators (a dict name -> "
+                                 "simulator or a list); for a bank of simulations pass the "
+                                 "model of each simulation as y.")
+            mixture = ModelMixture(X, self.model_prior)
+            return mixture, np.asarray(mixture.names), mixture.probabilities
+        labels = np.asarray(y)
+        if labels.ndim != 1:
+            raise ValueError(f"y must hold one model label per simulation; got shape "
+                             f"{labels.shape}.")
+        classes, codes = np.unique(labels, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y names {len(classes)} model(s); model comparison needs at "
+                             "least two.")
+        bank = {"x": X} if isinstance(X, np.ndarray) else dict(as_bank(X).to_dict())
+        if MODEL_INDEX in bank:
+            raise ValueError(f"The bank holds a variable {MODEL_INDEX!r}, which model "
+                             "comparison uses for the label; rename it.")
+        n = len(next(v for v in bank.values() if np.ndim(v) > 0))
+        if n != len(labels):
+            raise ValueError(f"X holds {n} simulations but y {len(labels)} labels.")
+        bank[MODEL_INDEX] = codes
+        return bank, classes, np.bincount(codes, minlength=len(classes)) / len(codes)
+
+    def _networks(self):
+        from .networks import DenseHead
+
+        return {"head": self.head if self.head is not None else DenseHead(),
+                "summary_network": self.summary_network}
+
+    def _initial_state(self, settings, source, classes):
+        if self.adapter is not None:
+            adapter = _with_labels(self.adapter, len(classes))
+        else:
+            adapter = None
+        return fitting.initial_state(
+            settings, source, adapter=adapter, networks=self._networks(),
+            build=build_classifier, check=check_head_networks,
+            default=lambda pilot, has_summary: _default_adapter(pilot, has_summary,
+                                                                len(classes)),
+            names=lambda adapter, dim: [MODEL_INDEX])
+
+    def _commit(self, state, X=None):
+        shared.commit(self, state, None)
+        self.head_ = state.model.head
+
+    def _fit_state(self):
+        return shared.fit_state(self, [MODEL_INDEX])
+
+    # ------------------------------------------------------------------ prediction
+    def _log_proba(self, X, meta, model_prior):
+        check_is_fitted(self, "approximator_")
+        data = shared.observations(self, X, meta)
+        roles, _ = shared.roles(self, data, need_theta=False, skip=[MODEL_INDEX])
+        with torch_threads(getattr(self, "n_threads", 1)):
+            logits = inference.outputs(self._fit_state(), roles,
+                                       lambda model, batch: model.logits(batch))
+        if model_prior is not None:  # Bayes' rule with another prior over the models
+            new = _prior(model_prior, list(self.classes_))
+            logits = logits + np.log(new) - np.log(self.class_prior_)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+
+    def predict_proba(self, X, *, meta=None, model_prior=None, as_frame=False):
+        """Posterior model probabilities of every dataset.
+
+        Parameters
+        ----------
+        X : dict of arrays, list of dict, SimulationBank, DataFrame or ndarray
+            Datasets, as for :meth:`skabi.AmortizedPosterior.sample`.
+        meta : dict, optional
+            Batch scalars such as ``N``.
+        model_prior : dict or array-like, optional
+            Another prior over the models: the probabilities are reweighted by Bayes'
+            rule (the network learned them under :attr:`class_prior_`).
+        as_frame : bool, default=False
+            Return a DataFrame with one column per model (named by :attr:`classes_`).
+
+        Returns
+        -------
+        ndarray of shape (n_datasets, n_models) or pandas.DataFrame
+        """
+        proba = np.exp(self._log_proba(X, meta, model_prior))
+        if not as_frame:
+            return proba
+        import pandas as pd
+
+        return pd.DataFrame(proba, columns=pd.Index(self.classes_, name="model"))
+
+    def predict_log_proba(self, X, *, meta=None, model_prior=None):
+        """The log of :meth:`predict_proba` (computed stably)."""
+        return self._log_proba(X, meta, model_prior)
+
+    def predict(self, X, *, meta=None):
+        """The most probable model of every dataset (an element of :attr:`classes_`)."""
+        return self.classes_[np.argmax(self._log_proba(X, meta, None), axis=1)]
+
+    def log_bayes_factors(self, X, *, reference=None, meta=None):
+        """log Bayes factors ``log p(x | M_k) - log p(x | M_ref)`` of every model against
+        ``reference`` (the first of :attr:`classes_` by default), free of the model prior.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per dataset, one column per model (the reference's column is 0).
+        """
+        import pandas as pd
+
+        log_p = self._log_proba(X, meta, None) - np.log(self.class_prior_)
+        classes = list(self.classes_)
+        ref = classes[0] if reference is None else reference
+        if ref not in classes:
+            raise ValueError(f"reference {ref!r} is not one of the models {classes!r}.")
+        out = log_p - log_p[:, [classes.index(ref)]]
+        return pd.DataFrame(out, columns=pd.Index(self.classes_, name="model"))
+
+    # ------------------------------------------------------------------ persistence & sklearn
+    def save(self, path):
+        """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
+        classes = self.classes_.tolist() if hasattr(self, "classes_") else None
+        persistence.save(path, self._fit_state(), **shared.header(
+            self, classes=classes, class_prior=self.class_prior_.tolist()))
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """Load an estimator written by :meth:`save`; never runs pickled code."""
+        est, extra = shared.load(cls, path, device=device, build=build_classifier)
+        est.classes_ = np.asarray(extra["classes"])
+        est.class_prior_ = np.asarray(extra["class_prior"], dtype=float)
+        return est
+
+    def __sklearn_tags__(self):
+        return shared.training_tags(self, super().__sklearn_tags__())
+
+
+def _label_steps(n_models):
+    from .adapters import OneHot, Rename
+
+    return [("model_one_hot", OneHot(MODEL_INDEX, num_classes=n_models)),
+            ("model_to_inference_variables", Rename(MODEL_INDEX, "inference_variables"))]
+
+
+def _with_labels(adapter, n_models):
+    """The user's adapter (data only) followed by the routing of the model label."""
+    from sklearn.base import clone
+
+    from .adapters import Adapter
+
+    adapter = clone(adapter)
+    return Adapter(steps=[*(adapter.steps or []), *_label_steps(n_models)], dtype=adapter.dtype)
+
+
+def _default_adapter(pilot, has_summary, n_models):
+    from .adapters import Adapter, AsSet, Rename
+    from .bank import is_ragged
+
+    if "x" not in pilot:
+        raise ValueError("adapter=None works with data named 'x' (as fit(X, y) with an array "
+                         f"names it); the simulations hold {sorted(pilot)!r}. Pass an adapter.")
+    if has_summary or is_ragged(pilot["x"]) or np.ndim(pilot["x"]) >= 3:
+        data = [("as_set", AsSet("x")), ("x_to_summary", Rename("x", "summary_variables"))]
+    else:
+        data = [("x_to_conditions", Rename("x", "inference_conditions"))]
+    return Adapter(steps=[*data, *_label_steps(n_models)])
