@@ -18,14 +18,15 @@ from sklearn.utils.validation import check_is_fitted
 from ._validation import NumberInterval
 from .bank import SimulationBank
 from .exceptions import LoadError, MissingKeyError
-from .inputs import as_observations, check_size_links
+from .inputs import as_observations, check_size_links, checked_array, is_array
 from .training import fitting, persistence
 from .training.roles import check_roles
 from .training.state import HISTORY_COLUMNS, FitState
 from .training.threads import torch_threads
 
 __all__ = ["TRAINING_CONSTRAINTS", "NOT_RESTORED", "fit", "commit", "fit_state", "header",
-           "observations", "roles", "check_n_features", "load", "training_tags"]
+           "observations", "roles", "check_n_features", "n_features", "load",
+           "training_tags"]
 
 #: Parameters a saved file never sets: they name a file, a device or the process.
 NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")
@@ -79,12 +80,22 @@ def fit(est, X, y=None, *, resume=False, partial=False, build, initial):
             fitted=est._fit_state() if go_on else None, epochs=1 if partial else None,
             resume=resume and not partial, build=build, owner=type(est).__name__,
             networks=est._networks(), header=header(est))
-    est._commit(state, X)
+    est._commit(state, n_features(X, y))
     return est
 
 
-def commit(est, state, X=None):
-    """Set the fitted attributes every estimator has from ``state``."""
+def n_features(X, y=None):
+    """The width of a 2-D array (or table) ``X`` fitted with targets ``y`` (scikit-learn's
+    ``n_features_in_``); None for simulators and banks."""
+    if not (is_array(X) or (y is not None and hasattr(X, "columns"))):
+        return None
+    shape = np.shape(np.asarray(X))
+    return int(shape[1]) if len(shape) == 2 else None
+
+
+def commit(est, state, n_features_in=None):
+    """Set the fitted attributes every estimator has from ``state`` (``n_features_in``:
+    the width of the arrays it was fitted on, when it was)."""
     import pandas as pd
 
     est.adapter_ = state.adapter
@@ -96,9 +107,9 @@ def commit(est, state, X=None):
     est.size_links_ = state.size_links
     est.history_ = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
     est.n_simulations_ = int(state.n_simulations)
-    if isinstance(X, np.ndarray) and X.ndim == 2:
-        est.n_features_in_ = X.shape[1]
-    elif X is not None and hasattr(est, "n_features_in_"):
+    if n_features_in is not None:
+        est.n_features_in_ = int(n_features_in)
+    elif hasattr(est, "n_features_in_"):
         del est.n_features_in_   # refitted on something other than an array
 
 
@@ -134,9 +145,7 @@ def load(cls, path, *, device, build):
         raise LoadError(f"{os.fspath(path)!r} holds parameters this {cls.__name__} does "
                         f"not take: {exc}") from None
     extra = head["extra"]
-    est._commit(state)
-    if extra.get("n_features_in") is not None:
-        est.n_features_in_ = int(extra["n_features_in"])
+    est._commit(state, extra.get("n_features_in"))
     return est, extra
 
 
@@ -151,7 +160,10 @@ def check_n_features(est, X):
 def observations(est, X, meta, *, frame_is_dataset=True):
     """The datasets ``X`` (and ``meta``) as a dict of arrays, checked against training."""
     check_is_fitted(est, "approximator_")
-    if isinstance(X, np.ndarray):
+    if hasattr(est, "n_features_in_") and hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        X = X.to_numpy()   # fitted on arrays: a table's rows are datasets, as in fit(X, y)
+    if is_array(X):
+        X = checked_array(X)
         check_n_features(est, X)
     data = as_observations(X, meta, frame_is_dataset=frame_is_dataset,
                            expected=getattr(est.adapter_, "input_variables_", None))

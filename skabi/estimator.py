@@ -236,9 +236,9 @@ DataFrame or ndarray
                                      networks=self._networks(), build=build_approximator,
                                      check=check_networks)
 
-    def _commit(self, state, X=None):
+    def _commit(self, state, n_features_in=None):
         """Make ``state`` the fitted estimator (the only place fitted attributes are set)."""
-        shared.commit(self, state, X)
+        shared.commit(self, state, n_features_in)
         self.inference_network_ = state.model.inference_network
         self.parameter_names_ = state.names
 

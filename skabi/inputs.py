@@ -17,8 +17,8 @@ import numpy as np
 from .bank import SimulationBank, as_bank, as_rows, is_ragged, stack_datasets
 from .exceptions import ShapeError
 
-__all__ = ["is_simulator", "is_stream", "array_bank", "fit_input", "as_observations",
-           "size_links", "check_size_links"]
+__all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "array_bank", "fit_input",
+           "as_observations", "size_links", "check_size_links"]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -40,16 +40,33 @@ def is_simulator(obj):
     return callable(getattr(obj, "sample", None))
 
 
-def array_bank(X, y):
-    """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``."""
+def is_array(X):
+    """An ndarray or an array-like that is not a table (``np.asarray`` reads it whole)."""
+    if isinstance(X, np.ndarray):
+        return True
+    return hasattr(X, "__array__") and not any(
+        hasattr(X, attr) for attr in ("columns", "data_vars", "keys", "to_dict"))
+
+
+def checked_array(X, name="X"):
+    """scikit-learn's checks of an array of data: numeric (object dtype converted), finite,
+    at least one row and feature; any rank from 2 (sets: rank 3)."""
     from sklearn.utils.validation import check_array
+
+    return check_array(X, allow_nd=True, dtype="numeric", input_name=name)
+
+
+def array_bank(X, y):
+    """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``
+    (floats: the parameters of a regression are continuous, whatever their dtype)."""
+    from sklearn.utils.validation import FLOAT_DTYPES, check_array
 
     if y is None:
         raise ValueError("fit(X) with an array X requires y to be passed, but the target y is "
                          "None; pass the parameters as y, or a dict/bank of simulations as X.")
     # scikit-learn's own checks: 2+ dims, at least one simulation and feature, finite.
-    X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
-    y = check_array(y, ensure_2d=False, dtype="numeric", input_name="y")
+    X = checked_array(X)
+    y = check_array(y, ensure_2d=False, dtype=FLOAT_DTYPES, input_name="y")
     if y.shape[0] != X.shape[0]:
         raise ShapeError(f"X and y need the same number of simulations; got X {X.shape}, "
                          f"y {y.shape}.")
@@ -74,7 +91,7 @@ def fit_input(X, y=None):
     >>> fit_input("bank.zarr")[0]
     'stream'
     """
-    if y is not None or isinstance(X, np.ndarray):
+    if y is not None or is_array(X):
         return "bank", array_bank(X, y)
     if is_simulator(X):
         return "simulator", X
@@ -130,8 +147,8 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
     expected = expected or {}
     if isinstance(X, pd.DataFrame) and frame_is_dataset:
         data = {str(c): X[c].to_numpy()[None, :] for c in X.columns}
-    elif isinstance(X, np.ndarray):
-        data = {"x": X}
+    elif is_array(X):
+        data = {"x": checked_array(X)}
     elif isinstance(X, dict):
         data = {}
         for k, v in X.items():

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
 from .bank import as_bank, concatenate_batches
-from .inputs import is_simulator
+from .inputs import checked_array, is_array, is_simulator
 from .simulators import Simulator
 from .training import fitting, inference, persistence
 from .training.heads import build_classifier, check_head_networks
@@ -159,7 +159,7 @@ def simulate_models(simulators, n, *, model_prior=None, random_state=None, chunk
     >>> m0 = make_simulator(lambda rng: dict(x=rng.normal(size=5)))
     >>> m1 = make_simulator(lambda rng: dict(x=1 + rng.normal(size=5)))
     >>> X, y = simulate_models({"a": m0, "b": m1}, 8, random_state=0)
-    >>> X["x"].shape, sorted(set(y))
+    >>> X["x"].shape, sorted(set(y.tolist()))
     ((8, 5), ['a', 'b'])
     """
     mixture = ModelMixture(simulators, model_prior)
@@ -287,41 +287,69 @@ role_shapes_, device_
         shared.fit(self, data, None, resume=resume, build=build_classifier,
                    initial=lambda settings, source: self._initial_state(settings, source,
                                                                         classes))
-        self.classes_, self.class_prior_ = classes, prior
+        self._fitted_on(X, y, classes, prior)
         return self
 
-    def partial_fit(self, X, y=None):
-        """Train one more epoch; initialises the estimator on the first call."""
+    def partial_fit(self, X, y=None, classes=None):
+        """Train one more epoch; initialises the estimator on the first call.
+
+        ``classes`` (scikit-learn's argument) may list every model; with a bank, ``y``
+        must then name them all, as the network has one output per model.
+        """
         self._validate_params()
-        data, classes, prior = self._training_data(X, y)
+        if hasattr(self, "approximator_") and shared.n_features(X, y) is not None:
+            shared.check_n_features(self, np.asarray(X))
+        data, found, prior = self._training_data(X, y)
+        if classes is not None and list(np.unique(classes)) != list(found):
+            raise ValueError(f"partial_fit got classes={list(classes)!r}, but the "
+                             f"simulations are of the models {found.tolist()!r}.")
+        classes = found
         if hasattr(self, "classes_") and list(classes) != list(self.classes_):
-            raise ValueError(f"partial_fit got models {list(classes)!r}; this estimator was "
-                             f"trained on {list(self.classes_)!r}.")
+            raise ValueError(f"partial_fit got models {classes.tolist()!r}; this estimator "
+                             f"was trained on {self.classes_.tolist()!r}.")
         shared.fit(self, data, None, partial=True, build=build_classifier,
                    initial=lambda settings, source: self._initial_state(settings, source,
                                                                         classes))
-        self.classes_, self.class_prior_ = classes, prior
+        self._fitted_on(X, y, classes, prior)
         return self
+
+    def _fitted_on(self, X, y, classes, prior):
+        """The fitted attributes the engine does not know: the models and, for arrays,
+        their width (the engine saw a bank)."""
+        self.classes_, self.class_prior_ = classes, prior
+        width = shared.n_features(X, y)
+        if width is not None:
+            self.n_features_in_ = width
+        elif hasattr(self, "n_features_in_"):
+            del self.n_features_in_
 
     def _training_data(self, X, y):
         """``(data for the engine, classes, prior)``: a mixture simulator or a bank."""
         if y is None:
-            if not isinstance(X, (dict, list, tuple)) or not all(
-                    is_simulator(v) for v in (X.values() if isinstance(X, dict) else X)):
+            if is_array(X):
+                raise ValueError("AmortizedModelComparison requires y to be passed, but the "
+                                 "target y is None: pass the model of each simulation of X.")
+            values = list(X.values() if isinstance(X, dict) else X) \
+                if isinstance(X, (dict, list, tuple)) else []
+            if not any(is_simulator(v) for v in values):
                 raise ValueError("fit(X) needs the models as simulators (a dict name -> "
                                  "simulator or a list); for a bank of simulations pass the "
                                  "model of each simulation as y.")
             mixture = ModelMixture(X, self.model_prior)
             return mixture, np.asarray(mixture.names), mixture.probabilities
-        labels = np.asarray(y)
-        if labels.ndim != 1:
-            raise ValueError(f"y must hold one model label per simulation; got shape "
-                             f"{labels.shape}.")
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import column_or_1d
+
+        labels = column_or_1d(y, warn=True)
+        check_classification_targets(labels)
         classes, codes = np.unique(labels, return_inverse=True)
+        if shared.n_features(X, y) is not None or is_array(X):  # arrays, tables: rows
+            bank = {"x": checked_array(X)}
+        else:
+            bank = dict(as_bank(X).to_dict())
         if len(classes) < 2:
-            raise ValueError(f"y names {len(classes)} model(s); model comparison needs at "
-                             "least two.")
-        bank = {"x": X} if isinstance(X, np.ndarray) else dict(as_bank(X).to_dict())
+            raise ValueError(f"y holds one class ({classes.tolist()!r}); model comparison "
+                             "needs simulations of at least two models.")
         if MODEL_INDEX in bank:
             raise ValueError(f"The bank holds a variable {MODEL_INDEX!r}, which model "
                              "comparison uses for the label; rename it.")
@@ -349,8 +377,8 @@ role_shapes_, device_
                                                                 len(classes)),
             names=lambda adapter, dim: [MODEL_INDEX])
 
-    def _commit(self, state, X=None):
-        shared.commit(self, state, None)
+    def _commit(self, state, n_features_in=None):
+        shared.commit(self, state, n_features_in)
         self.head_ = state.model.head
 
     def _fit_state(self):
@@ -402,7 +430,8 @@ role_shapes_, device_
 
     def predict(self, X, *, meta=None):
         """The most probable model of every dataset (an element of :attr:`classes_`)."""
-        return self.classes_[np.argmax(self._log_proba(X, meta, None), axis=1)]
+        log_proba = self._log_proba(X, meta, None)
+        return self.classes_[np.argmax(log_proba, axis=1)]
 
     def log_bayes_factors(self, X, *, reference=None, meta=None):
         """log Bayes factors ``log p(x | M_k) - log p(x | M_ref)`` of every model against

@@ -69,6 +69,8 @@ warm_start
     target_names_ : list of str
         One per output column of :meth:`predict`: ``"beta[0]"``, ``"beta[1]"``,
         ``"sigma"``.
+    y_ndim_ : int or None
+        The rank of ``y`` in ``fit(X, y)`` (None after a simulator or a bank).
     history_ : pandas.DataFrame
     n_simulations_ : int
     role_shapes_ : dict
@@ -145,15 +147,19 @@ warm_start
         """
         self._validate_params()
         parse_estimands(self.estimands)
-        return shared.fit(self, X, y, resume=resume, build=build_point_model,
-                          initial=self._initial_state)
+        shared.fit(self, X, y, resume=resume, build=build_point_model,
+                   initial=self._initial_state)
+        self.y_ndim_ = None if y is None else np.asarray(y).ndim
+        return self
 
     def partial_fit(self, X, y=None):
         """Train one more epoch; initialises the estimator on the first call."""
         self._validate_params()
         parse_estimands(self.estimands)
-        return shared.fit(self, X, y, partial=True, build=build_point_model,
-                          initial=self._initial_state)
+        shared.fit(self, X, y, partial=True, build=build_point_model,
+                   initial=self._initial_state)
+        self.y_ndim_ = None if y is None else np.asarray(y).ndim
+        return self
 
     def _networks(self):
         from .networks import DenseHead
@@ -167,12 +173,12 @@ warm_start
                                      check=check_head_networks,
                                      params=self.get_params(deep=False))
 
-    def _commit(self, state, X=None):
-        shared.commit(self, state, X)
+    def _commit(self, state, n_features_in=None):
+        shared.commit(self, state, n_features_in)
         self.head_ = state.model.head
         self.parameter_names_ = state.names
         self.estimand_labels_ = ["mean" if v < 0 else "median" if v == 0.5 else
-                                 f"q{v:g}" for v in state.model.levels.tolist()]
+                                 f"q{v:.6g}" for v in state.model.levels.tolist()]
         zeros = {"inference_variables": np.zeros((1, state.shapes["inference_variables"]))}
         self.target_names_ = _column_names(state.adapter.inverse_transform(zeros), state.names)
 
@@ -206,9 +212,11 @@ warm_start
         Returns
         -------
         ndarray of shape (n_datasets, n_targets)
-            Columns in the order of :attr:`target_names_`.
+            Columns in the order of :attr:`target_names_`; ``(n_datasets,)`` after
+            ``fit(X, y)`` with a 1-D ``y``, as scikit-learn's regressors do.
         """
-        return self._estimates(X, meta)[:, 0]
+        out = self._estimates(X, meta)[:, 0]
+        return out[:, 0] if getattr(self, "y_ndim_", None) == 1 else out
 
     def predict_quantiles(self, X, q, *, meta=None):
         """Posterior quantiles of every parameter at the trained levels ``q``.
@@ -255,7 +263,7 @@ warm_start
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self, "approximator_")
-        return self.approximator_.levels.tolist()
+        return [float(f"{v:.6g}") for v in self.approximator_.levels.tolist()]  # float32
 
     def score(self, X, y=None, sample_weight=None):
         """R^2 of :meth:`predict` against the true parameters (scikit-learn's ``r2_score``,
@@ -279,30 +287,36 @@ warm_start
                                     for k in self.parameter_names_], axis=1)
             X = data
         pred = self.predict(X)
-        if truth.ndim == 1:
+        if truth.ndim == 1 and pred.ndim == 2:
             pred = pred.ravel()
         return float(r2_score(truth, pred, sample_weight=sample_weight))
 
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):
         """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
-        persistence.save(path, self._fit_state(), **shared.header(self))
+        persistence.save(path, self._fit_state(),
+                         **shared.header(self, y_ndim=getattr(self, "y_ndim_", None)))
 
     @classmethod
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
-        return shared.load(cls, path, device=device, build=build_point_model)[0]
+        est, extra = shared.load(cls, path, device=device, build=build_point_model)
+        est.y_ndim_ = extra.get("y_ndim")
+        return est
 
     def __sklearn_tags__(self):
-        return shared.training_tags(self, super().__sklearn_tags__())
+        tags = shared.training_tags(self, super().__sklearn_tags__())
+        tags.target_tags.multi_output = True   # one column per parameter element
+        return tags
 
 
 def _column_names(user, names):
-    """``"beta[0]"``, ``"beta[1]"``, ``"sigma"``: one per flattened element."""
+    """``"beta[0]"``, ``"beta[1]"``, ``"sigma"``: one per flattened element (a variable
+    of one element keeps its plain name)."""
     out = []
     for name in names:
         shape = np.shape(user[name])[1:]
-        if not shape:
+        if int(np.prod(shape)) == 1:
             out.append(name)
             continue
         out += [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]

@@ -45,6 +45,9 @@ def _files(part):
     return [path]
 
 
+#: The estimator layer: the public estimators and what they share.
+ESTIMATORS = ["skabi.estimator", "skabi.point_estimator", "skabi.model_comparison"]
+
 FORBIDDEN = {
     # part: prefixes it must not import
     "networks": ["skabi.adapters", "skabi.estimator", "skabi.simulators", "skabi.diagnostics",
@@ -57,9 +60,11 @@ FORBIDDEN = {
              "skabi.storage", "skabi.diagnostics", "skabi.inputs", "arviz"],
     "inputs": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator",
                "skabi.training", "skabi.storage", "skabi.diagnostics", "arviz"],
-    "diagnostics": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters",
-                    "skabi.training"],
-    "training": ["skabi.estimator", "skabi.diagnostics", "skabi._arviz", "arviz"],
+    "diagnostics": ["torch", *ESTIMATORS, "skabi._estimators", "skabi.networks",
+                    "skabi.adapters", "skabi.training"],
+    "training": [*ESTIMATORS, "skabi._estimators", "skabi.diagnostics", "skabi._arviz",
+                 "arviz"],
+    "_estimators": [*ESTIMATORS, "skabi.diagnostics", "skabi._arviz", "arviz"],
     "training/loop": ["skabi.adapters", "skabi.networks", "skabi.bank", "skabi.storage"],
     "training/model": ["skabi.adapters.adapter", "skabi.bank", "skabi.storage"],
     "storage": ["torch", "skabi.training", "skabi.adapters", "skabi.networks",
@@ -85,18 +90,21 @@ def test_only_arviz_module_imports_arviz():
     assert users == ["skabi/_arviz.py"], users
 
 
-def test_nothing_imports_the_estimator_but_the_package():
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_nothing_imports_an_estimator_but_the_package(estimator):
     users = [str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")
-             if "skabi.estimator" in _imports(p) and p.name != "estimator.py"]
+             if estimator in _imports(p) and _module_name(p) != estimator]
     assert users == [], users
 
 
-def test_training_is_a_package_and_the_estimator_holds_no_mixin():
+@pytest.mark.parametrize("name", ["AmortizedPosterior", "AmortizedPointEstimator",
+                                  "AmortizedModelComparison"])
+def test_training_is_a_package_and_the_estimators_hold_no_mixin(name):
+    import skabi
     import skabi.training
-    from skabi import AmortizedPosterior
 
     assert hasattr(skabi.training, "__path__")
-    own = [c for c in AmortizedPosterior.__mro__[1:] if c.__module__.startswith("skabi")]
+    own = [c for c in getattr(skabi, name).__mro__[1:] if c.__module__.startswith("skabi")]
     assert own == [], own
 
 

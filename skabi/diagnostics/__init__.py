@@ -9,6 +9,7 @@ This package imports neither torch nor the estimator.
 """
 
 from .c2st import c2st
+from .classification import expected_calibration_error
 from .metrics import (
     expected_coverage,
     posterior_contraction,
@@ -21,6 +22,7 @@ __all__ = [
     "c2st",
     "calibration_error",
     "ecdf_band",
+    "expected_calibration_error",
     "expected_coverage",
     "pit_values",
     "posterior_contraction",

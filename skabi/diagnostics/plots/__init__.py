@@ -9,6 +9,7 @@ matplotlib call of each plot) and matplotlib's rcParams (``plt.rc_context``).
 
 from .calibration import calibration_ecdf, calibration_histogram
 from .loss import loss
+from .model_comparison import model_calibration
 from .pairs import pairs_posterior, pairs_samples
 from .recovery import recovery, z_score_contraction
 
@@ -16,6 +17,7 @@ __all__ = [
     "calibration_ecdf",
     "calibration_histogram",
     "loss",
+    "model_calibration",
     "pairs_posterior",
     "pairs_samples",
     "recovery",
