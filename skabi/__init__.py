@@ -19,6 +19,7 @@ _PUBLIC = {
     "Simulator": "skabi.simulators",
     "SequentialSimulator": "skabi.simulators",
     "make_simulator": "skabi.simulators",
+    "concat_datasets": "skabi._arviz",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

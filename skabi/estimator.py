@@ -390,7 +390,7 @@ DataFrame or ndarray
         return roles, ldj
 
     def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz",
-               log_q="auto"):
+               log_q="auto", dims=None, coords=None):
         """Draw from the approximate posterior of each dataset.
 
         Parameters
@@ -420,13 +420,22 @@ or ndarray
         return_type : {"arviz", "numpy"}, default="arviz"
             ``"arviz"``: the installed arviz's container (``InferenceData`` on arviz 0.x,
             ``xarray.DataTree`` on arviz >= 1.0) with groups ``posterior`` (dims chain,
-            draw, dataset, ...), ``sample_stats`` (``log_q``), ``observed_data`` and, when
-            the data hold the parameters, ``true_values``. ``"numpy"``: a dict
+            draw, dataset, ...), ``sample_stats`` (``log_q``), ``observed_data`` (dims
+            dataset, observation, ...), ``constant_data`` (meta variables such as ``N``)
+            and, when the data hold the parameters, ``true_values``. ``"numpy"``: a dict
             ``{name: (datasets, num_samples, ...)}`` (fastest).
         log_q : {"auto", True, False}, default="auto"
             Compute the log density of each draw (``sample_stats.log_q``); "auto" does so
             where the *fitted* network makes it cheap (coupling flows) and not for flow
             matching. Not computed with ``return_type="numpy"``, which returns draws only.
+        dims : dict of str to list of str, optional
+            Names of the trailing dims of variables in the container, as in ArviZ's
+            converters: ``{"beta": ["coefficient"]}`` (default ``beta_dim_0``); for data,
+            the observation dim first (default: ``observation``, shared by the variables
+            of one set, see :mod:`skabi._arviz`).
+        coords : dict of str to array-like, optional
+            Coordinate values of dims, e.g. ``{"coefficient": ["intercept", "slope"]}``
+            (default: integers).
 
         Returns
         -------
@@ -459,7 +468,13 @@ or ndarray
 
         truth = {k: np.asarray(data[k]) for k in user if k in data}
         observed = {k: v for k, v in data.items() if k not in user}
-        return to_arviz(user, true_values=truth or None, observed=observed, log_q=lq)
+        return to_arviz(user, true_values=truth or None, observed=observed, log_q=lq,
+                        constant_keys=self._meta_keys(), dims=dims, coords=coords)
+
+    def _meta_keys(self):
+        """Variables that were batch scalars (meta, such as ``N``) in training."""
+        seen = getattr(self.adapter_, "input_variables_", None) or {}
+        return [k for k, shape in seen.items() if tuple(shape) == ()]
 
     def log_prob(self, X, *, meta=None):
         """log q(theta | x) of the true parameters for each dataset, on the user's scale.
