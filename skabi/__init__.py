@@ -20,6 +20,7 @@ _PUBLIC = {
     "SequentialSimulator": "skabi.simulators",
     "make_simulator": "skabi.simulators",
     "concat_datasets": "skabi._arviz",
+    "sample_predictive": "skabi.predictive",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]
