@@ -491,6 +491,30 @@ or ndarray
         with torch_threads(getattr(self, "n_threads", 1)):
             return inference.log_prob(self._fit_state(), roles) + ldj
 
+    def latent(self, X, *, meta=None):
+        """The inference network's latent draws of simulated pairs: ``z = f(theta; x)``.
+
+        For an exact flow and pairs ``(theta, x)`` from the simulator, ``z`` is standard
+        normal, N(0, I) (BayesFlow 1's latent-space check; plot it with
+        :func:`skabi.diagnostics.plots.latent_space`). Structure, skew or a scale other
+        than 1 show where the flow does not map the posterior onto its base distribution.
+
+        Parameters
+        ----------
+        X : dict of arrays or SimulationBank
+            Simulations that hold the parameters.
+        meta : dict, optional
+
+        Returns
+        -------
+        ndarray of shape (n_datasets, D)
+            One latent vector per simulation, ``D`` the size of ``inference_variables``.
+        """
+        data = self._observations(X, meta, frame_is_dataset=False)
+        roles, _ = self._roles(data, need_theta=True)
+        with torch_threads(getattr(self, "n_threads", 1)):
+            return inference.rows_of(self._fit_state(), roles, "latent")
+
     def score(self, X, y=None):
         """Mean log q(theta | x) over held-out simulations: higher is better.
 
@@ -520,7 +544,9 @@ or ndarray
             ``contraction`` (median posterior contraction), ``median_abs_z`` (median
             absolute posterior z-score), ``calibration_error`` (largest deviation of the
             rank ECDF from uniform), ``calibration_band`` (its 95% bound for calibrated
-            draws), ``coverage_90`` (coverage of central 90% intervals).
+            draws), ``coverage_90`` (coverage of central 90% intervals). TARP's joint
+            test of all parameters (:func:`skabi.diagnostics.tarp`) is in
+            ``frame.attrs["tarp"]``.
         """
         import pandas as pd
 
@@ -536,7 +562,9 @@ or ndarray
             "calibration_band": cal["band"],
             "coverage_90": dg.expected_coverage(idata, levels=(0.9,)).iloc[:, 0],
         }
-        return pd.DataFrame({k: pd.Series(v) for k, v in rows.items()}).T
+        frame = pd.DataFrame({k: pd.Series(v) for k, v in rows.items()}).T
+        frame.attrs["tarp"] = dg.tarp(idata).to_dict()
+        return frame
 
     def plot_default_diagnostics(self, X, num_samples=1000, *, meta=None, random_state=None,
                                  variable_names=None):
@@ -546,18 +574,24 @@ or ndarray
         -------
         dict of str to matplotlib.figure.Figure
             ``losses``, ``recovery``, ``calibration_ecdf`` (difference form),
-            ``z_score_contraction``.
+            ``z_score_contraction``, ``tarp`` (expected coverage of the joint posterior)
+            and, for coupling flows, ``latent_space`` (the flow's latent draws of ``X``
+            against N(0, I), :meth:`latent`).
         """
         from .diagnostics import plots
 
         idata = self.sample(X, num_samples, meta=meta, random_state=random_state, log_q=False)
         names = dict(variable_names=variable_names)
-        return {
+        figures = {
             "losses": plots.loss(self.history_),
             "recovery": plots.recovery(idata, **names),
             "calibration_ecdf": plots.calibration_ecdf(idata, difference=True, **names),
             "z_score_contraction": plots.z_score_contraction(idata, **names),
+            "tarp": plots.tarp(idata),
         }
+        if hasattr(self.inference_network_, "forward_transform"):
+            figures["latent_space"] = plots.latent_space(self.latent(X, meta=meta))
+        return figures
 
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):

@@ -1,4 +1,4 @@
-"""Diagnostics for amortized posteriors: calibration (SBC), recovery, contraction, C2ST.
+"""Diagnostics for amortized posteriors: calibration (SBC, TARP), recovery, contraction, C2ST.
 
 Every function reads either the ArviZ container returned by ``est.sample(...)`` (with its
 ``true_values`` group) or plain dicts of arrays,
@@ -16,6 +16,7 @@ from .metrics import (
     root_mean_squared_error,
 )
 from .sbc import calibration_error, ecdf_band, pit_values, sbc_ranks
+from .tarp import tarp, tarp_coverage, tarp_values
 
 __all__ = [
     "c2st",
@@ -27,6 +28,9 @@ __all__ = [
     "posterior_z_score",
     "root_mean_squared_error",
     "sbc_ranks",
+    "tarp",
+    "tarp_coverage",
+    "tarp_values",
 ]
 
 

@@ -58,6 +58,19 @@ def log_prob(state, roles):
     return out
 
 
+def rows_of(state, roles, method):
+    """``model.<method>(batch)`` over the rows of ``roles`` in chunks: (n, k) float64."""
+    model = state.model
+    n, step = n_rows(roles), chunk_rows(roles)
+    parts = []
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, n, step):
+            t = to_tensors(roles, state.device, _dtype(model), slice(i, i + step))
+            parts.append(getattr(model, method)(t).double().cpu().numpy())
+    return np.concatenate(parts)
+
+
 def _user_scale(adapter, theta, lq):
     """Draws (rows, k, D) back to the user's variables; log q with the adapter's log-det."""
     user = adapter.inverse_transform({"inference_variables": theta})

@@ -99,6 +99,26 @@ class Approximator(nn.Module):
                                                 self.conditions(batch))
         return log_q - torch.log(self.theta_std).sum()
 
+    def latent(self, batch):
+        """The inference network's latent ``z`` (B, D) of ``inference_variables`` given the
+        rest: standard normal for simulated pairs when the flow is exact. Needs a network
+        with ``forward_transform`` (coupling flows)."""
+        forward = getattr(self.inference_network, "forward_transform", None)
+        if forward is None:
+            raise TypeError(
+                f"{type(self.inference_network).__name__} has no latent map (forward_transform);"
+                " the latent-space check needs a coupling flow.")
+        z, _ = forward(self._z(batch["inference_variables"]), self.conditions(batch))
+        return z
+
+    def summaries(self, batch):
+        """The summary network's outputs (B, summary_dim) of a batch, or None."""
+        if self.summary_network is None:
+            return None
+        x = (batch["summary_variables"] - self.feat_mean) / self.feat_std
+        mask = batch.get(MASK)
+        return self.summary_network(x) if mask is None else self.summary_network(x, mask)
+
     def log_prob_from_conditions(self, theta, cond, rows=None):
         """Like :meth:`log_prob` with precomputed conditions; theta (B, S, D), cond (B, C).
 

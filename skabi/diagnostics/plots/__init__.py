@@ -11,6 +11,7 @@ from .calibration import calibration_ecdf, calibration_histogram
 from .loss import loss
 from .pairs import pairs_posterior, pairs_samples
 from .recovery import recovery, z_score_contraction
+from .tarp import latent_space, tarp
 
 __all__ = [
     "calibration_ecdf",
@@ -18,6 +19,8 @@ __all__ = [
     "loss",
     "pairs_posterior",
     "pairs_samples",
+    "latent_space",
     "recovery",
+    "tarp",
     "z_score_contraction",
 ]
