@@ -10,6 +10,7 @@ matplotlib call of each plot) and matplotlib's rcParams (``plt.rc_context``).
 from .calibration import calibration_ecdf, calibration_histogram
 from .loss import loss
 from .pairs import pairs_posterior, pairs_samples
+from .misspecification import mmd_hypothesis_test, summary_space
 from .recovery import recovery, z_score_contraction
 from .tarp import latent_space, tarp
 
@@ -17,10 +18,12 @@ __all__ = [
     "calibration_ecdf",
     "calibration_histogram",
     "loss",
+    "mmd_hypothesis_test",
     "pairs_posterior",
     "pairs_samples",
     "latent_space",
     "recovery",
+    "summary_space",
     "tarp",
     "z_score_contraction",
 ]
