@@ -116,8 +116,9 @@ def tarp(estimates=None, targets=None, *, variable_keys=None, prob=0.95, num_poi
         ``error`` (largest ``|ECP(alpha) - alpha|``), ``band`` (its ``prob`` quantile for
         an exact posterior with as many datasets), ``inside`` (the ECP curve inside the
         simultaneous band at every level), ``p_value`` and ``atc`` (area between the curve
-        and the diagonal, signed: positive when coverage exceeds credibility, an
-        underconfident posterior; negative for an overconfident one).
+        and the diagonal, signed: coverage above credibility counts positive). With
+        random reference points an overconfident posterior can give an S-shaped curve
+        whose signed area nearly cancels; judge by ``inside`` and ``error``.
 
     Examples
     --------
