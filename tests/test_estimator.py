@@ -353,7 +353,8 @@ def test_default_diagnostic_plots(regression, tmp_path):
 
     est, sim = regression
     figs = est.plot_default_diagnostics(sim.sample(30, random_state=12), num_samples=100)
-    assert set(figs) == {"losses", "recovery", "calibration_ecdf", "z_score_contraction"}
+    assert set(figs) == {"losses", "recovery", "calibration_ecdf", "z_score_contraction",
+                         "tarp", "latent_space"}
     for name, fig in figs.items():
         fig.savefig(tmp_path / f"{name}.png")
         assert all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() for ax in fig.axes)

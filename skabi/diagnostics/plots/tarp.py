@@ -137,8 +137,7 @@ def latent_space(z, *, variable_names=None, max_points=2000, figsize=None, **kwa
             else:
                 ax.set_axis_off()
                 continue
-            if i == d - 1:
-                ax.set_xlabel(names[j])
-            if j == 0 and i > 0:
-                ax.set_ylabel(names[i])
+            ax.set_xlabel(names[j], fontsize="small")
+            if i != j:
+                ax.set_ylabel(names[i], fontsize="small")
     return finish(fig)
