@@ -21,6 +21,8 @@ _PUBLIC = {
     "Simulator": "skabi.simulators",
     "SequentialSimulator": "skabi.simulators",
     "make_simulator": "skabi.simulators",
+    "concat_datasets": "skabi._arviz",
+    "sample_predictive": "skabi.predictive",
 }
 
 __all__ = ["__version__", *sorted(_PUBLIC)]

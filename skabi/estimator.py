@@ -6,13 +6,15 @@ engine, :mod:`skabi.training`, over a :class:`~skabi.training.state.FitState` th
 class commits at the end of a successful fit and nowhere else.
 """
 
+import numbers
+
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
-from ._validation import as_numpy_rng, check_positive_int
+from ._validation import NumberInterval, as_numpy_rng, check_positive_int
 from .inputs import array_bank
 from .training import fitting, inference, persistence
 from .training.model import build_approximator, check_networks
@@ -100,6 +102,11 @@ class AmortizedPosterior(BaseEstimator):
         the running loss, the validation loss and the learning rate.
     warm_start : bool, default=False
         Continue training the fitted networks in :meth:`fit` instead of rebuilding them.
+    summary_mmd_weight : float, default=0.0
+        When positive, training adds ``summary_mmd_weight * MMD^2`` between the summary
+        network's outputs and draws of N(0, I) (Schmitt et al. 2023), so that summaries of
+        data the model can produce follow a known distribution; needed for a sharp
+        :meth:`misspecification_test`. 1.0 is a good start; 0 (default) trains without it.
 
     Attributes
     ----------
@@ -139,15 +146,19 @@ class AmortizedPosterior(BaseEstimator):
     (3, 100, 2)
     """
 
-    _parameter_constraints = {**shared.TRAINING_CONSTRAINTS,
-                              "inference_network": [HasMethods(["build"]), None]}
+    _parameter_constraints = {
+        **shared.TRAINING_CONSTRAINTS,
+        "inference_network": [HasMethods(["build"]), None],
+        "summary_mmd_weight": [NumberInterval(numbers.Real, 0, None, closed="left")],
+    }
 
     def __init__(self, *, adapter=None, inference_network=None, summary_network=None, epochs=50,
                  batches_per_epoch=100, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
                  weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
                  early_stopping=False, patience=5, standardize=True, pilot_size=1024,
                  rounds=None, replay_capacity=None, checkpoint_path=None, device="auto",
-                 random_state=None, n_threads=1, verbose=False, warm_start=False):
+                 random_state=None, n_threads=1, verbose=False, warm_start=False,
+                 summary_mmd_weight=0.0):
         self.adapter = adapter
         self.inference_network = inference_network
         self.summary_network = summary_network
@@ -171,6 +182,7 @@ class AmortizedPosterior(BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
         self.warm_start = warm_start
+        self.summary_mmd_weight = summary_mmd_weight
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None, *, resume=False):
@@ -248,7 +260,7 @@ DataFrame or ndarray
 
     # ------------------------------------------------------------------ inference
     def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz",
-               log_q="auto"):
+               log_q="auto", dims=None, coords=None):
         """Draw from the approximate posterior of each dataset.
 
         Parameters
@@ -278,13 +290,22 @@ or ndarray
         return_type : {"arviz", "numpy"}, default="arviz"
             ``"arviz"``: the installed arviz's container (``InferenceData`` on arviz 0.x,
             ``xarray.DataTree`` on arviz >= 1.0) with groups ``posterior`` (dims chain,
-            draw, dataset, ...), ``sample_stats`` (``log_q``), ``observed_data`` and, when
-            the data hold the parameters, ``true_values``. ``"numpy"``: a dict
+            draw, dataset, ...), ``sample_stats`` (``log_q``), ``observed_data`` (dims
+            dataset, observation, ...), ``constant_data`` (meta variables such as ``N``)
+            and, when the data hold the parameters, ``true_values``. ``"numpy"``: a dict
             ``{name: (datasets, num_samples, ...)}`` (fastest).
         log_q : {"auto", True, False}, default="auto"
             Compute the log density of each draw (``sample_stats.log_q``); "auto" does so
             where the *fitted* network makes it cheap (coupling flows) and not for flow
             matching. Not computed with ``return_type="numpy"``, which returns draws only.
+        dims : dict of str to list of str, optional
+            Names of the trailing dims of variables in the container, as in ArviZ's
+            converters: ``{"beta": ["coefficient"]}`` (default ``beta_dim_0``); for data,
+            the observation dim first (default: ``observation``, shared by the variables
+            of one set, see :mod:`skabi._arviz`).
+        coords : dict of str to array-like, optional
+            Coordinate values of dims, e.g. ``{"coefficient": ["intercept", "slope"]}``
+            (default: integers).
 
         Returns
         -------
@@ -317,7 +338,13 @@ or ndarray
 
         truth = {k: np.asarray(data[k]) for k in user if k in data}
         observed = {k: v for k, v in data.items() if k not in user}
-        return to_arviz(user, true_values=truth or None, observed=observed, log_q=lq)
+        return to_arviz(user, true_values=truth or None, observed=observed, log_q=lq,
+                        constant_keys=self._meta_keys(), dims=dims, coords=coords)
+
+    def _meta_keys(self):
+        """Variables that were batch scalars (meta, such as ``N``) in training."""
+        seen = getattr(self.adapter_, "input_variables_", None) or {}
+        return [k for k, shape in seen.items() if tuple(shape) == ()]
 
     def log_prob(self, X, *, meta=None):
         """log q(theta | x) of the true parameters for each dataset, on the user's scale.
@@ -333,6 +360,99 @@ or ndarray
         roles, ldj = shared.roles(self, data, need_theta=True, log_det_jac=True)
         with torch_threads(getattr(self, "n_threads", 1)):
             return inference.log_prob(self._fit_state(), roles) + ldj
+
+    def latent(self, X, *, meta=None):
+        """The inference network's latent draws of simulated pairs: ``z = f(theta; x)``.
+
+        For an exact flow and pairs ``(theta, x)`` from the simulator, ``z`` is standard
+        normal, N(0, I) (BayesFlow 1's latent-space check; plot it with
+        :func:`skabi.diagnostics.plots.latent_space`). Structure, skew or a scale other
+        than 1 show where the flow does not map the posterior onto its base distribution.
+
+        Parameters
+        ----------
+        X : dict of arrays or SimulationBank
+            Simulations that hold the parameters.
+        meta : dict, optional
+
+        Returns
+        -------
+        ndarray of shape (n_datasets, D)
+            One latent vector per simulation, ``D`` the size of ``inference_variables``.
+        """
+        data = shared.observations(self, X, meta, frame_is_dataset=False)
+        roles, _ = shared.roles(self, data, need_theta=True)
+        with torch_threads(getattr(self, "n_threads", 1)):
+            return inference.outputs(self._fit_state(), roles, lambda m, b: m.latent(b))
+
+    def summaries(self, X, *, meta=None):
+        """The summary network's outputs for each dataset of ``X``.
+
+        Returns
+        -------
+        ndarray of shape (n_datasets, summary_dim)
+        """
+        check_is_fitted(self, "approximator_")
+        if self.summary_network_ is None:
+            raise ValueError("This estimator has no summary network, so no summaries.")
+        data = shared.observations(self, X, meta)
+        roles, _ = shared.roles(self, data, need_theta=False, skip=self.parameter_names_)
+        with torch_threads(getattr(self, "n_threads", 1)):
+            return inference.outputs(self._fit_state(), roles, lambda m, b: m.summaries(b))
+
+    def misspecification_test(self, X, simulator=None, *, reference=None, num_reference=2000,
+                              n_null=500, meta=None, random_state=None):
+        """Could the model have produced these data? An MMD test in summary space.
+
+        Compares the summaries of the observed datasets in ``X`` (one or many: one test
+        for all) with those of ``num_reference`` datasets simulated with the same meta
+        variables (``N``), with a null distribution from sets of simulated datasets of
+        the same count (:func:`skabi.diagnostics.summary_mmd_test`; Schmitt et al. 2023).
+        Sharpest after training with ``summary_mmd_weight > 0``.
+
+        Parameters
+        ----------
+        X : dict of arrays, list of dict, DataFrame, ...
+            Observed datasets, as for :meth:`sample`; all of one size.
+        simulator : Simulator, optional
+            The model; simulated with the meta variables of ``X``. Not stored.
+        reference : dict of arrays, optional
+            Simulations of the same size instead of ``simulator``.
+        num_reference : int, default=2000
+        n_null : int, default=500
+        meta : dict, optional
+        random_state : None, int or numpy.random.Generator, default=None
+            Seed of the reference simulations and the null sets; ``None`` uses the
+            estimator's ``random_state``.
+
+        Returns
+        -------
+        skabi.diagnostics.MMDTest
+            ``statistic``, ``p_value``, ``null`` and the summaries; ``reject(alpha)``.
+        """
+        from .diagnostics import summary_mmd_test
+
+        observed = self.summaries(X, meta=meta)
+        rng = as_numpy_rng(random_state if random_state is not None else self.random_state)
+        if reference is None:
+            if simulator is None:
+                raise ValueError("Pass the simulator (or reference= simulations of the same "
+                                 "size) to compare the observed summaries with.")
+            data = shared.observations(self, X, meta)
+            fixed = {}
+            for key in self._meta_keys():
+                if key in data:
+                    value = np.unique(np.asarray(data[key]))
+                    if value.size != 1:
+                        raise ValueError(
+                            f"The observed datasets differ in {key!r} ({value.tolist()}); test "
+                            "datasets of one size together, or pass reference= simulations.")
+                    fixed[key] = value.reshape(())
+            num_reference = check_positive_int("num_reference", num_reference)
+            reference = simulator.sample_given(fixed, num_reference, random_state=rng) \
+                if fixed else simulator.sample(num_reference, random_state=rng)
+        return summary_mmd_test(observed, self.summaries(reference), n_null=n_null,
+                                random_state=rng)
 
     def score(self, X, y=None):
         """Mean log q(theta | x) over held-out simulations: higher is better.
@@ -363,7 +483,9 @@ or ndarray
             ``contraction`` (median posterior contraction), ``median_abs_z`` (median
             absolute posterior z-score), ``calibration_error`` (largest deviation of the
             rank ECDF from uniform), ``calibration_band`` (its 95% bound for calibrated
-            draws), ``coverage_90`` (coverage of central 90% intervals).
+            draws), ``coverage_90`` (coverage of central 90% intervals). TARP's joint
+            test of all parameters (:func:`skabi.diagnostics.tarp`) is in
+            ``frame.attrs["tarp"]``.
         """
         import pandas as pd
 
@@ -379,7 +501,9 @@ or ndarray
             "calibration_band": cal["band"],
             "coverage_90": dg.expected_coverage(idata, levels=(0.9,)).iloc[:, 0],
         }
-        return pd.DataFrame({k: pd.Series(v) for k, v in rows.items()}).T
+        frame = pd.DataFrame({k: pd.Series(v) for k, v in rows.items()}).T
+        frame.attrs["tarp"] = dg.tarp(idata).to_dict()
+        return frame
 
     def plot_default_diagnostics(self, X, num_samples=1000, *, meta=None, random_state=None,
                                  variable_names=None):
@@ -389,18 +513,24 @@ or ndarray
         -------
         dict of str to matplotlib.figure.Figure
             ``losses``, ``recovery``, ``calibration_ecdf`` (difference form),
-            ``z_score_contraction``.
+            ``z_score_contraction``, ``tarp`` (expected coverage of the joint posterior)
+            and, for coupling flows, ``latent_space`` (the flow's latent draws of ``X``
+            against N(0, I), :meth:`latent`).
         """
         from .diagnostics import plots
 
         idata = self.sample(X, num_samples, meta=meta, random_state=random_state, log_q=False)
         names = dict(variable_names=variable_names)
-        return {
+        figures = {
             "losses": plots.loss(self.history_),
             "recovery": plots.recovery(idata, **names),
             "calibration_ecdf": plots.calibration_ecdf(idata, difference=True, **names),
             "z_score_contraction": plots.z_score_contraction(idata, **names),
+            "tarp": plots.tarp(idata),
         }
+        if hasattr(self.inference_network_, "forward_transform"):
+            figures["latent_space"] = plots.latent_space(self.latent(X, meta=meta))
+        return figures
 
     # ------------------------------------------------------------------ persistence & sklearn
     def save(self, path):

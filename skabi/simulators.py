@@ -211,15 +211,88 @@ class Simulator:
             "skabi.model_selection.HeldOutSimulations; other splitters (KFold, cv=int) "
             "cannot split it: pass cv=HeldOutSimulations(n).")
 
+    def sample_given(self, given, batch_size=None, *, random_state=None):
+        """Simulate with some variables held at given values (predictive simulation).
+
+        The functions that draw the given variables still run (their other outputs are
+        kept), but what they return for a given variable is replaced by its given value
+        before any later function reads it; functions that take a given variable as an
+        argument (also an optional one, ``def likelihood(beta, sigma, N, x=None, rng)``)
+        receive it. So ``given`` = posterior draws of the parameters plus the dataset's
+        ``N`` gives posterior predictive data.
+
+        Parameters
+        ----------
+        given : dict of str to ndarray
+            Values with a leading axis of ``batch_size`` (one per simulation), or 0-d
+            values (meta variables such as ``N``, one per batch).
+        batch_size : int, optional
+            Simulations; by default the leading axis of the given arrays.
+        random_state : None, int or numpy.random.Generator, default=None
+
+        Returns
+        -------
+        Batch
+            All variables the simulator draws, given ones at their given values.
+
+        Raises
+        ------
+        SimulatorError
+            When a function returns a given variable together with variables it drew
+            from its own value (a batched simulator that draws ``theta`` and ``x`` in one
+            call without taking ``theta`` as an argument), or when nothing reads or draws
+            a given variable: the simulation would not depend on it.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skabi import make_simulator
+        >>> def prior(rng):
+        ...     return dict(mu=rng.normal())
+        >>> def likelihood(mu, rng):
+        ...     return dict(y=rng.normal(mu, 0.01, size=3))
+        >>> sims = make_simulator([prior, likelihood]).sample_given(
+        ...     {"mu": np.array([10.0, 100.0])}, random_state=0)
+        >>> np.round(sims["y"].mean(axis=1)).tolist()
+        [10.0, 100.0]
+        """
+        given = {k: np.asarray(v) for k, v in dict(given).items()}
+        rows = {np.shape(v)[0] for v in given.values() if np.ndim(v) > 0}
+        if batch_size is None:
+            if len(rows) != 1:
+                raise ValueError(
+                    "sample_given needs batch_size, or given arrays with one common leading "
+                    f"axis; got leading sizes {sorted(rows)!r}.")
+            batch_size = rows.pop()
+        batch_size = check_positive_int("batch_size", batch_size)
+        for k, v in given.items():
+            if np.ndim(v) > 0 and np.shape(v)[0] != batch_size:
+                raise ValueError(f"given[{k!r}] has shape {np.shape(v)}; expected a leading "
+                                 f"axis of batch_size={batch_size} (or a 0-d value).")
+        if random_state is None:
+            rng, seeding = self._stream(), contextlib.nullcontext()
+        else:
+            rng = as_numpy_rng(random_state)
+            seeding = _seeded_global_numpy(rng)
+        with seeding:
+            return Batch(self._run(batch_size, rng, given=given))
+
     def _stream(self):
         if getattr(self, "_rng", None) is None:
             self._rng = as_numpy_rng(getattr(self, "random_state", None))
         return self._rng
 
-    def _run(self, batch_size, rng):
+    def _run(self, batch_size, rng, given=None):
         call = _call_of(self)
-        out = call.checked(self.simulate(batch_size, **call.arguments({}, rng)))
-        return _check_batch(out, batch_size, call.name)
+        given = given or {}
+        out = call.checked(self.simulate(batch_size, **call.arguments(given, rng)))
+        out = _check_batch(out, batch_size, call.name)
+        if not given:
+            return out
+        used = set()
+        out = _hold_given(call, out, given, used)
+        _check_all_used(given, used, out, call.name)
+        return {**out, **_given_rows(given, out)}
 
     def __call__(self, batch_size, **kwargs):
         return self.sample(batch_size, **kwargs)
@@ -236,6 +309,54 @@ def _check_batch(out, batch_size, who):
             )
         batch[key] = as_rows(arr, key)
     return batch
+
+
+def _hold_given(call, out, given, used):
+    """Replace the given variables among ``out``; refuse data drawn from their own values."""
+    received = {a for a in call.required + call.optional if a in given}
+    used |= received
+    held = [k for k in out if k in given]
+    if not held:
+        return out
+    drawn_here = [k for k in held if k not in received]
+    others = [k for k in out if k not in given]
+    if drawn_here and others:
+        raise SimulatorError(
+            f"{call.name!r} draws {drawn_here!r} and, in the same call, {others!r}; to "
+            f"simulate at given values of {drawn_here!r}, it must take them as arguments "
+            "(e.g. 'def simulate(self, batch_size, rng, theta=None)') or be split into a "
+            "prior and a likelihood (make_simulator([prior, likelihood])).")
+    used |= set(held)
+    return {**out, **{k: _broadcast_given(given[k], out[k]) for k in held}}
+
+
+def _broadcast_given(value, drawn):
+    value = np.asarray(value)
+    if value.ndim == 0:
+        return value if np.ndim(drawn) == 0 else np.broadcast_to(value, np.shape(drawn)).copy()
+    return as_rows(value)
+
+
+def _like(value, drawn):
+    """A given value in the shape the function drew it (a scalar sigma stays a scalar)."""
+    value = np.asarray(value)
+    if value.size == np.size(drawn) and value.shape != np.shape(drawn):
+        return value.reshape(np.shape(drawn))
+    return value
+
+
+def _given_rows(given, out):
+    """Given variables no function returned (read only, such as covariates), as rows."""
+    return {k: (v if np.ndim(v) == 0 else as_rows(v, k)) for k, v in given.items()
+            if k not in out}
+
+
+def _check_all_used(given, used, out, who):
+    unused = [k for k in given if k not in used and k not in out]
+    if unused:
+        raise SimulatorError(
+            f"No function of the simulator ({who}) reads or draws {unused!r}: the "
+            "simulations would not depend on the given values. Check the variable names.")
 
 
 def _stack(key, draws, who):
@@ -313,7 +434,9 @@ class SequentialSimulator(Simulator):
         state.pop("_calls_key", None)
         return state
 
-    def _run(self, batch_size, rng):
+    def _run(self, batch_size, rng, given=None):
+        given = given or {}
+        used = set()
         functions = self.functions
         if callable(functions) and not isinstance(functions, (list, tuple)):
             functions = [functions]
@@ -321,22 +444,28 @@ class SequentialSimulator(Simulator):
         meta = {}
         if self.meta_fn is not None:
             call = self._call(self.meta_fn)
-            meta = dict(call.checked(self.meta_fn(**call.arguments({}, rng)), where=" (meta_fn)"))
+            meta = dict(call.checked(self.meta_fn(**call.arguments(given, rng)), where=" (meta_fn)"))
+            if given:
+                meta = _hold_given(call, meta, given, used)
         batch = {}
         draws = None  # per-draw dicts, made only when a single-draw function needs them
         for fn in functions:
             if isinstance(fn, Simulator):
                 call = self._call(fn)
-                available = {**meta, **batch}
+                available = {**given, **meta, **batch}
                 out = call.checked(fn.simulate(batch_size, **call.arguments(available, rng)))
                 new = _check_batch(out, batch_size, call.name)
+                if given:
+                    new = _hold_given(call, new, given, used)
                 if draws is not None:
                     for i, draw in enumerate(draws):
                         draw.update({k: v[i] for k, v in new.items()})
             elif callable(fn):
                 call = self._call(fn)
                 if draws is None:
-                    draws = [{**meta, **{k: v[i] for k, v in batch.items()}}
+                    fixed = {k: v for k, v in given.items() if k not in batch and k not in meta}
+                    draws = [{**{k: (v if np.ndim(v) == 0 else v[i]) for k, v in fixed.items()},
+                              **meta, **{k: v[i] for k, v in batch.items()}}
                              for i in range(batch_size)]
                 per_draw = [call.checked(fn(**call.arguments(draw, rng))) for draw in draws]
                 keys = list(per_draw[0])
@@ -348,8 +477,12 @@ class SequentialSimulator(Simulator):
                             "every time."
                         )
                 new = {k: _stack(k, [out[k] for out in per_draw], call.name) for k in keys}
-                for draw, out in zip(draws, per_draw):
+                if given:
+                    new = _hold_given(call, new, given, used)
+                for i, (draw, out) in enumerate(zip(draws, per_draw)):
                     draw.update(out)
+                    draw.update({k: _like(given[k] if np.ndim(given[k]) == 0 else given[k][i],
+                                          out[k]) for k in out if k in given})
             else:
                 raise SimulatorError(
                     f"make_simulator expects functions or Simulator instances; got {fn!r}."
@@ -361,6 +494,9 @@ class SequentialSimulator(Simulator):
                     "variable must come from one function."
                 )
             batch.update(new)
+        if given:
+            _check_all_used(given, used, {**batch, **meta}, "make_simulator")
+            return {**batch, **meta, **_given_rows(given, {**batch, **meta})}
         return {**batch, **meta}
 
 

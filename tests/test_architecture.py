@@ -69,6 +69,8 @@ FORBIDDEN = {
     "training/model": ["skabi.adapters.adapter", "skabi.bank", "skabi.storage"],
     "storage": ["torch", "skabi.training", "skabi.adapters", "skabi.networks",
                 "skabi.estimator", "arviz"],
+    "predictive": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters",
+                   "skabi.training", "skabi.diagnostics"],
     "_arviz": ["torch", "skabi.estimator", "skabi.networks", "skabi.adapters",
                "skabi.training"],
 }

@@ -53,7 +53,7 @@ def test_sample_numpy_and_arviz_shapes(fitted):
     assert post.dims == ("chain", "draw", "dataset", "theta_dim_0")
     assert post.shape == (1, 50, 3, 2)
     assert idata.sample_stats["log_q"].shape == (1, 50, 3)
-    np.testing.assert_allclose(idata.true_values["theta"].values, data["theta"])
+    np.testing.assert_allclose(idata.true_values["theta"].values[0, 0], data["theta"])
     assert idata.observed_data["x"].shape == (3, 20, 2)
 
 
@@ -353,7 +353,8 @@ def test_default_diagnostic_plots(regression, tmp_path):
 
     est, sim = regression
     figs = est.plot_default_diagnostics(sim.sample(30, random_state=12), num_samples=100)
-    assert set(figs) == {"losses", "recovery", "calibration_ecdf", "z_score_contraction"}
+    assert set(figs) == {"losses", "recovery", "calibration_ecdf", "z_score_contraction",
+                         "tarp", "latent_space"}
     for name, fig in figs.items():
         fig.savefig(tmp_path / f"{name}.png")
         assert all(ax.get_xlabel() or ax.get_ylabel() or not ax.has_data() for ax in fig.axes)
@@ -373,4 +374,5 @@ def test_arviz_tools_work_on_one_dataset(regression):
     assert list(summary.index) == ["beta[0]", "beta[1]", "sigma"]
     post = idata.posterior.sel(dataset=1)
     np.testing.assert_allclose(summary.loc["sigma", "mean"], float(post["sigma"].mean()), atol=1e-3)
-    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data", "true_values"}
+    assert set(idata.groups()) == {"posterior", "sample_stats", "observed_data", "constant_data",
+                                   "true_values"}

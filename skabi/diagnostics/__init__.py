@@ -1,4 +1,4 @@
-"""Diagnostics for amortized posteriors: calibration (SBC), recovery, contraction, C2ST.
+"""Diagnostics for amortized posteriors: calibration (SBC, TARP), recovery, contraction, C2ST.
 
 Every function reads either the ArviZ container returned by ``est.sample(...)`` (with its
 ``true_values`` group) or plain dicts of arrays,
@@ -16,19 +16,27 @@ from .metrics import (
     posterior_z_score,
     root_mean_squared_error,
 )
+from .misspecification import MMDTest, mmd, summary_mmd_test
 from .sbc import calibration_error, ecdf_band, pit_values, sbc_ranks
+from .tarp import tarp, tarp_coverage, tarp_values
 
 __all__ = [
+    "MMDTest",
     "c2st",
     "calibration_error",
     "ecdf_band",
     "expected_calibration_error",
     "expected_coverage",
+    "mmd",
     "pit_values",
     "posterior_contraction",
     "posterior_z_score",
     "root_mean_squared_error",
     "sbc_ranks",
+    "summary_mmd_test",
+    "tarp",
+    "tarp_coverage",
+    "tarp_values",
 ]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from .._arviz import from_arviz
+from .._arviz import data_from_arviz, from_arviz, is_ragged
 from .._validation import suggest
 from ..exceptions import MissingKeyError, NonFiniteError, ShapeError
 
@@ -95,15 +95,20 @@ def _as_float(where, value):
         raise TypeError(f"{where} must be an array of numbers; got {kind}.") from err
 
 
-def read_estimates(estimates, targets=None, *, require_targets=True):
-    """Unpack a container, or check dicts; return ``(estimates, targets)`` as dicts."""
+def read_estimates(estimates, targets=None, *, require_targets=True, with_data=False):
+    """Unpack a container, or check dicts; return ``(estimates, targets)`` as dicts
+    (and the container's data, ``observed_data`` with ``constant_data``, or None, when
+    ``with_data``)."""
+    data = None
     if estimates is None:
         raise TypeError(
             "Pass the ArviZ container returned by est.sample(...) as first argument, "
             "or estimates={name: array of shape (n_datasets, n_draws, ...)}."
         )
     if is_container(estimates):
-        estimates, stored = from_arviz(estimates)
+        container = estimates
+        estimates, stored = from_arviz(container)
+        data = data_from_arviz(container)
         if targets is None:
             targets = stored
         if targets is None and require_targets:
@@ -121,7 +126,8 @@ def read_estimates(estimates, targets=None, *, require_targets=True):
         raise TypeError(
             f"targets must be a dict of arrays keyed by variable; got {type(targets).__name__}."
         )
-    return dict(estimates), (dict(targets) if targets is not None else None)
+    out = dict(estimates), (dict(targets) if targets is not None else None)
+    return (*out, data) if with_data else out
 
 
 def _check_variable(key, estimates, targets, n_datasets, n_draws):
@@ -186,12 +192,47 @@ def _repeat_data(data, n_datasets, n_draws):
     return out
 
 
-def _call(fn, params, data):
-    if data is None:
-        return fn(params)
-    if _n_params(fn) >= 2:
-        return fn(params, data)
-    return fn({**data, **params})
+def _call(fn, params, data, name=None):
+    try:
+        if data is None:
+            return fn(params)
+        if _n_params(fn) >= 2:
+            return fn(params, data)
+        return fn({**data, **params})
+    except KeyError as exc:
+        key = exc.args[0] if exc.args else None
+        if not isinstance(key, str) or key in params or (data is not None and key in data):
+            raise
+        have = sorted(params) + sorted(data or {})
+        raise MissingKeyError(
+            f"test_quantities[{name!r}] reads {key!r}, which is neither a parameter nor in "
+            f"the data (available: {have!r}). Pass the container returned by est.sample(...) "
+            "(its observed_data group is passed on), or data={name: array of shape "
+            "(n_datasets, ...)}."
+        ) from None
+
+
+def _evaluate(fn, name, params, data, n_rows, n_datasets):
+    """``fn`` on ``params`` (``n_rows`` rows: ``n_datasets`` blocks); ragged data (a list
+    of arrays, one per dataset) are handled one dataset at a time."""
+    ragged = data is not None and any(is_ragged(v) or isinstance(v, list) for v in data.values())
+    if not ragged:
+        rep = _repeat_data(data, n_datasets, n_rows // n_datasets) if data is not None else None
+        return np.asarray(_call(fn, params, rep, name), dtype=float).reshape(-1)
+    per = n_rows // n_datasets
+    out = []
+    for i in range(n_datasets):
+        block = {k: np.asarray(v)[i * per:(i + 1) * per] for k, v in params.items()}
+        one = {}
+        for k, v in data.items():
+            if isinstance(v, list) or is_ragged(v):
+                one[k] = np.repeat(np.asarray(v[i])[None], per, axis=0)
+            elif np.ndim(v) >= 1 and np.shape(v)[0] == n_datasets:
+                one[k] = np.repeat(np.asarray(v)[i:i + 1], per, axis=0)
+            else:
+                one[k] = v
+        out.append(np.asarray(_call(fn, block, one, name), dtype=float).reshape(-1))
+    return np.concatenate(out)
 
 
 def evaluate_test_quantities(test_quantities, estimates, targets, data, n_datasets, n_draws):
@@ -211,13 +252,11 @@ def evaluate_test_quantities(test_quantities, estimates, targets, data, n_datase
         k: np.asarray(v).reshape((n_datasets * n_draws,) + np.shape(v)[2:])
         for k, v in estimates.items()
     }
-    data_draws = _repeat_data(data, n_datasets, n_draws) if data is not None else None
-    data_truth = dict(data) if data is not None else None
     draws, truths = [], []
     for name, fn in test_quantities.items():
         if not callable(fn):
             raise TypeError(f"test_quantities[{name!r}] must be callable; got {fn!r}.")
-        values = np.asarray(_call(fn, flat, data_draws), dtype=float)
+        values = _evaluate(fn, name, flat, data, n_datasets * n_draws, n_datasets)
         if values.size != n_datasets * n_draws:
             raise ShapeError(
                 f"test_quantities[{name!r}] returned shape {values.shape} for "
@@ -234,7 +273,7 @@ def evaluate_test_quantities(test_quantities, estimates, targets, data, n_datase
                     f"test_quantities[{name!r}] is evaluated on the true values, but targets "
                     f"has no {missing!r}; pass targets for every variable of estimates."
                 )
-            truth = np.asarray(_call(fn, targets, data_truth), dtype=float)
+            truth = _evaluate(fn, name, targets, data, n_datasets, n_datasets)
             if truth.size != n_datasets:
                 raise ShapeError(
                     f"test_quantities[{name!r}] returned shape {truth.shape} for the true "
@@ -271,7 +310,9 @@ def resolve(
         Display labels, one per parameter element.
     test_quantities : dict of str to callable, optional
     data : dict of str to ndarray of shape (K, ...), optional
-        Conditioning data passed to the test quantities.
+        Conditioning data passed to the test quantities; by default a container's
+        ``observed_data`` and ``constant_data``. Datasets of different sizes (a list of
+        arrays, one per dataset) are passed to the test quantities one dataset at a time.
     require_targets : bool
         Raise when no true values are available.
 
@@ -279,7 +320,10 @@ def resolve(
     -------
     Inputs
     """
-    estimates, targets = read_estimates(estimates, targets, require_targets=require_targets)
+    estimates, targets, stored_data = read_estimates(
+        estimates, targets, require_targets=require_targets, with_data=True)
+    if data is None:
+        data = stored_data
     if not estimates:
         raise ValueError("estimates holds no variables.")
     if variable_keys is None:

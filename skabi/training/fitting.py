@@ -60,6 +60,7 @@ class TrainingSettings:
     device: Any
     random_state: Any
     verbose: Any
+    summary_mmd_weight: float = 0.0
 
     @classmethod
     def from_params(cls, params):
@@ -275,6 +276,19 @@ def validation_batches(settings, source, state, dtype):
     return out
 
 
+def loss_terms(settings, model):
+    """The extra loss terms the settings ask for (:mod:`skabi.training.penalties`)."""
+    weight = float(getattr(settings, "summary_mmd_weight", 0.0) or 0.0)
+    if weight <= 0:
+        return ()
+    if model.summary_network is None:
+        raise ValueError("summary_mmd_weight > 0 shapes the summary space, but there is no "
+                         "summary network; set summary_network or summary_mmd_weight=0.")
+    from .penalties import SummaryMMD
+
+    return (SummaryMMD(weight),)
+
+
 def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_header=None):
     """Train ``state.model`` for ``epochs`` epochs on ``source``; return the new state.
 
@@ -290,6 +304,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         when ``settings.checkpoint_path`` is set.
     """
     model, device = state.model, state.device
+    model.loss_terms = loss_terms(settings, model)
     dtype = next(model.parameters()).dtype
     source.start(Prepare(state.adapter, state.shapes, device, dtype), state.rng)
     validation = validation_batches(settings, source, state, dtype)

@@ -67,13 +67,12 @@ class Approximator(nn.Module):
             getattr(self, f"{name}_mean").copy_(mean)
             getattr(self, f"{name}_std").copy_(std)
 
-    def conditions(self, batch):
-        """The condition vector (B, condition_dim) of a batch, or None."""
+    def conditions(self, batch, summaries=None):
+        """The condition vector (B, condition_dim) of a batch, or None (``summaries``:
+        the summary network's outputs when already computed)."""
         parts = []
         if self.summary_network is not None:
-            x = (batch["summary_variables"] - self.feat_mean) / self.feat_std
-            mask = batch.get(MASK)
-            parts.append(self.summary_network(x) if mask is None else self.summary_network(x, mask))
+            parts.append(self.summaries(batch) if summaries is None else summaries)
         inference_conditions = batch.get("inference_conditions")
         if inference_conditions is not None and inference_conditions.shape[-1] > 0:
             parts.append((inference_conditions - self.cond_mean) / self.cond_std)
@@ -84,10 +83,24 @@ class Approximator(nn.Module):
     def _z(self, theta):
         return (theta - self.theta_mean) / self.theta_std
 
+    #: Extra loss terms added in training mode: callables ``(summaries, batch) -> tensor
+    #: or None`` (:mod:`skabi.training.penalties`); set by the engine, not saved.
+    loss_terms = ()
+
     def loss(self, batch):
-        """The inference network's training loss on standardized parameters."""
-        return self.inference_network.loss(self._z(batch["inference_variables"]),
-                                           self.conditions(batch))
+        """The inference network's training loss on standardized parameters, plus the
+        :attr:`loss_terms` in training mode (so ``val_loss`` stays the plain loss)."""
+        if not (self.training and self.loss_terms):
+            return self.inference_network.loss(self._z(batch["inference_variables"]),
+                                               self.conditions(batch))
+        summaries = self.summaries(batch)
+        loss = self.inference_network.loss(self._z(batch["inference_variables"]),
+                                           self.conditions(batch, summaries=summaries))
+        for term in self.loss_terms:
+            extra = term(summaries, batch)
+            if extra is not None:
+                loss = loss + extra
+        return loss
 
     def forward(self, batch):
         """The training loss (so that wrappers such as DistributedDataParallel see it)."""
@@ -98,6 +111,26 @@ class Approximator(nn.Module):
         log_q = self.inference_network.log_prob(self._z(batch["inference_variables"]),
                                                 self.conditions(batch))
         return log_q - torch.log(self.theta_std).sum()
+
+    def latent(self, batch):
+        """The inference network's latent ``z`` (B, D) of ``inference_variables`` given the
+        rest: standard normal for simulated pairs when the flow is exact. Needs a network
+        with ``forward_transform`` (coupling flows)."""
+        forward = getattr(self.inference_network, "forward_transform", None)
+        if forward is None:
+            raise TypeError(
+                f"{type(self.inference_network).__name__} has no latent map (forward_transform);"
+                " the latent-space check needs a coupling flow.")
+        z, _ = forward(self._z(batch["inference_variables"]), self.conditions(batch))
+        return z
+
+    def summaries(self, batch):
+        """The summary network's outputs (B, summary_dim) of a batch, or None."""
+        if self.summary_network is None:
+            return None
+        x = (batch["summary_variables"] - self.feat_mean) / self.feat_std
+        mask = batch.get(MASK)
+        return self.summary_network(x) if mask is None else self.summary_network(x, mask)
 
     def log_prob_from_conditions(self, theta, cond, rows=None):
         """Like :meth:`log_prob` with precomputed conditions; theta (B, S, D), cond (B, C).

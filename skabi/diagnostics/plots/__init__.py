@@ -11,15 +11,21 @@ from .calibration import calibration_ecdf, calibration_histogram
 from .loss import loss
 from .model_comparison import model_calibration
 from .pairs import pairs_posterior, pairs_samples
+from .misspecification import mmd_hypothesis_test, summary_space
 from .recovery import recovery, z_score_contraction
+from .tarp import latent_space, tarp
 
 __all__ = [
     "calibration_ecdf",
     "calibration_histogram",
     "loss",
+    "mmd_hypothesis_test",
     "model_calibration",
     "pairs_posterior",
     "pairs_samples",
+    "latent_space",
     "recovery",
+    "summary_space",
+    "tarp",
     "z_score_contraction",
 ]

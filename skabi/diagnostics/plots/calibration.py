@@ -7,7 +7,30 @@ from .._inputs import resolve
 from ..sbc import compute_pit, ecdf_band, ecdf_test
 from ._common import finish, grid
 
-__all__ = ["calibration_histogram", "calibration_ecdf"]
+__all__ = ["calibration_histogram", "calibration_ecdf", "ecdf_path"]
+
+
+def ecdf_path(values, *, difference=False):
+    """Vertices of the ECDF of ``values`` on [0, 1] as a polyline, or of ``ECDF(z) - z``.
+
+    The ECDF is a step function: flat between values, with a jump of ``1/n`` at each. Its
+    difference from ``z`` falls with slope -1 between values (a straight segment, not a
+    flat step), so gaps between values show as the drop they are.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x, y = ecdf_path(np.array([0.5, 0.75]), difference=True)
+    >>> float(np.interp(0.47, x, y))   # no value below 0.5: ECDF(0.47) - 0.47
+    -0.47
+    """
+    v = np.sort(np.clip(np.asarray(values, dtype=float), 0.0, 1.0))
+    n = v.size
+    heights = np.arange(n + 1) / n
+    # before each jump (height i/n) and after it ((i+1)/n), at the value itself
+    x = np.concatenate([[0.0], np.repeat(v, 2), [1.0]])
+    y = np.concatenate([[0.0], np.column_stack([heights[:-1], heights[1:]]).ravel(), [1.0]])
+    return x, (y - x if difference else y)
 
 
 def calibration_histogram(
@@ -123,7 +146,7 @@ def calibration_ecdf(
         Evaluation points of the band (default ``min(n_datasets, 100)``).
     figsize : tuple of float, optional
     **kwargs
-        Passed to :meth:`matplotlib.axes.Axes.step` for the ECDF lines.
+        Passed to :meth:`matplotlib.axes.Axes.plot` for the ECDF lines.
 
     Returns
     -------
@@ -162,11 +185,10 @@ def calibration_ecdf(
     style = {"color": "#1f77b4", "lw": 1.5}
     style.update(kwargs)
     for j, ax in enumerate(axes):
-        x = np.concatenate([[0.0], np.sort(pit[:, j]), [1.0]])
-        y = np.concatenate([[0.0], np.arange(1, n + 1) / n, [1.0]])
         ax.fill_between(z, lower - ref, upper - ref, color="grey", alpha=0.25, lw=0,
                         step="post", label=f"{prob:.0%} simultaneous band")
-        ax.step(x, y - (x if difference else 0.0), where="post", label="Rank ECDF", **style)
+        x, y = ecdf_path(pit[:, j], difference=difference)
+        ax.plot(x, y, label="Rank ECDF", **style)
         if difference:
             ax.axhline(0, color="black", lw=0.8, alpha=0.6)
         else:
