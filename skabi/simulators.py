@@ -171,11 +171,7 @@ class Simulator:
         batch_size = check_positive_int("batch_size", batch_size)
         if chunk_size is not None:
             chunk_size = check_positive_int("chunk_size", chunk_size)
-        if random_state is None:
-            rng, seeding = self._stream(), contextlib.nullcontext()
-        else:
-            rng = as_numpy_rng(random_state)
-            seeding = _seeded_global_numpy(rng)
+        rng, seeding = self._rng_and_seeding(random_state)
         with seeding:
             if chunk_size is None:
                 return Batch(self._run(batch_size, rng))
@@ -269,13 +265,17 @@ class Simulator:
             if np.ndim(v) > 0 and np.shape(v)[0] != batch_size:
                 raise ValueError(f"given[{k!r}] has shape {np.shape(v)}; expected a leading "
                                  f"axis of batch_size={batch_size} (or a 0-d value).")
-        if random_state is None:
-            rng, seeding = self._stream(), contextlib.nullcontext()
-        else:
-            rng = as_numpy_rng(random_state)
-            seeding = _seeded_global_numpy(rng)
+        rng, seeding = self._rng_and_seeding(random_state)
         with seeding:
             return Batch(self._run(batch_size, rng, given=given))
+
+    def _rng_and_seeding(self, random_state):
+        """The generator of one call and the context that seeds the global ``np.random``
+        for it (the simulator's own stream, unseeded, when ``random_state`` is None)."""
+        if random_state is None:
+            return self._stream(), contextlib.nullcontext()
+        rng = as_numpy_rng(random_state)
+        return rng, _seeded_global_numpy(rng)
 
     def _stream(self):
         if getattr(self, "_rng", None) is None:
