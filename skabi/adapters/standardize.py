@@ -37,9 +37,9 @@ class Standardize(Transform):
     ----------
     keys : str, list of str or None, default=None
         The variables to standardize. ``None``: every floating variable of the fit batch
-        (at this step's position in the adapter), minus ``exclude``. With ``keys=None``
-        variables absent at transform time are skipped one by one (at sample time the
-        parameters are absent); with explicit keys a partially present batch raises.
+        (at this step's position in the adapter), minus ``exclude``. Fitting needs every
+        listed variable; at transform time absent ones are skipped one by one (at sample
+        time the parameters are absent), as each has statistics of its own.
     exclude : str, list of str or None, default=None
         Variables left alone when ``keys`` is None.
 
@@ -76,9 +76,7 @@ class Standardize(Transform):
         self.keys = keys
         self.exclude = exclude
 
-    @property
-    def _lenient(self):
-        return self.keys is None
+    _lenient = True  # each variable has its own statistics: absent ones are skipped
 
     def _needs_fit(self):
         return True

@@ -322,3 +322,18 @@ def test_clone_of_fluent_adapter_is_unfitted_copy(sims):
     assert [n for n, _ in twin.steps] == [n for n, _ in adapter.steps]
     assert not hasattr(twin.named_steps["concatenate-1"], "sizes_")
     assert hasattr(adapter.named_steps["concatenate-1"], "sizes_")
+
+
+def test_standardize_with_explicit_keys_skips_absent_ones_at_transform():
+    """Standardize(["theta", "x"]) used to train and then fail in sample(), where theta is
+    absent; each variable has its own statistics, so an absent one is skipped. Fitting
+    still needs all of them."""
+    rng = np.random.default_rng(0)
+    batch = {"theta": rng.normal(size=(50, 2)), "x": rng.normal(3.0, 2.0, size=(50, 4))}
+    adapter = make_adapter(Standardize(["theta", "x"]), Rename("theta", "inference_variables"),
+                           Rename("x", "inference_conditions")).fit(batch)
+    out = adapter.transform({"x": batch["x"]})
+    assert sorted(out) == ["inference_conditions"]
+    np.testing.assert_allclose(out["inference_conditions"].mean(axis=0), 0, atol=1e-6)
+    with pytest.raises(MissingKeyError, match=r"needs \['theta'\]"):
+        Standardize(["theta", "x"]).fit({"x": batch["x"]})
