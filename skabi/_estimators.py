@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import HasMethods, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import NumberInterval
@@ -43,7 +43,8 @@ TRAINING_CONSTRAINTS = {
     "lr_schedule": [StrOptions({"cosine", "constant"})],
     "weight_decay": [NumberInterval(numbers.Real, 0, None, closed="left")],
     "clip_grad_norm": [NumberInterval(numbers.Real, 0, None, closed="neither"), None],
-    "validation_sims": [NumberInterval(numbers.Integral, 1, None, closed="left"), dict,
+    "validation_sims": [NumberInterval(numbers.Integral, 1, None, closed="left"),
+                        NumberInterval(RealNotInt, 0, 1, closed="neither"), dict, tuple,
                         SimulationBank, None],
     "early_stopping": ["boolean"],
     "patience": [NumberInterval(numbers.Integral, 1, None, closed="left")],
@@ -61,18 +62,23 @@ TRAINING_CONSTRAINTS = {
 }
 
 
-def fit(est, X, y=None, *, resume=False, partial=False, build, initial):
+def fit(est, X, y=None, *, resume=False, partial=False, build, initial, validation=None):
     """Train ``est`` on ``X`` and commit the result (the only way a fit changes ``est``).
 
     ``initial(settings, source)`` makes a fresh :class:`FitState`; ``build`` rebuilds the
     model of a checkpoint (``resume``). With ``partial``, one epoch, continuing a fitted
     estimator; otherwise ``epochs``, continuing it only with ``warm_start``.
+    ``validation`` replaces the ``validation_sims`` parameter for this fit (an estimator
+    that had to translate it, such as labels into the model index).
     """
     est._validate_params()
     fitted = hasattr(est, "approximator_")
     if partial and fitted and isinstance(X, np.ndarray):
         check_n_features(est, X)
-    settings, source = fitting.settings_and_source(est.get_params(deep=False), X, y)
+    params = est.get_params(deep=False)
+    if validation is not None:
+        params["validation_sims"] = validation
+    settings, source = fitting.settings_and_source(params, X, y)
     go_on = fitted and (partial or est.warm_start)
     with torch_threads(est.n_threads):
         state = fitting.run_fit(

@@ -59,10 +59,13 @@ class AmortizedPosterior(BaseEstimator):
         Decoupled weight decay (AdamW) when positive.
     clip_grad_norm : float or None, default=3.0
         Clip the gradient norm of each step.
-    validation_sims : int, dict or SimulationBank, default=None
-        Validation data whose loss is recorded each epoch: a number of simulations drawn
-        once from the simulator (in batches of ``batch_size``, so that variables drawn once
-        per batch, such as ``N``, vary as in training), or a fixed bank.
+    validation_sims : int, float, dict, SimulationBank or tuple, default=None
+        Validation data whose loss is recorded each epoch. With a simulator: a number of
+        simulations drawn once (in batches of ``batch_size``, so that variables drawn once
+        per batch, such as ``N``, vary as in training). With a bank in memory: a number of
+        its simulations, or a share in (0, 1), held out at random (the same ones for the
+        same integer ``random_state``) and not trained on. Or a fixed bank of validation
+        simulations; ``(X_val, y_val)`` after ``fit(X, y)`` with arrays.
     early_stopping : bool, default=False
         Stop when the validation loss has not improved for ``patience`` epochs and restore
         the best weights. Needs ``validation_sims``.

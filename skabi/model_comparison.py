@@ -196,8 +196,8 @@ clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_si
 rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
 warm_start
         Training, as for :class:`~skabi.AmortizedPosterior` (the same engine).
-        ``validation_sims`` must be a labelled bank (a dict with ``model_index``) or a
-        number of simulations with online training.
+        ``validation_sims``: a number of simulations (online: drawn from the models; a
+        bank: held out of it), a share of a bank, or ``(X_val, y_val)`` with labels.
 
     Attributes
     ----------
@@ -286,7 +286,8 @@ role_shapes_, device_
         data, classes, prior = self._training_data(X, y)
         shared.fit(self, data, None, resume=resume, build=build_classifier,
                    initial=lambda settings, source: self._initial_state(settings, source,
-                                                                        classes))
+                                                                        classes),
+                   validation=self._validation(classes))
         self._fitted_on(X, y, classes, prior)
         return self
 
@@ -309,7 +310,8 @@ role_shapes_, device_
                              f"was trained on {self.classes_.tolist()!r}.")
         shared.fit(self, data, None, partial=True, build=build_classifier,
                    initial=lambda settings, source: self._initial_state(settings, source,
-                                                                        classes))
+                                                                        classes),
+                   validation=self._validation(classes))
         self._fitted_on(X, y, classes, prior)
         return self
 
@@ -358,6 +360,22 @@ role_shapes_, device_
             raise ValueError(f"X holds {n} simulations but y {len(labels)} labels.")
         bank[MODEL_INDEX] = codes
         return bank, classes, np.bincount(codes, minlength=len(classes)) / len(codes)
+
+    def _validation(self, classes):
+        """``validation_sims=(X_val, y_val)`` as a labelled bank (None: unchanged)."""
+        spec = self.validation_sims
+        if not isinstance(spec, tuple):
+            return None
+        if len(spec) != 2:
+            raise ValueError("validation_sims as a tuple must be (X_val, y_val); got a tuple "
+                             f"of {len(spec)} items.")
+        bank, found, _ = self._training_data(*spec)
+        unknown = sorted(set(found.tolist()) - set(classes.tolist()), key=str)
+        if unknown:
+            raise ValueError(f"validation_sims names models {unknown!r} that are not among "
+                             f"the training models {classes.tolist()!r}.")
+        bank[MODEL_INDEX] = np.searchsorted(classes, found)[bank[MODEL_INDEX]]
+        return bank
 
     def _networks(self):
         from .networks import DenseHead

@@ -200,3 +200,19 @@ def test_calibration_error_and_plot():
         expected_calibration_error(y, np.c_[p1, p1, p1])
     fig = model_calibration(y, np.c_[1 - p1, p1])
     assert "ECE" in fig.axes[0].get_title()
+
+
+def test_validation_simulations_as_a_number_a_share_or_labelled_data():
+    X, y = simulate_models(MODELS, 300, random_state=3, chunk_size=50)
+    small = dict(epochs=2, batch_size=32, summary_network=DeepSet(summary_dim=4, width=8),
+                 head=DenseHead(width=8))
+    clf = _classifier(validation_sims=0.2, **small).fit(X, y)
+    assert clf.history_["val_loss"].notna().all() and clf.n_simulations_ == 2 * 240
+    X_val, y_val = simulate_models(MODELS, 64, random_state=4, chunk_size=64)
+    clf = _classifier(validation_sims=(X_val, y_val), **small).fit(X, y)
+    assert clf.history_["val_loss"].notna().all()
+    online = _classifier(validation_sims=64, batches_per_epoch=3, **small).fit(MODELS)
+    assert online.history_["val_loss"].notna().all()
+    with pytest.raises(ValueError, match=r"models \['M2'\] that are not among"):
+        _classifier(validation_sims=(X_val, np.where(y_val == "M0", "M2", y_val)),
+                    **small).fit(X, y)

@@ -221,3 +221,35 @@ def test_distributed_data_parallel_on_cpu_with_gloo(tmp_path):
     assert all(out.split()[1] == str(2 * 2 * 5 * 32) for out in outs)
     losses = [float(out.split()[2]) for out in outs]
     assert losses[0] != losses[1]                        # each rank saw its own simulations
+
+
+def test_validation_split_of_a_bank_in_memory():
+    """validation_sims as a number or a share holds out simulations of a bank (issue 19:
+    it used to say a simulator was needed); (X_val, y_val) works with arrays."""
+    from models import Gaussian, tiny_estimator
+
+    bank = Gaussian(n_obs=5).sample(200, random_state=0)
+    est = tiny_estimator(validation_sims=40, epochs=2).fit(bank)
+    assert est.n_simulations_ == 2 * 160           # two passes over the 160 left
+    assert est.history_["val_loss"].notna().all()
+    est = tiny_estimator(validation_sims=0.25, epochs=1).fit(bank)
+    assert est.n_simulations_ == 150
+    again = tiny_estimator(validation_sims=0.25, epochs=1).fit(bank)
+    assert again.history_["val_loss"].iloc[0] == est.history_["val_loss"].iloc[0]
+    with pytest.raises(ValueError, match="holds out 200 of the bank's 200"):
+        tiny_estimator(validation_sims=200).fit(bank)
+    with pytest.raises(ValueError, match="a share of the bank.*needs a bank in memory"):
+        tiny_estimator(validation_sims=0.1).fit(Gaussian(n_obs=5))
+
+    from skabi import AmortizedPosterior
+    from skabi.networks import CouplingFlow
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(300, 2))
+    x = theta + rng.normal(size=(300, 2))
+    est = AmortizedPosterior(inference_network=CouplingFlow(depth=1), epochs=2,
+                             validation_sims=(x[:50], theta[:50]), random_state=0)
+    est.fit(x[50:], theta[50:])
+    assert est.history_["val_loss"].notna().all()
+    with pytest.raises(ValueError, match=r"must be \(X_val, y_val\)"):
+        est.set_params(validation_sims=(x,)).fit(x, theta)

@@ -21,7 +21,7 @@ from sklearn.base import clone
 
 from .._validation import as_numpy_rng
 from ..bank import as_bank, is_ragged
-from ..inputs import fit_input, size_links
+from ..inputs import array_bank, fit_input, size_links
 from ..exceptions import LoadError
 from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters
@@ -85,6 +85,16 @@ def settings_and_source(params, X, y=None):
     if settings.checkpoint_path is not None:
         check_writable_file(settings.checkpoint_path, "checkpoint_path")
     kind, data = fit_input(X, y)
+    spec = settings.validation_sims
+    if isinstance(spec, tuple):
+        spec = _array_validation(spec)
+    if kind == "bank" and isinstance(spec, numbers.Real) and not isinstance(spec, bool):
+        data, spec = hold_out(data, spec, settings.random_state)
+    elif isinstance(spec, numbers.Real) and not isinstance(spec, numbers.Integral):
+        raise ValueError(f"validation_sims={spec!r} (a share of the bank) needs a bank in "
+                         "memory; with a simulator pass a number of simulations, with a bank "
+                         "on disk a bank of validation simulations.")
+    settings = dataclasses.replace(settings, validation_sims=spec)
     if settings.early_stopping and settings.validation_sims is None:
         raise ValueError("early_stopping=True needs validation_sims (a number of "
                          "simulations or a bank) to decide when to stop.")
@@ -92,6 +102,29 @@ def settings_and_source(params, X, y=None):
                          batches_per_epoch=settings.batches_per_epoch, rounds=settings.rounds,
                          replay_capacity=settings.replay_capacity, epochs=settings.epochs)
     return settings, source
+
+
+def _array_validation(spec):
+    """``(X_val, y_val)``: the validation bank of an estimator fitted on arrays."""
+    if len(spec) != 2:
+        raise ValueError(f"validation_sims as a tuple must be (X_val, y_val); got a tuple of "
+                         f"{len(spec)} items.")
+    return array_bank(*spec)
+
+
+def hold_out(bank, spec, random_state):
+    """``(training bank, validation bank)``: ``spec`` simulations of ``bank`` (a number,
+    or a share in (0, 1)) held out at random, the same ones for the same integer
+    ``random_state``."""
+    n = len(bank)
+    count = int(spec) if isinstance(spec, numbers.Integral) else int(round(float(spec) * n))
+    if not 1 <= count < n:
+        raise ValueError(f"validation_sims={spec!r} holds out {count} of the bank's {n} "
+                         "simulations; it must leave at least one for validation and one for "
+                         "training.")
+    rng = np.random.default_rng([int(as_numpy_rng(random_state).integers(2**62)), 7])
+    rows = rng.permutation(n)
+    return bank[np.sort(rows[count:])], bank[np.sort(rows[:count])]
 
 
 def run_fit(settings, source, *, initial, fitted=None, epochs=None, resume=False,
@@ -229,8 +262,8 @@ def initial_state(settings, source, *, adapter, networks, build=build_approximat
         parts = {role: np.concatenate([_flat(r, role) for r in every]) for role in shapes}
         model.set_standardization(to_tensors(parts, "cpu", torch.float64))
     return FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
-                    names=names(adapter, shapes["inference_variables"]), networks=networks, size_links=size_links([pilot, *extra]),
-                    rng=rng, torch_seed=torch_seed)
+                    names=names(adapter, shapes["inference_variables"]), networks=networks,
+                    size_links=size_links([pilot, *extra]), rng=rng, torch_seed=torch_seed)
 
 
 def continued_state(fitted, settings, optimizer_state=None):
@@ -257,8 +290,9 @@ def validation_batches(settings, source, state, dtype):
         return None
     if isinstance(spec, numbers.Integral):
         if not source.online:
-            raise ValueError("validation_sims as a number needs a simulator; pass a bank "
-                             "of validation simulations for offline training.")
+            raise ValueError("validation_sims as a number needs a simulator or a bank in "
+                             "memory; with a bank on disk pass a bank of validation "
+                             "simulations.")
         # drawn in training-sized batches, so that meta variables (N) vary as in training
         size = settings.batch_size
         banks = [source.simulator.sample(min(size, int(spec) - i), random_state=state.rng)
