@@ -13,7 +13,8 @@ exact answers.
   ``AmortizedPosterior`` (skabi's defaults) at several budgets, with the RMSE of their
   posterior means (the posterior's from 1000 draws).
 
-Run ``python benchmarks/estimators.py`` (all), ``... comparison`` or ``... point``;
+Run ``python benchmarks/estimators.py`` (all), ``... comparison``, ``... point`` or
+``... steps`` (s/step of both estimators, alternated);
 ``--seeds 0 1 2``; ``--fast`` for a smoke run.
 """
 
@@ -144,9 +145,27 @@ def point(seeds, *, steps, budgets):
               flush=True)
 
 
+def step_times(rounds=3, steps=300):
+    """s/step of the point estimator and the posterior on task G, alternated so that both
+    see the same load (the ratio holds on a busy machine)."""
+    simulator = GaussianSimulator()
+    print(f"\ns/step on task G, {steps} steps each, alternated {rounds} times")
+    print("| round | point s/step | posterior s/step | ratio |")
+    print("|---|---|---|---|")
+    for r in range(rounds):
+        times = []
+        for make in (lambda: _point(r, steps), lambda: gaussian_task(r, steps=steps,
+                                                                      learning_rate=None)[0]):
+            est = make()
+            est.fit(simulator)
+            times.append(est.history_["seconds"].sum() / steps)
+        print(f"| {r} | {times[0]:.4f} | {times[1]:.4f} | {times[1] / times[0]:.1f} |",
+              flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", nargs="?", default="all", choices=["all", "comparison", "point"])
+    parser.add_argument("what", nargs="?", default="all", choices=["all", "comparison", "point", "steps"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--fast", action="store_true", help="tiny budgets: a smoke run")
     args = parser.parse_args()
@@ -157,6 +176,8 @@ def main():
     if args.what in ("all", "point"):
         point(args.seeds, steps=200 if args.fast else 2000,
               budgets=[100] if args.fast else [500, 1000, 2000])
+    if args.what in ("all", "steps"):
+        step_times(rounds=1 if args.fast else 3, steps=50 if args.fast else 300)
 
 
 if __name__ == "__main__":
