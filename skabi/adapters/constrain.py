@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 
+from ..exceptions import ShapeError
 from ._base import Transform, _check_support, _out_dtype, _sum_event
 from .elementwise import _largest_below, _largest_finite, _smallest_above
 
@@ -52,8 +53,11 @@ class Constrain(Transform):
     ----------
     keys : str or list of str
         The variables to constrain.
-    lower, upper : float or None, default=None
-        The bounds (at least one; ``lower < upper``). The support is the open interval.
+    lower, upper : float, array-like of float or None, default=None
+        The bounds (at least one; ``lower < upper``). The support is the open interval. An
+        array gives one bound per element of the variable's last axis (a box prior with
+        other bounds per dimension: ``lower=[-1, -2], upper=[1, 2]`` for ``theta`` of
+        shape ``(batch, 2)``).
 
     Attributes
     ----------
@@ -82,13 +86,21 @@ class Constrain(Transform):
     >>> p = step.inverse_transform({"p": np.array([[-1000.0], [0.0], [1000.0]])})["p"]
     >>> bool(np.all((p > 0) & (p < 1))), float(p[1, 0])
     (True, 0.5)
+
+    Bounds per dimension:
+
+    >>> box = Constrain("theta", lower=[-1, -2], upper=[1, 2])
+    >>> theta = np.array([[0.5, -1.5], [-0.9, 1.9]])
+    >>> np.allclose(box.fit(dict(theta=theta)).inverse_transform(
+    ...     box.transform(dict(theta=theta)))["theta"], theta)
+    True
     """
 
     _elementwise = True  # datasets of different sizes go through part by part
     _parameter_constraints = {
         "keys": [str, list, tuple],
-        "lower": [numbers.Real, None],
-        "upper": [numbers.Real, None],
+        "lower": [numbers.Real, "array-like", None],
+        "upper": [numbers.Real, "array-like", None],
     }
 
     def __init__(self, keys, *, lower=None, upper=None):
@@ -96,30 +108,62 @@ class Constrain(Transform):
         self.lower = lower
         self.upper = upper
 
+    def _bounds(self):
+        """``(lower, upper)`` as float64 arrays (0-d for a scalar) or None."""
+        return tuple(None if b is None else np.asarray(b, dtype=np.float64)
+                     for b in (self.lower, self.upper))
+
     def _validate(self):
         super()._validate()
         if self.lower is None and self.upper is None:
             raise ValueError(
                 "Constrain needs a 'lower' bound, an 'upper' bound or both; got neither."
             )
-        if self.lower is not None and self.upper is not None and not self.lower < self.upper:
-            raise ValueError(
-                f"Constrain needs lower < upper; got lower={self.lower!r}, upper={self.upper!r}."
-            )
-        for name in ("lower", "upper"):
-            value = getattr(self, name)
-            if value is not None and not np.isfinite(value):
+        try:
+            lo, hi = self._bounds()
+        except (TypeError, ValueError):
+            raise ValueError(f"Constrain's bounds must be numbers or 1-D arrays of numbers; got "
+                             f"lower={self.lower!r}, upper={self.upper!r}.") from None
+        for name, value in (("lower", lo), ("upper", hi)):
+            if value is None:
+                continue
+            if value.ndim > 1 or value.size == 0:
+                raise ValueError(f"Constrain's {name!r} bound must be a number or a 1-D array "
+                                 f"(one bound per element of the last axis); got shape "
+                                 f"{value.shape}.")
+            if not np.all(np.isfinite(value)):
                 raise ValueError(
-                    f"Constrain's {name!r} bound must be finite or None; got {value!r}."
+                    f"Constrain's {name!r} bound must be finite or None; got {getattr(self, name)!r}."
+                )
+        if lo is not None and hi is not None:
+            if lo.ndim and hi.ndim and lo.shape != hi.shape:
+                raise ValueError(f"Constrain's bounds have {lo.size} and {hi.size} elements; "
+                                 "give one per element of the last axis to both.")
+            if not np.all(lo < hi):
+                raise ValueError(
+                    f"Constrain needs lower < upper; got lower={self.lower!r}, upper={self.upper!r}."
                 )
 
     def _check_inputs(self, data, keys):
+        lo, hi = self._bounds()
+        width = max((b.size for b in (lo, hi) if b is not None and b.ndim), default=None)
         for k in keys:
-            _check_support("Constrain", k, data[k], self.lower, self.upper)
+            x = np.asarray(data[k])
+            if width is not None and (x.ndim < 2 or x.shape[-1] != width):
+                raise ShapeError(f"Constrain: {k!r} has shape {x.shape}, but the bounds have "
+                                 f"{width} elements, one per element of the last axis; "
+                                 f"expected (batch, ..., {width}).")
+            if width is None:
+                _check_support("Constrain", k, x, self.lower, self.upper)
+                continue
+            for j in range(width):  # one interval per element: say which one is broken
+                _check_support("Constrain", f"{k}[..., {j}]", x[..., j],
+                               None if lo is None else lo[j] if lo.ndim else lo,
+                               None if hi is None else hi[j] if hi.ndim else hi)
 
     def _forward(self, key, x):
         x64 = np.asarray(x, dtype=np.float64)
-        lo, hi = self.lower, self.upper
+        lo, hi = self._bounds()
         if hi is None:
             z = _softplus_inv(x64 - lo)
         elif lo is None:
@@ -130,7 +174,7 @@ class Constrain(Transform):
 
     def _ldj(self, key, x):
         x64 = np.asarray(x, dtype=np.float64)
-        lo, hi = self.lower, self.upper
+        lo, hi = self._bounds()
         if hi is None:
             ldj = _log_dsoftplus_inv(x64 - lo)
         elif lo is None:
@@ -141,7 +185,7 @@ class Constrain(Transform):
         return _sum_event(ldj)
 
     def _inverse(self, key, z):
-        lo, hi = self.lower, self.upper
+        lo, hi = self._bounds()
         dtype = np.dtype(self.dtypes_.get(key, "float64"))
         if hi is None:
             x = lo + _softplus(z)
@@ -149,6 +193,13 @@ class Constrain(Transform):
             x = hi - _softplus(z)
         else:
             x = lo + (hi - lo) * _sigmoid(z)
-        low = -_largest_finite(dtype) if lo is None else _smallest_above(lo, dtype)
-        high = _largest_finite(dtype) if hi is None else _largest_below(hi, dtype)
+        low = -_largest_finite(dtype) if lo is None else _each(_smallest_above, lo, dtype)
+        high = _largest_finite(dtype) if hi is None else _each(_largest_below, hi, dtype)
         return np.clip(x, low, high)
+
+
+def _each(fn, bounds, dtype):
+    """``fn(bound, dtype)`` for a scalar bound or each element of an array of bounds."""
+    if bounds.ndim == 0:
+        return fn(float(bounds), dtype)
+    return np.array([fn(float(b), dtype) for b in bounds])

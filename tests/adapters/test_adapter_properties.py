@@ -268,3 +268,45 @@ def test_constrained_inverse_under_flush_to_zero(fit_dtype):
     back = _under_flush_to_zero(lambda: adapter.inverse_transform(z))
     assert np.all(back["a"] > 0) and np.all(np.isfinite(back["a"]))
     assert np.all((back["c"] > 0) & (back["c"] < 1))
+
+
+@SETTINGS
+@given(st.data())
+def test_constrain_with_bounds_per_dimension_round_trips_with_the_right_log_det(data):
+    """A box prior with other bounds per dimension (issue 19: it used to be refused)."""
+    width = data.draw(st.integers(1, 3))
+    lower = np.array(data.draw(st.lists(floats(-5, 5), min_size=width, max_size=width)))
+    span = np.array(data.draw(st.lists(floats(0.5, 5), min_size=width, max_size=width)))
+    upper = lower + span
+    frac = data.draw(hnp.arrays(np.float64, (data.draw(st.integers(1, 4)), width),
+                                elements=floats(0.05, 0.95)))
+    x = lower + frac * span
+    _check_step(Constrain("v", lower=lower.tolist(), upper=upper), {"v": x}, ["v"], "v")
+    one_sided = Constrain("v", lower=lower)
+    _check_step(one_sided, {"v": x}, ["v"], "v")
+    extreme = Constrain("v", lower=lower, upper=upper).fit({"v": x}).inverse_transform(
+        {"v": np.where(np.arange(width) % 2, 1e4, -1e4) * np.ones_like(x)})["v"]
+    assert np.all((extreme > lower) & (extreme < upper))
+
+
+def test_constrain_bounds_per_dimension_name_what_is_wrong():
+    from skabi.adapters import make_adapter, Adapter
+    from skabi.exceptions import ShapeError, SupportError
+
+    theta = np.array([[0.5, -1.5], [-0.9, 2.5]])
+    box = Constrain("theta", lower=[-1, -2], upper=[1, 2])
+    with pytest.raises(SupportError, match=r"1 of 2 values of 'theta\[..., 1\]'.*\(-2.0, 2.0\)"):
+        box.fit({"theta": theta})
+    with pytest.raises(ShapeError, match=r"bounds have 2 elements.*\(batch, ..., 2\)"):
+        box.fit({"theta": np.zeros((3, 3))})
+    with pytest.raises(ValueError, match="lower < upper"):
+        Constrain("theta", lower=[0, 1], upper=[1, 1]).fit({"theta": theta})
+    with pytest.raises(ValueError, match="2 and 3 elements"):
+        Constrain("theta", lower=[0, 1], upper=[1, 2, 3]).fit({"theta": theta})
+    with pytest.raises(ValueError, match="1-D array"):
+        Constrain("theta", lower=[[0, 1]]).fit({"theta": theta})
+    ok = {"theta": np.array([[0.5, -1.5], [-0.9, 1.5]])}
+    adapter = make_adapter(Constrain("theta", lower=np.array([-1.0, -2.0]), upper=[1, 2]))
+    adapter.fit(ok)
+    again = Adapter.from_config(adapter.get_config())
+    np.testing.assert_allclose(again.transform(ok)["theta"], adapter.transform(ok)["theta"])
