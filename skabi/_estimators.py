@@ -59,6 +59,7 @@ TRAINING_CONSTRAINTS = {
                   NumberInterval(numbers.Integral, 1, None, closed="left"), None],
     "verbose": ["verbose"],
     "warm_start": ["boolean"],
+    "on_nonfinite": [StrOptions({"raise", "drop"})],
 }
 
 

@@ -105,6 +105,11 @@ class AmortizedPosterior(BaseEstimator):
         the running loss, the validation loss and the learning rate.
     warm_start : bool, default=False
         Continue training the fitted networks in :meth:`fit` instead of rebuilding them.
+    on_nonfinite : {"raise", "drop"}, default="raise"
+        Simulations of a bank (or rows of ``fit(X, y)`` arrays) holding NaN or inf, as
+        failed simulations often do: ``"raise"`` names them and trains nothing;
+        ``"drop"`` leaves them out with a warning that counts them. Online simulators
+        must return finite values.
     summary_mmd_weight : float, default=0.0
         When positive, training adds ``summary_mmd_weight * MMD^2`` between the summary
         network's outputs and draws of N(0, I) (Schmitt et al. 2023), so that summaries of
@@ -161,7 +166,7 @@ class AmortizedPosterior(BaseEstimator):
                  early_stopping=False, patience=5, standardize=True, pilot_size=1024,
                  rounds=None, replay_capacity=None, checkpoint_path=None, device="auto",
                  random_state=None, n_threads=1, verbose=False, warm_start=False,
-                 summary_mmd_weight=0.0):
+                 on_nonfinite="raise", summary_mmd_weight=0.0):
         self.adapter = adapter
         self.inference_network = inference_network
         self.summary_network = summary_network
@@ -185,6 +190,7 @@ class AmortizedPosterior(BaseEstimator):
         self.n_threads = n_threads
         self.verbose = verbose
         self.warm_start = warm_start
+        self.on_nonfinite = on_nonfinite
         self.summary_mmd_weight = summary_mmd_weight
 
     # ------------------------------------------------------------------ training

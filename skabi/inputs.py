@@ -18,7 +18,7 @@ from .bank import SimulationBank, as_bank, as_rows, is_ragged, stack_datasets
 from .exceptions import ShapeError
 
 __all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "array_bank", "fit_input",
-           "as_observations", "size_links", "check_size_links"]
+           "finite_rows", "as_observations", "size_links", "check_size_links"]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -48,32 +48,35 @@ def is_array(X):
         hasattr(X, attr) for attr in ("columns", "data_vars", "keys", "to_dict"))
 
 
-def checked_array(X, name="X"):
-    """scikit-learn's checks of an array of data: numeric (object dtype converted), finite,
-    at least one row and feature; any rank from 2 (sets: rank 3)."""
+def checked_array(X, name="X", *, finite=True):
+    """scikit-learn's checks of an array of data: numeric (object dtype converted), finite
+    (unless ``finite=False``), at least one row and feature; any rank from 2 (sets: 3)."""
     from sklearn.utils.validation import check_array
 
-    return check_array(X, allow_nd=True, dtype="numeric", input_name=name)
+    return check_array(X, allow_nd=True, dtype="numeric", input_name=name,
+                       ensure_all_finite=finite)
 
 
-def array_bank(X, y):
+def array_bank(X, y, *, finite=True):
     """``fit(X, y)`` with arrays: a bank of data ``"x"`` and parameters ``"theta"``
-    (floats: the parameters of a regression are continuous, whatever their dtype)."""
+    (floats: the parameters of a regression are continuous, whatever their dtype).
+    ``finite=False`` lets NaN and inf through (rows to drop, see :func:`finite_rows`)."""
     from sklearn.utils.validation import FLOAT_DTYPES, check_array
 
     if y is None:
         raise ValueError("fit(X) with an array X requires y to be passed, but the target y is "
                          "None; pass the parameters as y, or a dict/bank of simulations as X.")
     # scikit-learn's own checks: 2+ dims, at least one simulation and feature, finite.
-    X = checked_array(X)
-    y = check_array(y, ensure_2d=False, dtype=FLOAT_DTYPES, input_name="y")
+    X = checked_array(X, finite=finite)
+    y = check_array(y, ensure_2d=False, dtype=FLOAT_DTYPES, input_name="y",
+                    ensure_all_finite=finite)
     if y.shape[0] != X.shape[0]:
         raise ShapeError(f"X and y need the same number of simulations; got X {X.shape}, "
                          f"y {y.shape}.")
     return as_bank({"x": X, "theta": y})
 
 
-def fit_input(X, y=None):
+def fit_input(X, y=None, *, finite=True):
     """Sort what ``fit`` was given: ``(kind, data)`` with kind ``"simulator"`` (data: the
     simulator), ``"stream"`` (a path or xarray object, read batch by batch) or ``"bank"``
     (data: a :class:`SimulationBank` in memory).
@@ -92,12 +95,28 @@ def fit_input(X, y=None):
     'stream'
     """
     if y is not None or is_array(X):
-        return "bank", array_bank(X, y)
+        return "bank", array_bank(X, y, finite=finite)
     if is_simulator(X):
         return "simulator", X
     if is_stream(X):
         return "stream", X
     return "bank", as_bank(X)
+
+
+def finite_rows(bank):
+    """A boolean mask of the simulations of ``bank`` whose every array value is finite
+    (failed simulations often come back as NaN)."""
+    keep = np.ones(len(bank), dtype=bool)
+    for key, value in bank.to_dict().items():
+        if np.ndim(value) == 0 and not is_ragged(value):
+            continue
+        if is_ragged(value):
+            keep &= np.array([np.all(np.isfinite(np.asarray(v, dtype=float))) for v in value])
+            continue
+        arr = np.asarray(value)
+        if arr.dtype.kind in "fc":
+            keep &= np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    return keep
 
 
 def _one_dimensional(key, arr, expected):

@@ -194,7 +194,7 @@ class AmortizedModelComparison(ClassifierMixin, BaseEstimator):
     epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
 clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
 rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
-warm_start
+warm_start, on_nonfinite
         Training, as for :class:`~skabi.AmortizedPosterior` (the same engine).
         ``validation_sims``: a number of simulations (online: drawn from the models; a
         bank: held out of it), a share of a bank, or ``(X_val, y_val)`` with labels.
@@ -237,7 +237,7 @@ role_shapes_, device_
                  validation_sims=None, early_stopping=False, patience=5, standardize=True,
                  pilot_size=1024, rounds=None, replay_capacity=None, checkpoint_path=None,
                  device="auto", random_state=None, n_threads=1, verbose=False,
-                 warm_start=False):
+                 warm_start=False, on_nonfinite="raise"):
         self.adapter = adapter
         self.head = head
         self.summary_network = summary_network
@@ -262,6 +262,7 @@ role_shapes_, device_
         self.n_threads = n_threads
         self.verbose = verbose
         self.warm_start = warm_start
+        self.on_nonfinite = on_nonfinite
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None, *, resume=False):
@@ -346,7 +347,7 @@ role_shapes_, device_
         check_classification_targets(labels)
         classes, codes = np.unique(labels, return_inverse=True)
         if shared.n_features(X, y) is not None or is_array(X):  # arrays, tables: rows
-            bank = {"x": checked_array(X)}
+            bank = {"x": checked_array(X, finite=self.on_nonfinite == "raise")}
         else:
             bank = dict(as_bank(X).to_dict())
         if len(classes) < 2:

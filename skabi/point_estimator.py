@@ -51,7 +51,7 @@ class AmortizedPointEstimator(RegressorMixin, BaseEstimator):
     epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
 clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
 rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
-warm_start
+warm_start, on_nonfinite
         Training, as for :class:`~skabi.AmortizedPosterior` (the same engine).
 
     Attributes
@@ -107,7 +107,7 @@ warm_start
                  validation_sims=None, early_stopping=False, patience=5, standardize=True,
                  pilot_size=1024, rounds=None, replay_capacity=None, checkpoint_path=None,
                  device="auto", random_state=None, n_threads=1, verbose=False,
-                 warm_start=False):
+                 warm_start=False, on_nonfinite="raise"):
         self.adapter = adapter
         self.estimands = estimands
         self.head = head
@@ -132,6 +132,7 @@ warm_start
         self.n_threads = n_threads
         self.verbose = verbose
         self.warm_start = warm_start
+        self.on_nonfinite = on_nonfinite
 
     # ------------------------------------------------------------------ training
     def fit(self, X, y=None, *, resume=False):

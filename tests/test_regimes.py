@@ -253,3 +253,34 @@ def test_validation_split_of_a_bank_in_memory():
     assert est.history_["val_loss"].notna().all()
     with pytest.raises(ValueError, match=r"must be \(X_val, y_val\)"):
         est.set_params(validation_sims=(x,)).fit(x, theta)
+
+
+def test_failed_simulations_are_dropped_only_when_asked():
+    """on_nonfinite="drop" leaves out NaN rows with a warning (issue 19: sbi does it);
+    the default names them and trains nothing."""
+    from models import Gaussian, tiny_estimator
+
+    from skabi import AmortizedPointEstimator
+    from skabi.networks import DenseHead
+
+    bank = dict(Gaussian(n_obs=5).sample(100, random_state=0))
+    bank["x"] = bank["x"].copy()
+    bank["x"][[3, 7, 9], 2, 0] = np.nan
+    with pytest.raises(Exception, match="NaN"):
+        tiny_estimator().fit(bank)
+    with pytest.warns(UserWarning, match="3 of the bank's 100 simulations hold NaN"):
+        est = tiny_estimator(on_nonfinite="drop", epochs=1).fit(bank)
+    assert est.n_simulations_ == 97
+
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(200, 1))
+    x = theta + rng.normal(size=(200, 3))
+    x[:5, 0] = np.nan
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        AmortizedPointEstimator(head=DenseHead(width=4), epochs=1).fit(x, theta[:, 0])
+    with pytest.warns(UserWarning, match="5 of the bank's 200"):
+        reg = AmortizedPointEstimator(head=DenseHead(width=4), epochs=1,
+                                      on_nonfinite="drop").fit(x, theta[:, 0])
+    assert reg.n_simulations_ == 195
+    with pytest.raises(ValueError, match="Every one of the bank's 3 simulations"):
+        AmortizedPointEstimator(on_nonfinite="drop").fit(np.full((3, 2), np.nan), np.zeros(3))

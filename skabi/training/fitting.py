@@ -61,6 +61,7 @@ class TrainingSettings:
     random_state: Any
     verbose: Any
     summary_mmd_weight: float = 0.0
+    on_nonfinite: str = "raise"
 
     @classmethod
     def from_params(cls, params):
@@ -84,7 +85,10 @@ def settings_and_source(params, X, y=None):
     check_device(settings.device)
     if settings.checkpoint_path is not None:
         check_writable_file(settings.checkpoint_path, "checkpoint_path")
-    kind, data = fit_input(X, y)
+    drop = settings.on_nonfinite == "drop"
+    kind, data = fit_input(X, y, finite=not drop)
+    if drop and kind == "bank":
+        data = _drop_nonfinite(data)
     spec = settings.validation_sims
     if isinstance(spec, tuple):
         spec = _array_validation(spec)
@@ -102,6 +106,25 @@ def settings_and_source(params, X, y=None):
                          batches_per_epoch=settings.batches_per_epoch, rounds=settings.rounds,
                          replay_capacity=settings.replay_capacity, epochs=settings.epochs)
     return settings, source
+
+
+def _drop_nonfinite(bank):
+    """The bank without its simulations that hold NaN or inf, with a warning that counts
+    them (``on_nonfinite="drop"``)."""
+    import warnings
+
+    from ..inputs import finite_rows
+
+    keep = finite_rows(bank)
+    dropped = int((~keep).sum())
+    if dropped == len(keep):
+        raise ValueError(f"Every one of the bank's {len(keep)} simulations holds NaN or inf; "
+                         "nothing is left to train on.")
+    if dropped:
+        warnings.warn(f"on_nonfinite='drop': {dropped} of the bank's {len(keep)} simulations "
+                      "hold NaN or inf and are left out.", UserWarning, stacklevel=4)
+        bank = bank[np.flatnonzero(keep)]
+    return bank
 
 
 def _array_validation(spec):
