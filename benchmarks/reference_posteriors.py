@@ -1,0 +1,270 @@
+"""Issue 19: posteriors from fixed banks of 10^3, 10^4 and 10^5 simulations against exact
+or reference posteriors, scored by C2ST.
+
+Problems (each with a sampler of its exact or reference posterior):
+
+* ``linear_gaussian`` -- ``theta ~ N(0, 0.1 I_10)``, ``x ~ N(theta, 0.1 I_10)``; exact
+  posterior ``N(x / 2, 0.05 I_10)``. The issue's failing case (C2ST 0.60 at 10^4).
+* ``gaussian_mixture`` -- ``theta ~ U(-10, 10)^2``, ``x ~ 0.5 N(theta, I) + 0.5 N(theta,
+  0.01 I)`` (the mixture task of Lueckmann et al. 2021, "Benchmarking simulation-based
+  inference"); exact posterior: the same mixture centred at ``x``, cut to the box
+  (rejection sampling).
+* ``two_moons`` -- the crescent-shaped, bimodal posterior of Greenberg et al. 2019 /
+  Lueckmann et al. 2021; reference by a fine grid of the exact likelihood (its density in
+  polar coordinates) under the uniform prior, with jitter inside cells.
+* ``slcp`` -- "simple likelihood, complex posterior" (Papamakarios et al. 2019): 5
+  parameters, 4 draws of a 2-D Gaussian with parameter-dependent mean and covariance;
+  four symmetric modes. Reference: a long random-walk Metropolis run of the exact
+  likelihood with many chains from the four symmetric copies of the true parameter.
+* ``ar1`` -- a time series: ``phi ~ U(-0.95, 0.95)``, ``log sigma ~ N(-1, 0.5)``,
+  ``x_t = phi x_{t-1} + sigma e_t``, T = 50 (conditional likelihood given ``x_0 = 0``);
+  reference by a grid of the exact likelihood.
+
+Each problem is trained with ``AmortizedPosterior`` as a new user would train on a bank:
+the problem's adapter (``Standardize`` + ``Constrain`` where the prior is bounded), the
+default spline ``CouplingFlow``, 10% of the bank held out (``validation_sims=0.1``),
+``early_stopping=True``, no per-problem tuning. Scores: C2ST against 10,000 reference
+draws on several observed datasets (0.5 is perfect), the best epoch and the wall time.
+Published NPE numbers for the sbibm tasks (Lueckmann et al. 2021, Fig. 3: NPE at 10^3 /
+10^4 / 10^5 simulations, C2ST roughly 0.85-0.95 / 0.7-0.8 / 0.6-0.65 on SLCP, 0.6-0.7 /
+0.55-0.6 / 0.52-0.55 on two moons and the mixture) are the comparison points.
+
+Run ``python benchmarks/reference_posteriors.py [problem ...] [--budgets 1000 10000]
+[--seeds 0] [--observations 5] [--fast]``. Prints one markdown row per cell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from skabi import AmortizedPosterior, make_adapter
+from skabi.adapters import AsTimeSeries, Concatenate, Constrain, Rename, Standardize
+from skabi.diagnostics import c2st
+from skabi.networks import CouplingFlow, TimeSeriesNetwork
+
+N_REF = 10_000
+
+
+# ------------------------------------------------------------------------ linear Gaussian
+def linear_gaussian_simulate(n, rng):
+    theta = rng.normal(0.0, np.sqrt(0.1), size=(n, 10))
+    return {"theta": theta, "x": theta + rng.normal(0.0, np.sqrt(0.1), size=(n, 10))}
+
+
+def linear_gaussian_reference(x, n, rng):
+    return x / 2 + np.sqrt(0.05) * rng.standard_normal((n, 10))
+
+
+# ------------------------------------------------------------------------ Gaussian mixture
+def mixture_simulate(n, rng):
+    theta = rng.uniform(-10, 10, size=(n, 2))
+    scale = np.where(rng.uniform(size=(n, 1)) < 0.5, 1.0, 0.1)
+    return {"theta": theta, "x": theta + scale * rng.standard_normal((n, 2))}
+
+
+def mixture_reference(x, n, rng):
+    out = np.empty((0, 2))
+    while len(out) < n:
+        scale = np.where(rng.uniform(size=(4 * n, 1)) < 0.5, 1.0, 0.1)
+        draw = x + scale * rng.standard_normal((4 * n, 2))
+        out = np.concatenate([out, draw[np.all(np.abs(draw) < 10, axis=1)]])
+    return out[:n]
+
+
+# ------------------------------------------------------------------------ two moons
+def _moons_offsets(theta):
+    return np.stack([-np.abs(theta[:, 0] + theta[:, 1]) / np.sqrt(2),
+                     (-theta[:, 0] + theta[:, 1]) / np.sqrt(2)], axis=1)
+
+
+def two_moons_simulate(n, rng):
+    theta = rng.uniform(-1, 1, size=(n, 2))
+    a = rng.uniform(-np.pi / 2, np.pi / 2, size=n)
+    r = rng.normal(0.1, 0.01, size=n)
+    p = np.stack([r * np.cos(a) + 0.25, r * np.sin(a)], axis=1)
+    return {"theta": theta, "x": p + _moons_offsets(theta)}
+
+
+def _grid_draws(log_density, lows, highs, n, rng, size=800):
+    """Draws from a 2-D density on a fine grid, jittered uniformly inside the cells."""
+    g0 = np.linspace(lows[0], highs[0], size + 1)
+    g1 = np.linspace(lows[1], highs[1], size + 1)
+    c0, c1 = (g0[:-1] + g0[1:]) / 2, (g1[:-1] + g1[1:]) / 2
+    t0, t1 = np.meshgrid(c0, c1, indexing="ij")
+    logp = log_density(np.stack([t0.ravel(), t1.ravel()], axis=1))
+    w = np.exp(logp - logp.max())
+    idx = rng.choice(w.size, size=n, p=w / w.sum())
+    i, j = np.unravel_index(idx, t0.shape)
+    return np.stack([g0[i] + rng.uniform(size=n) * (g0[1] - g0[0]),
+                     g1[j] + rng.uniform(size=n) * (g1[1] - g1[0])], axis=1)
+
+
+def two_moons_reference(x, n, rng):
+    def log_lik(theta):
+        p = x - _moons_offsets(theta)           # (r cos a + 0.25, r sin a)
+        u, v = p[:, 0] - 0.25, p[:, 1]
+        r = np.hypot(u, v)
+        inside = u > 0                          # a in (-pi/2, pi/2)
+        logp = -0.5 * ((r - 0.1) / 0.01) ** 2 - np.log(np.maximum(r, 1e-12))
+        return np.where(inside, logp, -np.inf)
+    return _grid_draws(log_lik, (-1, -1), (1, 1), n, rng, size=1200)
+
+
+# ------------------------------------------------------------------------ SLCP
+def _slcp_moments(theta):
+    mean = theta[:, :2]
+    s1, s2 = theta[:, 2] ** 2, theta[:, 3] ** 2
+    rho = np.tanh(theta[:, 4])
+    return mean, s1, s2, rho
+
+
+def slcp_simulate(n, rng):
+    theta = rng.uniform(-3, 3, size=(n, 5))
+    mean, s1, s2, rho = _slcp_moments(theta)
+    z = rng.standard_normal((n, 4, 2))
+    x1 = mean[:, None, 0] + s1[:, None] * z[..., 0]
+    x2 = mean[:, None, 1] + s2[:, None] * (rho[:, None] * z[..., 0]
+                                           + np.sqrt(1 - rho[:, None] ** 2) * z[..., 1])
+    return {"theta": theta, "x": np.stack([x1, x2], axis=-1).reshape(n, 8)}
+
+
+def _slcp_log_lik(theta, x):
+    mean, s1, s2, rho = _slcp_moments(theta)
+    pts = x.reshape(4, 2)
+    d1 = (pts[None, :, 0] - mean[:, None, 0]) / s1[:, None]
+    d2 = (pts[None, :, 1] - mean[:, None, 1]) / s2[:, None]
+    q = (d1 ** 2 - 2 * rho[:, None] * d1 * d2 + d2 ** 2) / (1 - rho[:, None] ** 2)
+    logdet = np.log(s1) + np.log(s2) + 0.5 * np.log(1 - rho ** 2)
+    out = -0.5 * q.sum(axis=1) - 4 * logdet
+    return np.where(np.all(np.abs(theta) < 3, axis=1), out, -np.inf)
+
+
+def slcp_reference(x, n, rng, *, theta_true, chains=400, burn=3000, thin=20):
+    """Random-walk Metropolis from the four symmetric copies of the true parameter (the
+    likelihood is invariant to the signs of theta_3 and theta_4)."""
+    signs = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]])
+    start = np.repeat(theta_true[None, :], chains, axis=0)
+    start[:, 2:4] *= signs[np.arange(chains) % 4]
+    cur, cur_lp = start.copy(), _slcp_log_lik(start, x)
+    step = 0.15
+    draws = []
+    steps = burn + thin * -(-n // chains)
+    for t in range(steps):
+        prop = cur + step * rng.standard_normal(cur.shape)
+        lp = _slcp_log_lik(prop, x)
+        accept = np.log(rng.uniform(size=chains)) < lp - cur_lp
+        cur[accept], cur_lp[accept] = prop[accept], lp[accept]
+        if t >= burn and (t - burn) % thin == 0:
+            draws.append(cur.copy())
+    return np.concatenate(draws)[rng.permutation(len(draws) * chains)[:n]]
+
+
+# ------------------------------------------------------------------------ AR(1)
+T_AR = 50
+
+
+def ar1_simulate(n, rng):
+    phi = rng.uniform(-0.95, 0.95, size=n)
+    log_sigma = rng.normal(-1.0, 0.5, size=n)
+    e = rng.standard_normal((n, T_AR)) * np.exp(log_sigma)[:, None]
+    x = np.zeros((n, T_AR))
+    prev = np.zeros(n)
+    for t in range(T_AR):
+        prev = phi * prev + e[:, t]
+        x[:, t] = prev
+    return {"phi": phi, "log_sigma": log_sigma, "x": x[..., None]}
+
+
+def ar1_reference(x, n, rng):
+    series = x[:, 0]
+    lagged = np.concatenate([[0.0], series[:-1]])
+
+    def log_post(theta):
+        phi, ls = theta[:, 0:1], theta[:, 1:2]
+        resid = series[None, :] - phi * lagged[None, :]
+        loglik = -0.5 * np.sum(resid ** 2, axis=1) / np.exp(2 * ls[:, 0]) - T_AR * ls[:, 0]
+        return loglik - 0.5 * ((ls[:, 0] + 1.0) / 0.5) ** 2
+    return _grid_draws(log_post, (-0.95, -3.5), (0.95, 1.5), n, rng, size=1000)
+
+
+# ------------------------------------------------------------------------ the suite
+def _vector_adapter(low=None, high=None):
+    steps = []
+    if low is not None:
+        steps.append(Constrain("theta", lower=low, upper=high))
+    steps += [Standardize(["x"]), Rename("theta", "inference_variables"),
+              Rename("x", "inference_conditions")]
+    return make_adapter(*steps)
+
+
+PROBLEMS = {
+    "linear_gaussian": dict(simulate=linear_gaussian_simulate,
+                            reference=linear_gaussian_reference, adapter=_vector_adapter),
+    "gaussian_mixture": dict(simulate=mixture_simulate, reference=mixture_reference,
+                             adapter=lambda: _vector_adapter(-10, 10)),
+    "two_moons": dict(simulate=two_moons_simulate, reference=two_moons_reference,
+                      adapter=lambda: _vector_adapter(-1, 1)),
+    "slcp": dict(simulate=slcp_simulate, reference=slcp_reference,
+                 adapter=lambda: _vector_adapter(-3, 3)),
+    "ar1": dict(simulate=ar1_simulate, reference=ar1_reference, names=["phi", "log_sigma"],
+                adapter=lambda: make_adapter(
+                    Constrain("phi", lower=-0.95, upper=0.95),
+                    Concatenate(["phi", "log_sigma"], into="inference_variables"),
+                    AsTimeSeries("x"), Rename("x", "summary_variables")),
+                summary=lambda: TimeSeriesNetwork(summary_dim=8)),
+}
+
+
+def run_cell(name, budget, seed, n_obs, *, fast=False):
+    problem = PROBLEMS[name]
+    rng = np.random.default_rng(seed)
+    bank = problem["simulate"](budget, rng)
+    observed = problem["simulate"](n_obs, np.random.default_rng(10_000 + seed))
+    est = AmortizedPosterior(adapter=problem["adapter"](),
+                             inference_network=CouplingFlow(transform="spline"),
+                             summary_network=problem.get("summary", lambda: None)(),
+                             epochs=3 if fast else 200, validation_sims=0.1,
+                             early_stopping=True, random_state=seed)
+    t0 = time.perf_counter()
+    est.fit(bank)
+    seconds = time.perf_counter() - t0
+    n_draws = 500 if fast else N_REF
+    names = problem.get("names", ["theta"])
+    out = est.sample({"x": observed["x"]}, n_draws, return_type="numpy", random_state=seed)
+    draws = np.concatenate([out[k].reshape(n_obs, n_draws, -1) for k in names], axis=2)
+    scores = []
+    for i in range(n_obs):
+        kwargs = {"theta_true": np.asarray(observed["theta"][i])} if name == "slcp" else {}
+        ref = problem["reference"](observed["x"][i], n_draws, rng, **kwargs)
+        scores.append(float(c2st(draws[i], ref).iloc[0]))
+    hist = est.history_
+    best = int(hist["val_loss"].idxmin()) + 1 if hist["val_loss"].notna().any() else None
+    return scores, seconds, best, len(hist)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("problems", nargs="*", default=list(PROBLEMS))
+    parser.add_argument("--budgets", nargs="+", type=int, default=[1000, 10_000, 100_000])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--observations", type=int, default=5)
+    parser.add_argument("--fast", action="store_true", help="3 epochs, 500 draws: smoke run")
+    args = parser.parse_args()
+    print("| problem | budget | seed | C2ST per observation | mean | best epoch / epochs | "
+          "train s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.problems:
+        for budget in args.budgets:
+            for seed in args.seeds:
+                scores, seconds, best, epochs = run_cell(name, budget, seed, args.observations,
+                                                         fast=args.fast)
+                print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
+                      f"| {np.mean(scores):.3f} | {best} / {epochs} | {seconds:.0f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
