@@ -178,7 +178,8 @@ warm_start
     (4,)
     """
 
-    _parameter_constraints = {**shared.TRAINING_CONSTRAINTS,
+    _parameter_constraints = {**{k: v for k, v in shared.TRAINING_CONSTRAINTS.items()
+                                 if k != "summary_network"},   # conditions on theta directly
                               "inference_network": [HasMethods(["build"]), None]}
 
     def __init__(self, *, adapter=None, inference_network=None, epochs=50,
@@ -334,6 +335,7 @@ warm_start
         if y is not None:
             X = array_bank(X, y)
             check_is_fitted(self, "approximator_")
+            shared.check_n_features(self, X["x"])
         return float(np.mean(self.log_prob(X)))
 
     # ------------------------------------------------------------------ surrogate
