@@ -246,7 +246,7 @@ warm_start
             from .networks import CouplingFlow
 
             inference_network = CouplingFlow()
-        return {"inference_network": inference_network, "summary_network": None}
+        return {"inference_network": inference_network}
 
     def _initial_state(self, settings, source):
         state = fitting.initial_state(settings, source, adapter=self.adapter,
