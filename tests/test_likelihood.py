@@ -302,11 +302,11 @@ def test_learned_loo_agrees_with_the_analytic_one(simulator):
     standard error of the difference of az.loo with the exact one."""
     import arviz as az
 
-    post = regression_estimator(epochs=20, batches_per_epoch=100, batch_size=64,
+    post = regression_estimator(epochs=10, batches_per_epoch=50, batch_size=64,
                                 pilot_size=512).fit(simulator)
     lik = AmortizedLikelihood(adapter=regression_likelihood_adapter(),
-                              inference_network=CouplingFlow(depth=4, subnet_width=64),
-                              epochs=20, batches_per_epoch=100, batch_size=64, pilot_size=512,
+                              inference_network=CouplingFlow(depth=4, subnet_width=32),
+                              epochs=10, batches_per_epoch=100, batch_size=64, pilot_size=512,
                               random_state=0).fit(simulator)
     obs = simulator.sample_given({"N": np.asarray(14)}, 1, random_state=11)
     idata = post.sample(obs, num_samples=1000, random_state=0)
