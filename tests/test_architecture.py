@@ -46,7 +46,8 @@ def _files(part):
 
 
 #: The estimator layer: the public estimators and what they share.
-ESTIMATORS = ["skabi.estimator", "skabi.point_estimator", "skabi.model_comparison"]
+ESTIMATORS = ["skabi.estimator", "skabi.point_estimator", "skabi.model_comparison",
+              "skabi.likelihood"]
 
 FORBIDDEN = {
     # part: prefixes it must not import
@@ -100,7 +101,7 @@ def test_nothing_imports_an_estimator_but_the_package(estimator):
 
 
 @pytest.mark.parametrize("name", ["AmortizedPosterior", "AmortizedPointEstimator",
-                                  "AmortizedModelComparison"])
+                                  "AmortizedModelComparison", "AmortizedLikelihood"])
 def test_training_is_a_package_and_the_estimators_hold_no_mixin(name):
     import skabi
     import skabi.training

@@ -13,6 +13,7 @@ from .concatenate import Concatenate
 from .constrain import Constrain
 from .convert_dtype import ConvertDType
 from .elementwise import Log, Sqrt
+from .observations import AsObservations
 from .one_hot import OneHot
 from .rename import Rename
 from .select import Drop, Keep
@@ -27,6 +28,7 @@ __all__ = [
     "Broadcast",
     "AsSet",
     "AsTimeSeries",
+    "AsObservations",
     "Constrain",
     "Standardize",
     "Sqrt",

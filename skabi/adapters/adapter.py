@@ -21,6 +21,7 @@ from .concatenate import Concatenate
 from .constrain import Constrain
 from .convert_dtype import ConvertDType
 from .elementwise import Log, Sqrt
+from .observations import AsObservations
 from .one_hot import OneHot
 from .rename import Rename
 from .roles import ROLES
@@ -35,7 +36,7 @@ ROLE_KEYS = ROLES
 #: The step classes :meth:`Adapter.from_config` may rebuild (nothing else is ever imported).
 TRANSFORMS = {
     cls.__name__: cls
-    for cls in (Broadcast, AsSet, AsTimeSeries, Constrain, Standardize, Sqrt, Log, OneHot,
+    for cls in (Broadcast, AsSet, AsTimeSeries, AsObservations, Constrain, Standardize, Sqrt, Log, OneHot,
                 Concatenate, Rename, ConvertDType, Keep, Drop)
 }
 
@@ -282,15 +283,18 @@ class Adapter(_BaseComposition):
         user = _check_batch(data, "Adapter.fit")
         data = dict(user)
         origins = {k: [k] for k in user}
+        rows = user   # the user's variables, one row per what the networks see
         for name, step in steps:
             with _in_step(name):
                 data = step.fit(data).transform(data)
+            if getattr(step, "_new_rows", False):   # AsObservations: rows are observations
+                rows = step._user_rows({k: data[k] for k in user if k in data})
             origins = step._route(origins, lambda parts: sum(parts, []))
         _no_ragged_roles(data)
         names = origins.get("inference_variables") or []
         self.input_variables_ = {k: _trailing(v) for k, v in user.items()}
-        self.inference_variables_ = {k: tuple(user[k].shape[1:]) for k in names}
-        self.inference_dtypes_ = {k: user[k].dtype.name for k in names}
+        self.inference_variables_ = {k: tuple(np.shape(rows[k])[1:]) for k in names}
+        self.inference_dtypes_ = {k: np.asarray(rows[k]).dtype.name for k in names}
         self.output_shapes_ = {k: tuple(data[k].shape[1:]) for k in ROLE_KEYS if k in data}
         iv = data.get("inference_variables")
         self.n_inference_dims_ = int(iv.shape[-1]) if iv is not None and iv.ndim >= 2 else None
@@ -506,6 +510,10 @@ class Adapter(_BaseComposition):
     def as_set(self, keys):
         """Append :class:`AsSet` ``(keys)``; return ``self``."""
         return self._append(AsSet(keys))
+
+    def as_observations(self, keys):
+        """Append :class:`AsObservations` ``(keys)``; return ``self``."""
+        return self._append(AsObservations(keys))
 
     def as_time_series(self, keys):
         """Append :class:`AsTimeSeries` ``(keys)``; return ``self``."""

@@ -1,0 +1,294 @@
+"""Likelihood-based model checks: ArviZ's ``log_likelihood`` group, marginal likelihoods
+and Bayes factors.
+
+:func:`add_log_likelihood`
+    fills the ``log_likelihood`` group of a posterior container per observation, from a
+    learned :class:`~skabi.AmortizedLikelihood` or an analytic pointwise log likelihood,
+    so that ``az.loo``, ``az.waic`` and ``az.compare`` work on simulator-based models.
+:func:`log_marginal_likelihood`
+    ``log p(x)`` per observed dataset from a fitted posterior and likelihood (JANA,
+    Radev et al. 2023), with its Monte Carlo error; the prior density comes from the user.
+:func:`log_bayes_factor`
+    the difference of two such estimates, with its error.
+"""
+
+import numpy as np
+import pandas as pd
+
+from . import _estimators as shared
+from ._validation import as_numpy_rng, check_positive_int
+from .bank import batch_size_of, is_ragged
+from .exceptions import ShapeError
+
+__all__ = ["add_log_likelihood", "log_marginal_likelihood", "log_bayes_factor"]
+
+
+def _is_learned(likelihood):
+    return hasattr(likelihood, "log_prob") and hasattr(likelihood, "data_names_")
+
+
+def _dataset(value, k):
+    """Dataset ``k`` of a batch variable (ragged list, (K, ...) array, or 0-d meta)."""
+    if isinstance(value, list):
+        return np.asarray(value[k])
+    arr = np.asarray(value)
+    return arr if arr.ndim == 0 else arr[k]
+
+
+def _learned_pointwise(likelihood, draws, observed):
+    """log q(x_n | theta_s): (S, N) for one dataset's draws and data."""
+    s = len(next(iter(draws.values())))
+    batch = {k: (v if np.ndim(v) == 0 else np.repeat(np.asarray(v)[None], s, axis=0))
+             for k, v in observed.items()}
+    batch.update(draws)
+    out = likelihood.log_prob(batch, pointwise=True)
+    if isinstance(out, list):
+        out = np.stack(out)
+    return out
+
+
+def _analytic_pointwise(fn, draws, observed, k):
+    s = len(next(iter(draws.values())))
+    out = np.asarray(fn(draws, observed), dtype=float)
+    if out.ndim != 2 or out.shape[0] != s:
+        raise ShapeError(f"The log likelihood returned shape {out.shape} for dataset {k}; "
+                         f"expected ({s}, N): one value per posterior draw and observation.")
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise ValueError(f"The log likelihood returned {int(bad.sum())} non-finite values "
+                         f"for dataset {k} (e.g. at draw {int(np.argwhere(bad)[0][0])}).")
+    return out
+
+
+def add_log_likelihood(idata, likelihood, *, var_name=None):
+    """Add ArviZ's ``log_likelihood`` group: the log density of every observation at
+    every posterior draw.
+
+    Parameters
+    ----------
+    idata : arviz.InferenceData or xarray.DataTree
+        From :meth:`skabi.AmortizedPosterior.sample`: ``posterior`` draws and
+        ``observed_data`` (datasets of one size).
+    likelihood : AmortizedLikelihood or callable
+        A fitted likelihood of single observations (an adapter with
+        :class:`~skabi.adapters.AsObservations`), given the posterior's parameters and
+        the observed variables; or ``fn(draws, observed) -> (S, N)``, an analytic
+        pointwise log likelihood, called once per dataset with ``draws`` the posterior
+        draws ``{name: (S, ...)}`` (scalar parameters as ``(S, 1)``) and ``observed`` the
+        dataset's data ``{name: (N, ...)}`` and batch scalars.
+    var_name : str, optional
+        Name of the variable in the group (default: the modelled variables joined by
+        ``"_"`` for a learned likelihood, ``"obs"`` for a callable).
+
+    Returns
+    -------
+    arviz.InferenceData or xarray.DataTree
+        A new container with the groups of ``idata`` and ``log_likelihood``, dims
+        ``(chain, draw, dataset, observation)``. ``az.loo`` treats every dim other than
+        ``chain`` and ``draw`` as observations: pass one dataset,
+        ``az.loo(idata.isel(dataset=k))``.
+
+    Notes
+    -----
+    The posterior draws are independent (one chain), so PSIS-LOO applies as usual; its
+    Pareto k diagnostic says where the importance weights are unreliable. A learned
+    likelihood adds its own approximation error to each value: compare it with the
+    analytic one where there is one (``benchmarks/likelihood.py``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import stats
+    >>> from skabi import add_log_likelihood
+    >>> from skabi._arviz import to_arviz
+    >>> rng = np.random.default_rng(0)
+    >>> idata = to_arviz({"mu": rng.normal(size=(1, 200, 1))},
+    ...                  observed={"y": rng.normal(size=(1, 8))})
+    >>> def loglik(draws, observed):
+    ...     return stats.norm.logpdf(observed["y"][None, :], draws["mu"], 1.0)
+    >>> out = add_log_likelihood(idata, loglik)
+    >>> out.log_likelihood["obs"].shape
+    (1, 200, 1, 8)
+    """
+    import xarray as xr
+
+    from ._arviz import _group, as_datatree, data_from_arviz, from_arviz, from_datatree
+
+    tree = as_datatree(idata)
+    observed_group = _group(tree, "observed_data")
+    if observed_group is None or _group(tree, "posterior") is None:
+        raise ValueError("add_log_likelihood needs a container with 'posterior' and "
+                         "'observed_data' groups: pass the result of est.sample(observed, ...).")
+    learned = _is_learned(likelihood)
+    if not learned and not callable(likelihood):
+        raise TypeError("likelihood must be a fitted AmortizedLikelihood or a callable "
+                        f"fn(draws, observed) -> (S, N); got {type(likelihood).__name__}.")
+    if learned and likelihood.observation_keys_ is None:
+        raise ValueError("A pointwise log likelihood needs a likelihood of single "
+                         "observations: fit it with AsObservations first in its adapter.")
+    draws, _ = from_arviz(tree)
+    data = data_from_arviz(tree)
+    n_datasets = next(iter(draws.values())).shape[0]
+    first = next(iter(observed_group.data_vars.values()))
+    if "dataset" not in first.dims:
+        data = {k: (np.asarray(v)[None] if k in observed_group.data_vars else v)
+                for k, v in data.items()}
+    ragged = [k for k, v in data.items() if isinstance(v, list)]
+    if ragged:
+        raise ShapeError(f"The datasets differ in size ({ragged!r}); add the log likelihood "
+                         "to containers of datasets of one size (one est.sample call each).")
+    rows = []
+    for k in range(n_datasets):
+        post = {name: v[k] for name, v in draws.items()}
+        obs = {name: _dataset(v, k) for name, v in data.items()}
+        rows.append(_learned_pointwise(likelihood, post, obs) if learned
+                    else _analytic_pointwise(likelihood, post, obs, k))
+    values = np.stack(rows, axis=1)[None]   # (chain, draw, dataset, observation)
+    obs_dim = next((str(v.dims[1]) for v in observed_group.data_vars.values()
+                    if v.ndim > 1 and v.dims[0] == "dataset"), "observation")
+    name = var_name or ("_".join(likelihood.data_names_) if learned else "obs")
+    coords = {"chain": [0], "draw": np.arange(values.shape[1]),
+              "dataset": (observed_group.coords["dataset"].values
+                          if "dataset" in observed_group.coords else np.arange(n_datasets)),
+              obs_dim: np.arange(values.shape[3])}
+    ds = xr.Dataset({name: (("chain", "draw", "dataset", obs_dim), values)}, coords=coords)
+    groups = {g: tree[g].to_dataset() for g in tree.children}
+    groups["log_likelihood"] = ds
+    return from_datatree(xr.DataTree.from_dict(groups))
+
+
+def _log_prior(prior, draws):
+    """log p(theta) of draws ``{name: (K, S, ...)}`` as (K, S)."""
+    if prior is None:
+        raise ValueError(
+            "The marginal likelihood needs the prior density, which skabi cannot read off "
+            "a simulator: pass prior={name: scipy.stats frozen distribution} (one per "
+            f"parameter of {sorted(draws)!r}) or a callable prior(draws) -> (K, S).")
+    k, s = next(iter(draws.values())).shape[:2]
+    if callable(prior) and not isinstance(prior, dict):
+        out = np.asarray(prior(draws), dtype=float)
+        if out.shape != (k, s):
+            raise ShapeError(f"prior(draws) returned shape {out.shape}; expected ({k}, {s}).")
+        return out
+    missing = [name for name in draws if name not in prior]
+    if missing:
+        raise ValueError(f"prior has no density for {missing!r}; pass a scipy.stats frozen "
+                         f"distribution for each of {sorted(draws)!r}.")
+    total = np.zeros((k, s))
+    for name, value in draws.items():
+        dist = prior[name]
+        density = getattr(dist, "logpdf", None) or getattr(dist, "logpmf", None)
+        if density is None:
+            raise TypeError(f"prior[{name!r}] has no logpdf; pass a scipy.stats frozen "
+                            f"distribution (got {type(dist).__name__}).")
+        total += np.asarray(density(value), dtype=float).reshape(k, s, -1).sum(axis=-1)
+    return total
+
+
+def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000, meta=None,
+                            random_state=None):
+    """``log p(x)`` of each dataset from a fitted posterior and likelihood.
+
+    With draws ``theta_s ~ q(theta | x)``, ``w_s = log p(theta_s) + log q(x | theta_s) -
+    log q(theta_s | x)``. For exact networks every ``w_s`` equals ``log p(x)`` (JANA,
+    Radev et al. 2023); with approximate ones, ``log mean exp(w_s)`` is an importance
+    sampling estimate of ``log p(x)`` under the learned likelihood, with the posterior as
+    proposal, which is what this returns.
+
+    Parameters
+    ----------
+    posterior : AmortizedPosterior
+        Fitted on the model's simulations.
+    likelihood : AmortizedLikelihood
+        Fitted on the same model (same parameter names), or any object with
+        ``log_prob(batch)`` returning one value per dataset.
+    X : dict of arrays, list of dict, SimulationBank or DataFrame
+        Observed datasets, as for :meth:`skabi.AmortizedPosterior.sample`.
+    prior : dict of str to scipy.stats frozen distribution, or callable
+        The prior density: one frozen distribution per parameter (its ``logpdf`` is
+        summed over the parameter's elements; vector parameters broadcast), or
+        ``prior(draws) -> (K, S)`` for draws ``{name: (K, S, ...)}``. Required: skabi
+        cannot read a density off a simulator.
+    num_samples : int, default=1000
+        Posterior draws per dataset.
+    meta : dict, optional
+    random_state : None, int or numpy.random.Generator, default=None
+        ``None`` uses the posterior's ``random_state``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dataset: ``log_ml`` (the estimate), ``mc_se`` (its Monte Carlo
+        standard error, delta method), ``ess`` (effective sample size of the weights),
+        ``mean_estimate`` (the mean of ``w_s``, JANA's estimator) and ``spread`` (the sd
+        of ``w_s``: 0 for exact networks; large values mean the networks disagree).
+
+    Examples
+    --------
+    See :doc:`/likelihood` for a worked example with two conjugate models.
+    """
+    from .training import inference
+    from .training.threads import torch_threads
+
+    num_samples = check_positive_int("num_samples", num_samples)
+    data = shared.observations(posterior, X, meta)
+    roles, _ = shared.roles(posterior, data, need_theta=False,
+                            skip=posterior.parameter_names_)
+    rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)
+    with torch_threads(getattr(posterior, "n_threads", 1)):
+        draws, log_q = inference.draw(posterior._fit_state(), roles, num_samples, rng,
+                                      log_q=True)
+    log_p = _log_prior(prior, draws)
+    k = log_q.shape[0]
+    observed = {name: v for name, v in data.items() if name not in draws}
+    log_lik = np.empty((k, num_samples))
+    for i in range(k):
+        batch = {name: (v if batch_size_of(v) is None else
+                        [np.asarray(v[i])] * num_samples if is_ragged(v) else
+                        np.repeat(np.asarray(v)[i:i + 1], num_samples, axis=0))
+                 for name, v in observed.items()}
+        batch.update({name: v[i] for name, v in draws.items()})
+        log_lik[i] = likelihood.log_prob(batch)
+    w = log_p + log_lik - log_q
+    if not np.all(np.isfinite(w)):
+        bad = sorted(set(np.argwhere(~np.isfinite(w))[:, 0].tolist()))
+        raise ValueError(f"Non-finite log weights for dataset(s) {bad[:10]}: a posterior draw "
+                         "lies outside the prior's support or the likelihood's range.")
+    top = w.max(axis=1, keepdims=True)
+    e = np.exp(w - top)
+    mean_e = e.mean(axis=1)
+    log_ml = np.log(mean_e) + top[:, 0]
+    se = e.std(axis=1, ddof=1) / (np.sqrt(num_samples) * mean_e) if num_samples > 1 \
+        else np.full(k, np.nan)
+    ess = e.sum(axis=1) ** 2 / (e ** 2).sum(axis=1)
+    return pd.DataFrame({"log_ml": log_ml, "mc_se": se, "ess": ess,
+                         "mean_estimate": w.mean(axis=1), "spread": w.std(axis=1)})
+
+
+def log_bayes_factor(a, b):
+    """``log BF_ab = log p(x | model a) - log p(x | model b)`` per dataset.
+
+    Parameters
+    ----------
+    a, b : pandas.DataFrame
+        From :func:`log_marginal_likelihood` for the same datasets under two models.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``log_bf`` and ``mc_se`` (the two errors combined, independent draws).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skabi import log_bayes_factor
+    >>> a = pd.DataFrame({"log_ml": [-3.0], "mc_se": [0.03]})
+    >>> b = pd.DataFrame({"log_ml": [-5.0], "mc_se": [0.04]})
+    >>> log_bayes_factor(a, b).round(3).to_dict("records")
+    [{'log_bf': 2.0, 'mc_se': 0.05}]
+    """
+    if len(a) != len(b):
+        raise ShapeError(f"a holds {len(a)} datasets and b {len(b)}; pass the estimates of "
+                         "the same datasets under both models.")
+    return pd.DataFrame({"log_bf": a["log_ml"].to_numpy() - b["log_ml"].to_numpy(),
+                         "mc_se": np.hypot(a["mc_se"].to_numpy(), b["mc_se"].to_numpy())})

@@ -1,0 +1,429 @@
+"""AmortizedLikelihood: a learned density of the data given the parameters.
+
+The same engine and adapter as :class:`~skabi.AmortizedPosterior`, with the roles read
+the other way: ``inference_variables`` is the data, ``inference_conditions`` the
+parameters (and context). An :class:`~skabi.adapters.AsObservations` step first in the
+adapter splits each simulated set into its observations, so that the network learns the
+density of ONE observation given the parameters; without it, ``inference_variables`` is
+a whole dataset (flattened; its size is then fixed).
+"""
+
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import HasMethods
+from sklearn.utils.validation import check_is_fitted
+
+from . import _estimators as shared
+from ._validation import as_numpy_rng, check_positive_int
+from .bank import batch_size_of, is_ragged
+from .exceptions import ShapeError
+from .inputs import array_bank
+from .training import fitting, inference, persistence
+from .training.model import build_approximator
+from .training.threads import torch_threads
+
+__all__ = ["AmortizedLikelihood"]
+
+
+def _observation_step(adapter):
+    """The :class:`~skabi.adapters.AsObservations` step of ``adapter`` (the first step),
+    or None; one anywhere else is an error."""
+    from .adapters import AsObservations
+
+    steps = list(getattr(adapter, "steps", None) or [])
+    found = [i for i, (_, s) in enumerate(steps) if isinstance(s, AsObservations)]
+    if not found:
+        return None
+    if found != [0]:
+        raise ValueError(
+            "AsObservations must be the first step of the adapter (and there must be one): "
+            f"it is step(s) {found} of {[n for n, _ in steps]!r}; the steps after it see one "
+            "row per observation.")
+    return steps[0][1]
+
+
+def check_likelihood_networks(networks, shapes, roles):
+    """A likelihood models ``inference_variables`` (the data) given
+    ``inference_conditions`` (the parameters); name what is missing before building."""
+    if "inference_variables" not in shapes:
+        raise ShapeError(
+            "The adapter produced no 'inference_variables' from the simulations (it produced "
+            f"{sorted(roles)!r}); for a likelihood, concatenate or rename the DATA into "
+            "'inference_variables' (and the parameters into 'inference_conditions').")
+    if "inference_conditions" not in shapes:
+        raise ShapeError(
+            "The adapter produced no 'inference_conditions'; a likelihood is a density of the "
+            "data GIVEN the parameters: concatenate the parameters (and any context) into "
+            "'inference_conditions'.")
+    if "summary_variables" in shapes:
+        raise ValueError(
+            "AmortizedLikelihood conditions on the parameters directly and takes no "
+            "'summary_variables'; route the data into 'inference_variables' (one observation "
+            "per row with AsObservations first, or the whole dataset flattened).")
+
+
+def default_likelihood_adapter(pilot, has_summary=False):
+    """Without an adapter (``fit(X, y)``): ``x`` is modelled given ``theta``; a rank-3
+    ``x`` (or datasets of different sizes) holds sets, modelled one observation at a time."""
+    from .adapters import AsObservations, Rename, make_adapter
+
+    missing = [k for k in ("x", "theta") if k not in pilot]
+    if missing:
+        raise ValueError(
+            f"adapter=None works with banks of 'x' (data) and 'theta' (parameters), as made by "
+            f"fit(X, y); the data lack {missing!r} (keys {sorted(pilot)!r}). Pass an adapter.")
+    steps = [Rename("x", "inference_variables"), Rename("theta", "inference_conditions")]
+    if is_ragged(pilot["x"]) or np.ndim(pilot["x"]) >= 3:
+        steps.insert(0, AsObservations("x"))
+    return make_adapter(*steps)
+
+
+def _repeat_rows(value, counts):
+    """Repeat dataset ``i`` of a batch variable ``counts[i]`` times (meta stays)."""
+    if batch_size_of(value) is None:
+        return value
+    if is_ragged(value):
+        return [np.asarray(p) for p, c in zip(value, counts) for _ in range(int(c))]
+    return np.repeat(np.asarray(value), counts, axis=0)
+
+
+def _split(rows, counts):
+    """Rows grouped by dataset: a 2-D array when the counts are equal, else a list."""
+    parts = np.split(rows, np.cumsum(counts)[:-1])
+    if len(set(np.asarray(counts).tolist())) <= 1:
+        return np.stack(parts) if parts else rows.reshape(0, 0)
+    return parts
+
+
+class AmortizedLikelihood(BaseEstimator):
+    """Amortized likelihood estimation: a neural density ``q(x | theta)`` of the data.
+
+    A conditional generative network is trained on pairs ``(theta, x) ~ p(theta)
+    p(x | theta)`` to minimise ``-E[log q(x | theta)]`` (the likelihood half of JANA,
+    Radev et al. 2023, "JANA: Jointly amortized neural approximation of complex Bayesian
+    models"; Papamakarios et al. 2019, "Sequential neural likelihood"). After :meth:`fit`
+    it is a fast surrogate of the simulator (:meth:`sample`) and a density
+    (:meth:`log_prob`): pointwise log likelihoods for ArviZ's LOO
+    (:func:`skabi.add_log_likelihood`) and, with a posterior, marginal likelihoods
+    (:func:`skabi.log_marginal_likelihood`).
+
+    The adapter is written as for :class:`~skabi.AmortizedPosterior` with the roles
+    swapped: the data go into ``inference_variables``, the parameters (and context) into
+    ``inference_conditions``.
+
+    * **Exchangeable data** (a set of ``N`` i.i.d. observations per simulation): put
+      :class:`~skabi.adapters.AsObservations` with the per-observation variables FIRST.
+      Each simulated set is split into its observations with the parameters repeated, so
+      the network learns the density of one observation and ``N`` does not enter it; a
+      dataset's density is the sum over its observations. Per-observation covariates
+      listed in ``AsObservations`` but routed into ``inference_conditions`` are context
+      (``p(y_n | x_n, theta)``). A training batch of ``batch_size`` simulations holds
+      all their observations.
+    * **Whole datasets**: without ``AsObservations``, ``inference_variables`` is the
+      whole dataset flattened (for instance a time series); its size is then fixed.
+
+    Discrete data (integer dtypes, such as counts or choices) are refused with an error
+    before training: a flow is a density of continuous values. Dequantize in the
+    simulator (``counts + rng.uniform(size=counts.shape)``): the network then learns the
+    density of that continuous relaxation, whose integral over ``[k, k + 1)`` is the
+    probability of ``k``, and ``np.floor`` of its draws are counts again.
+
+    Parameters
+    ----------
+    adapter : Adapter, default=None
+        Data into ``inference_variables``, parameters into ``inference_conditions``.
+        ``None`` builds a default for ``fit(X, y)``: ``X`` (the data) is modelled given
+        ``y`` (the parameters), one observation at a time when ``X`` has rank 3 (sets).
+    inference_network : CouplingFlow or FlowMatching, default=None
+        ``None`` means ``CouplingFlow()``.
+    epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
+clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
+rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
+warm_start, on_nonfinite
+        Training, as for :class:`~skabi.AmortizedPosterior` (the same engine);
+        ``batch_size`` counts simulations.
+
+    Attributes
+    ----------
+    adapter_ : Adapter
+    approximator_ : torch.nn.Module
+    inference_network_ : torch.nn.Module
+    data_names_ : list of str
+        The user's variables that are modelled (``inference_variables``).
+    observation_keys_ : list of str or None
+        The variables split into observations (``AsObservations``), or None when whole
+        datasets are modelled.
+    history_ : pandas.DataFrame
+    n_simulations_ : int
+    role_shapes_ : dict
+    device_ : torch.device
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import AmortizedLikelihood, make_simulator
+    >>> from skabi.adapters import make_adapter, AsObservations, Rename
+    >>> from skabi.networks import CouplingFlow
+    >>> simulator = make_simulator([lambda rng: dict(mu=rng.normal()),
+    ...                             lambda mu, rng: dict(x=mu + rng.normal(size=10))])
+    >>> adapter = make_adapter(AsObservations("x"), Rename("x", "inference_variables"),
+    ...                        Rename("mu", "inference_conditions"))
+    >>> lik = AmortizedLikelihood(adapter=adapter, inference_network=CouplingFlow(depth=2),
+    ...                           epochs=2, batches_per_epoch=10, random_state=0)
+    >>> lik = lik.fit(simulator)
+    >>> lik.sample({"mu": np.array([[0.0], [5.0]])}, num_samples=3, n_obs=10)["x"].shape
+    (2, 3, 10)
+    >>> lik.log_prob(simulator.sample(4, random_state=1)).shape
+    (4,)
+    """
+
+    _parameter_constraints = {**{k: v for k, v in shared.TRAINING_CONSTRAINTS.items()
+                                 if k != "summary_network"},   # conditions on theta directly
+                              "inference_network": [HasMethods(["build"]), None]}
+
+    def __init__(self, *, adapter=None, inference_network=None, epochs=50,
+                 batches_per_epoch=100, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
+                 weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
+                 early_stopping=False, patience=5, standardize=True, pilot_size=1024,
+                 rounds=None, replay_capacity=None, checkpoint_path=None, device="auto",
+                 random_state=None, n_threads=1, verbose=False, warm_start=False,
+                 on_nonfinite="raise"):
+        self.adapter = adapter
+        self.inference_network = inference_network
+        self.epochs = epochs
+        self.batches_per_epoch = batches_per_epoch
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.clip_grad_norm = clip_grad_norm
+        self.validation_sims = validation_sims
+        self.early_stopping = early_stopping
+        self.patience = patience
+        self.standardize = standardize
+        self.pilot_size = pilot_size
+        self.rounds = rounds
+        self.replay_capacity = replay_capacity
+        self.checkpoint_path = checkpoint_path
+        self.device = device
+        self.random_state = random_state
+        self.n_threads = n_threads
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.on_nonfinite = on_nonfinite
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None, *, resume=False):
+        """Train on a simulator (online) or on a fixed bank of simulations (offline).
+
+        Parameters
+        ----------
+        X : Simulator, dict, list of dict, SimulationBank, path, DataFrame or ndarray
+            As for :meth:`skabi.AmortizedPosterior.fit`. An ndarray is the data ``"x"``
+            of a bank whose parameters are ``y`` (``"theta"``).
+        y : ndarray, optional
+            Parameters, with ``X`` as an array.
+        resume : bool, default=False
+            Continue from the checkpoint at ``checkpoint_path``.
+
+        Returns
+        -------
+        self
+        """
+        if self.adapter is not None:
+            _observation_step(self.adapter)
+        return shared.fit(self, X, y, resume=resume, build=build_approximator,
+                          initial=self._initial_state)
+
+    def partial_fit(self, X, y=None):
+        """Train one more epoch; initialises the estimator on the first call."""
+        return shared.fit(self, X, y, partial=True, build=build_approximator,
+                          initial=self._initial_state)
+
+    def _networks(self):
+        if self.inference_network is not None:
+            inference_network = self.inference_network
+        else:
+            from .networks import CouplingFlow
+
+            inference_network = CouplingFlow()
+        return {"inference_network": inference_network}
+
+    def _initial_state(self, settings, source):
+        state = fitting.initial_state(settings, source, adapter=self.adapter,
+                                      networks=self._networks(), build=build_approximator,
+                                      check=check_likelihood_networks,
+                                      default=default_likelihood_adapter)
+        discrete = {k: d for k, d in state.adapter.inference_dtypes_.items()
+                    if np.dtype(d).kind in "iub"}
+        if discrete:
+            raise TypeError(
+                f"The modelled data {sorted(discrete)!r} are discrete ({discrete!r}); "
+                "AmortizedLikelihood learns densities of continuous values. Dequantize in "
+                "the simulator (add rng.uniform(size=...) to the integers: the network then "
+                "learns the density of that continuous relaxation, and np.floor of its draws "
+                "are integers again), or cast them to float if they are not counts.")
+        return state
+
+    def _commit(self, state, n_features_in=None):
+        shared.commit(self, state, n_features_in)
+        self.inference_network_ = state.model.inference_network
+        self.data_names_ = state.names
+        step = _observation_step(state.adapter)
+        self.observation_keys_ = None if step is None else list(step.keys_)
+
+    def _fit_state(self):
+        return shared.fit_state(self, getattr(self, "data_names_", None))
+
+    # ------------------------------------------------------------------ densities
+    def _counts(self, data):
+        from .adapters.observations import observation_counts
+
+        if self.observation_keys_ is None:
+            return None
+        counts = observation_counts(self.observation_keys_, data)
+        if counts is None:
+            raise ValueError(
+                f"The data hold none of the observation variables {self.observation_keys_!r} "
+                f"(keys {sorted(data)!r}).")
+        return counts
+
+    def _row_log_prob(self, X, meta):
+        data = shared.observations(self, X, meta, frame_is_dataset=False)
+        roles, ldj = shared.roles(self, data, need_theta=True, log_det_jac=True)
+        with torch_threads(getattr(self, "n_threads", 1)):
+            rows = inference.log_prob(self._fit_state(), roles) + ldj
+        return rows, self._counts(data)
+
+    def log_prob(self, X, *, meta=None, pointwise=False):
+        """log q(x | theta) of each dataset, on the user's scale.
+
+        Includes the log-Jacobians of the adapter's transforms of the data, so that it is
+        a density of the data as the simulator produces them.
+
+        Parameters
+        ----------
+        X : dict of arrays, list of dict, SimulationBank or DataFrame
+            Datasets with their parameters (and context), e.g. held-out simulations.
+        meta : dict, optional
+            Batch scalars such as ``N``.
+        pointwise : bool, default=False
+            Return the log density of every observation instead of their sum (needs an
+            adapter with :class:`~skabi.adapters.AsObservations`).
+
+        Returns
+        -------
+        ndarray of shape (n_datasets,)
+            Or, with ``pointwise``, ``(n_datasets, N)``; a list of ``(N_i,)`` arrays when
+            the datasets differ in size.
+        """
+        rows, counts = self._row_log_prob(X, meta)
+        if counts is None:
+            if pointwise:
+                raise ValueError(
+                    "pointwise=True needs a likelihood of single observations: this one models "
+                    "whole datasets (its adapter has no AsObservations step).")
+            return rows
+        if pointwise:
+            return _split(rows, counts)
+        return np.add.reduceat(rows, np.r_[0, np.cumsum(counts)[:-1]]) if len(rows) else rows
+
+    def score(self, X, y=None):
+        """Mean log q(x | theta) per dataset over held-out simulations: higher is better.
+
+        ``X`` (and ``y``) as in :meth:`fit`, holding fixed simulations.
+        """
+        if y is not None:
+            X = array_bank(X, y)
+            check_is_fitted(self, "approximator_")
+            shared.check_n_features(self, X["x"])
+        return float(np.mean(self.log_prob(X)))
+
+    # ------------------------------------------------------------------ surrogate
+    def sample(self, X, num_samples=1, *, n_obs=None, meta=None, random_state=None):
+        """Synthetic datasets from the learned likelihood, on the user's scale.
+
+        Parameters
+        ----------
+        X : dict of arrays, list of dict or SimulationBank
+            Parameters (and context) of each dataset, with a leading dataset axis, e.g.
+            ``{"beta": (K, 2), "sigma": (K, 1)}``. Per-observation covariates (variables
+            of ``AsObservations`` that are not modelled) set the number of observations.
+        num_samples : int, default=1
+            Synthetic datasets per entry of ``X``.
+        n_obs : int, optional
+            Observations per synthetic dataset, for a likelihood of single observations
+            when ``X`` holds no per-observation covariates.
+        meta : dict, optional
+            Batch scalars such as ``N``.
+        random_state : None, int or numpy.random.Generator, default=None
+            ``None`` uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``{name: (K, num_samples, N, ...)}`` for single observations (a list of ``K``
+            arrays ``(num_samples, N_i, ...)`` when covariates differ in size), or
+            ``{name: (K, num_samples, ...)}`` for whole datasets.
+        """
+        check_is_fitted(self, "approximator_")
+        num_samples = check_positive_int("num_samples", num_samples)
+        data = shared.observations(self, X, meta)
+        rng = as_numpy_rng(random_state if random_state is not None else self.random_state)
+        if self.observation_keys_ is None:
+            roles, _ = shared.roles(self, data, need_theta=False, skip=self.data_names_)
+            with torch_threads(getattr(self, "n_threads", 1)):
+                user, _ = inference.draw(self._fit_state(), roles, num_samples, rng, log_q=False)
+            return user
+        from .adapters.observations import observation_counts
+
+        counts = observation_counts(self.observation_keys_, data)
+        k = next((batch_size_of(v) for v in data.values() if batch_size_of(v) is not None),
+                 None)
+        if k is None:
+            raise ValueError("sample needs the parameters of each dataset with a leading "
+                             f"dataset axis; got {sorted(data)!r}.")
+        rows = {key: _repeat_rows(v, np.full(k, num_samples)) for key, v in data.items()}
+        if counts is None:
+            if n_obs is None:
+                raise ValueError("Pass n_obs (observations per synthetic dataset): the data "
+                                 f"hold none of {self.observation_keys_!r} to count them.")
+            n_obs = check_positive_int("n_obs", n_obs)
+            counts = np.full(k, n_obs)
+            rows = {key: _repeat_rows(v, np.full(k * num_samples, n_obs))
+                    for key, v in rows.items()}
+        elif n_obs is not None and np.any(counts != n_obs):
+            raise ValueError(f"n_obs={n_obs} but the covariates hold {counts.tolist()} "
+                             "observations per dataset; leave n_obs out.")
+        roles, _ = shared.roles(self, rows, need_theta=False, skip=self.data_names_)
+        with torch_threads(getattr(self, "n_threads", 1)):
+            user, _ = inference.draw(self._fit_state(), roles, 1, rng, log_q=False)
+        out = {}
+        per = np.repeat(counts, num_samples)
+        for name, v in user.items():
+            v = v[:, 0]
+            if len(set(counts.tolist())) == 1:
+                out[name] = v.reshape(k, num_samples, int(counts[0]), *v.shape[1:])
+            else:
+                parts = np.split(v, np.cumsum(per)[:-1])
+                out[name] = [np.stack(parts[i * num_samples:(i + 1) * num_samples])
+                             for i in range(k)]
+        return out
+
+    # ------------------------------------------------------------------ persistence & sklearn
+    def save(self, path):
+        """Save the fitted estimator: a zip with a JSON config and weights (no pickle)."""
+        persistence.save(path, self._fit_state(), **shared.header(self))
+
+    @classmethod
+    def load(cls, path, *, device="auto"):
+        """Load an estimator written by :meth:`save`; never runs pickled code."""
+        return shared.load(cls, path, device=device, build=build_approximator)[0]
+
+    def __sklearn_tags__(self):
+        return shared.training_tags(self, super().__sklearn_tags__())
+
+
+
+
