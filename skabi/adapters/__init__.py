@@ -13,6 +13,7 @@ from .concatenate import Concatenate
 from .constrain import Constrain
 from .convert_dtype import ConvertDType
 from .elementwise import Log, Sqrt
+from .multilevel import Levels, MultilevelAdapter, adapter_from_config
 from .one_hot import OneHot
 from .rename import Rename
 from .select import Drop, Keep
@@ -37,4 +38,7 @@ __all__ = [
     "ConvertDType",
     "Keep",
     "Drop",
+    "MultilevelAdapter",
+    "Levels",
+    "adapter_from_config",
 ]
