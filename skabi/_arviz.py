@@ -485,3 +485,36 @@ def _n_datasets(tree):
         if "dataset" in child.dims:
             return child.sizes["dataset"]
     return 1
+
+
+def split_levels(container, global_names, local_names, group_dim="group"):
+    """Per-level containers of a multilevel posterior (for the diagnostics).
+
+    Returns ``{"global": ..., "local": ...}``: the global variables as they are, and the
+    local ones with every real ``(dataset, group)`` pair as a ``dataset`` of its own
+    (padded groups, NaN in the posterior, left out). Groups ``posterior`` and
+    ``true_values`` are kept.
+    """
+    tree = as_datatree(container)
+    out = {}
+    for level, names in (("global", global_names), ("local", local_names)):
+        groups = {}
+        for name in ("posterior", TRUE_VALUES_GROUP):
+            if name not in tree.children:
+                continue
+            ds = tree[name].to_dataset()[list(names)]
+            if level == "local":
+                ds = ds.stack(_pair=("dataset", group_dim)).reset_index(
+                    "_pair", drop=True).drop_vars(["dataset", group_dim], errors="ignore")
+                ds = ds.rename({"_pair": "dataset"})
+            groups[name] = ds
+        if level == "local":
+            first = groups["posterior"][list(names)[0]]
+            real = np.asarray(first.isel(chain=0, draw=0).notnull())
+            while real.ndim > 1:
+                real = real.all(axis=-1)
+            groups = {k: v.isel(dataset=np.flatnonzero(real)) for k, v in groups.items()}
+            groups = {k: v.assign_coords(dataset=np.arange(v.sizes["dataset"]))
+                      for k, v in groups.items()}
+        out[level] = from_datatree(xr.DataTree.from_dict(groups))
+    return out

@@ -47,7 +47,7 @@ def _files(part):
 
 #: The estimator layer: the public estimators and what they share.
 ESTIMATORS = ["skabi.estimator", "skabi.point_estimator", "skabi.model_comparison",
-              "skabi.likelihood"]
+              "skabi.likelihood", "skabi.multilevel"]
 
 FORBIDDEN = {
     # part: prefixes it must not import
@@ -57,6 +57,10 @@ FORBIDDEN = {
                  "skabi.training", "skabi.storage", "arviz"],
     "simulators": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator",
                    "skabi.training", "skabi.storage", "arviz"],
+    "multilevel_simulators": ["torch", "skabi.adapters", "skabi.networks", *ESTIMATORS,
+                              "skabi.training", "skabi.storage", "arviz"],
+    "training/multilevel": ["skabi.adapters.adapter", "skabi.adapters.multilevel",
+                            "skabi.bank", "skabi.storage"],
     "bank": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator", "skabi.training",
              "skabi.storage", "skabi.diagnostics", "skabi.inputs", "arviz"],
     "inputs": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator",
@@ -101,7 +105,8 @@ def test_nothing_imports_an_estimator_but_the_package(estimator):
 
 
 @pytest.mark.parametrize("name", ["AmortizedPosterior", "AmortizedPointEstimator",
-                                  "AmortizedModelComparison", "AmortizedLikelihood"])
+                                  "AmortizedModelComparison", "AmortizedLikelihood",
+                                  "AmortizedMultilevelPosterior"])
 def test_training_is_a_package_and_the_estimators_hold_no_mixin(name):
     import skabi
     import skabi.training

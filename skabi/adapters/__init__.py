@@ -14,6 +14,7 @@ from .constrain import Constrain
 from .convert_dtype import ConvertDType
 from .elementwise import Log, Sqrt
 from .observations import AsObservations
+from .multilevel import Levels, MultilevelAdapter, adapter_from_config
 from .one_hot import OneHot
 from .rename import Rename
 from .select import Drop, Keep
@@ -39,4 +40,7 @@ __all__ = [
     "ConvertDType",
     "Keep",
     "Drop",
+    "MultilevelAdapter",
+    "Levels",
+    "adapter_from_config",
 ]

@@ -27,7 +27,8 @@ from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters
 from .model import build_approximator, check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
-from .roles import MASK, Prepare, check_roles, n_rows, role_shapes, to_tensors
+from .roles import (GROUP_MASK, LOCAL_MASK, MASK, Prepare, check_roles, n_rows, role_shapes,
+                    to_tensors)
 from .sources import make_source
 from .state import FitState
 
@@ -230,10 +231,21 @@ def parameter_names(adapter, dim):
 
 
 def _flat(roles, role):
-    """A role's values as rows of its last axis; padding of a set left out."""
+    """A role's values as rows of its last axis; padding of a set (or of the groups of a
+    multilevel batch) left out."""
     arr = roles[role]
-    if role == "summary_variables" and MASK in roles:
-        return arr[roles[MASK]]
+    keep = None
+    if role == "summary_variables":
+        keep = roles.get(MASK)
+    elif role.startswith("local_"):
+        keep = roles.get(GROUP_MASK)
+        if role == "local_summary_variables" and LOCAL_MASK in roles:
+            inner = roles[LOCAL_MASK]
+            keep = inner if keep is None else inner & keep[..., None]
+        elif role == "local_summary_variables" and keep is not None:
+            keep = np.broadcast_to(keep[..., None], arr.shape[:3])
+    if keep is not None:
+        return arr[keep]
     return arr.reshape(-1, arr.shape[-1])
 
 

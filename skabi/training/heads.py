@@ -63,7 +63,8 @@ class PointModel(Approximator):
 
     ``levels`` as from :func:`parse_estimands`; the ``levels`` buffer holds -1 for the mean
     (a saved model holds no NaN). The head maps the conditions to ``len(levels) * dim``
-    outputs on the standardized scale; :meth:`estimate` returns them on the scale of ``inference_variables``
+    outputs on the standardized scale; :meth:`estimate` returns them on the scale of
+    ``inference_variables``
     ``(B, n_estimands, dim)``, quantiles of each parameter sorted (so they never cross).
     """
 

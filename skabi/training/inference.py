@@ -12,7 +12,7 @@ number of datasets and draws.
 import numpy as np
 import torch
 
-from .roles import MASK, ROLES, n_rows, to_tensors
+from .roles import ALL_ROLES, MASKS, n_rows, to_tensors
 
 __all__ = ["CHUNK_ELEMENTS", "chunk_rows", "outputs", "draw", "log_prob"]
 
@@ -35,7 +35,7 @@ def chunk_rows(roles, elements_per_row=None):
     5140
     """
     if elements_per_row is None:
-        elements_per_row = sum(int(np.prod(roles[r].shape[1:])) for r in (*ROLES, MASK)
+        elements_per_row = sum(int(np.prod(roles[r].shape[1:])) for r in (*ALL_ROLES, *MASKS)
                                if r in roles)
     return max(1, CHUNK_ELEMENTS // max(1, int(elements_per_row)))
 

@@ -281,7 +281,7 @@ def load(path, *, device="auto", build, owner=None):
     training_state : dict or None
         Optimizer and scheduler state dicts of a checkpoint.
     """
-    from ..adapters import Adapter
+    from ..adapters import adapter_from_config
 
     config, weights, training = _read(path)
     if owner is not None and config.get("class", owner) != owner:
@@ -291,7 +291,7 @@ def load(path, *, device="auto", build, owner=None):
         names = config.get("networks", ["inference_network", "summary_network"])
         networks = {name: _network_from_config(config[name], name.replace("_", " "))
                     for name in names}
-        adapter = Adapter.from_config(config["adapter"])
+        adapter = adapter_from_config(config["adapter"])
         fitted = dict(config["fitted"])
         shapes = {k: int(v) for k, v in fitted.pop("role_shapes").items()}
         model = build(networks, shapes, dict(config["params"]))

@@ -7,16 +7,18 @@ against the sizes seen in training and turns them into tensors (the padding mask
 import numpy as np
 import torch
 
-from ..adapters.roles import MASK, RANKS, ROLES, describe
+from ..adapters.roles import (ALL_ROLES, GROUP_MASK, LOCAL_MASK, MASK, MASKS, RANKS, ROLES,
+                              describe)
 from ..exceptions import MissingKeyError, ShapeError
 
-__all__ = ["ROLES", "MASK", "role_shapes", "check_roles", "to_tensors", "n_rows", "Prepare"]
+__all__ = ["ROLES", "ALL_ROLES", "MASKS", "MASK", "role_shapes", "check_roles", "to_tensors",
+           "n_rows", "Prepare"]
 
 
 def role_shapes(roles):
     """The trailing sizes the networks are built for: ``{role: last-axis size}``."""
     shapes = {}
-    for role in ROLES:
+    for role in ALL_ROLES:
         if role in roles:
             arr = roles[role]
             if arr.ndim != RANKS[role]:
@@ -34,11 +36,12 @@ def check_roles(roles, fitted, *, given_keys, need_theta):
     Keys and shapes only, cheap enough for every training batch: the adapter already
     checked every value finite when it cast the roles.
     """
-    wanted = [r for r in fitted if r != "inference_variables" or need_theta]
+    thetas = ("inference_variables", "local_inference_variables")
+    wanted = [r for r in fitted if r not in thetas or need_theta]
     missing = [r for r in wanted if r not in roles]
     if missing:
         hint = (" Pass the true parameters to compute log densities or scores."
-                if "inference_variables" in missing else "")
+                if set(thetas) & set(missing) else "")
         raise MissingKeyError(
             f"The adapter produced no {missing!r} from the given data (keys "
             f"{sorted(map(str, given_keys))!r}); the estimator was trained with "
@@ -53,20 +56,20 @@ def check_roles(roles, fitted, *, given_keys, need_theta):
                 f"variables the adapter feeds into {role!r} (given keys "
                 f"{sorted(map(str, given_keys))!r})."
             )
-    if "summary_variables" in wanted:
-        sets = roles["summary_variables"]
-        counts = roles[MASK].sum(axis=1) if MASK in roles else np.full(sets.shape[0],
-                                                                        sets.shape[1])
-        empty = np.flatnonzero(np.asarray(counts) == 0)
-        if empty.size:
-            raise ShapeError(
-                f"The set of dataset(s) {empty[:10].tolist()} is empty (no observations); "
-                "the summary network needs at least one element per set.")
-    if MASK in roles:
-        want = roles["summary_variables"].shape[:2] if "summary_variables" in roles else None
-        if want is None or roles[MASK].shape != want:
-            raise ShapeError(f"{MASK!r} has shape {roles[MASK].shape}; expected {want} "
-                             "(batch, N) of 'summary_variables'.")
+    for sets, mask, lead in (("summary_variables", MASK, 1), ("local_summary_variables",
+                                                              LOCAL_MASK, 2)):
+        if sets not in wanted:
+            continue
+        _check_not_empty(roles, sets, mask, lead)
+        if mask in roles:
+            want = roles[sets].shape[:lead + 1]
+            if roles[mask].shape != want:
+                raise ShapeError(f"{mask!r} has shape {roles[mask].shape}; expected {want} "
+                                 f"{describe(mask)} of {sets!r}.")
+    for mask, sets in ((MASK, "summary_variables"), (LOCAL_MASK, "local_summary_variables")):
+        if mask in roles and sets not in roles:
+            raise ShapeError(f"{mask!r} has shape {roles[mask].shape} but there is no "
+                             f"{sets!r} it could mask.")
     sizes = {roles[r].shape[0] for r in wanted}
     if len(sizes) > 1:
         raise ShapeError(
@@ -75,23 +78,42 @@ def check_roles(roles, fitted, *, given_keys, need_theta):
         )
 
 
+def _check_not_empty(roles, sets, mask, lead):
+    """Every (real) set holds at least one element."""
+    arr = roles[sets]
+    counts = roles[mask].sum(axis=-1) if mask in roles else np.full(arr.shape[:lead],
+                                                                     arr.shape[lead])
+    counts = np.asarray(counts)
+    if lead == 2 and GROUP_MASK in roles:
+        counts = np.where(roles[GROUP_MASK], counts, 1)   # padded groups are not read
+    empty = np.argwhere(counts == 0)
+    if empty.size:
+        what = "dataset(s)" if lead == 1 else "(dataset, group) pair(s)"
+        raise ShapeError(
+            f"The set of {what} {empty[:10].squeeze(-1).tolist() if lead == 1 else empty[:10].tolist()} "
+            "is empty (no observations); the summary network needs at least one element "
+            "per set.")
+
+
 def n_rows(roles):
     """The number of datasets (rows) of a batch of roles (read off the data first)."""
-    order = ("summary_variables", "inference_conditions", MASK, "inference_variables")
+    order = ("summary_variables", "inference_conditions", MASK, "local_summary_variables",
+             "local_inference_conditions", GROUP_MASK, "inference_variables",
+             "local_inference_variables")
     return next(roles[r].shape[0] for r in order if r in roles)
 
 
 def to_tensors(roles, device, dtype, index=None):
     """Adapter output (numpy) as tensors on ``device``; ``index`` selects rows.
 
-    The mask, where there is one, becomes a bool tensor under the same key.
+    The masks, where there are any, become bool tensors under the same keys.
     """
     out = {}
-    for role in (*ROLES, MASK):
+    for role in (*ALL_ROLES, *MASKS):
         if role in roles:
             arr = roles[role] if index is None else roles[role][index]
             out[role] = torch.as_tensor(np.ascontiguousarray(arr),
-                                        dtype=torch.bool if role == MASK else dtype,
+                                        dtype=torch.bool if role in MASKS else dtype,
                                         device=device)
     return out
 
