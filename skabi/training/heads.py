@@ -64,8 +64,7 @@ class PointModel(Approximator):
     ``levels`` as from :func:`parse_estimands`; the ``levels`` buffer holds -1 for the mean
     (a saved model holds no NaN). The head maps the conditions to ``len(levels) * dim``
     outputs on the standardized scale; :meth:`estimate` returns them on the scale of
-    ``inference_variables``
-    ``(B, n_estimands, dim)``, quantiles of each parameter sorted (so they never cross).
+    ``inference_variables``, shape ``(B, n_estimands, dim)``, quantiles of each parameter sorted (so they never cross).
     """
 
     def __init__(self, head, summary_network, dim, n_conditions, n_features, levels):
