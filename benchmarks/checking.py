@@ -8,6 +8,9 @@
                                                            # calibration and power of the
                                                            # misspecification test
     python benchmarks/checking.py misspec --seed 0         # train (weight 1) and test in one go
+    python benchmarks/checking.py compare --seeds 0,1 --out models/
+                                                           # paired NRMSE, with vs without
+                                                           # the penalty (models of `train`)
 
 Prints one line per figure; every seed is reported.
 """
@@ -63,6 +66,38 @@ def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_dr
         est.save(path)
         print(f"  saved {path}", flush=True)
     return est, sim
+
+
+def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000):
+    """Paired comparison of the models trained with and without the penalty (same seed,
+    same budget): NRMSE of each element on the same validation set (the one of
+    ``run_train``) with a paired bootstrap over datasets of the difference, and SBC."""
+    sim = regression_simulator()
+    for seed in seeds:
+        val = sim.sample(n_val, chunk_size=50, random_state=seed + 100)
+        truth = np.concatenate([np.reshape(val["beta"], (n_val, -1)),
+                                np.reshape(val["sigma"], (n_val, -1))], axis=1)
+        err = {}
+        for weight in (0.0, 1.0):
+            est = AmortizedPosterior.load(os.path.join(folder, f"L-s{seed}-w{weight}.skabi"))
+            draws = est.sample(val, num_samples=n_draws, random_state=seed + 300,
+                               return_type="numpy")
+            mean = np.concatenate([np.reshape(draws["beta"], (n_val, n_draws, -1)),
+                                   np.reshape(draws["sigma"], (n_val, n_draws, -1))],
+                                  axis=2).mean(axis=1)
+            err[weight] = (mean - truth) ** 2                    # (n_val, 3)
+        scale = truth.max(axis=0) - truth.min(axis=0)
+        nrmse = {w: np.sqrt(e.mean(axis=0)) / scale for w, e in err.items()}
+        rng = np.random.default_rng(seed)
+        boot = np.empty((n_boot, truth.shape[1]))
+        for b in range(n_boot):
+            i = rng.integers(0, n_val, n_val)
+            boot[b] = (np.sqrt(err[1.0][i].mean(axis=0)) - np.sqrt(err[0.0][i].mean(axis=0))) \
+                / scale
+        for j, name in enumerate(("beta[0]", "beta[1]", "sigma")):
+            print(f"compare seed={seed} {name:8s}: NRMSE without {nrmse[0.0][j]:.4f} with "
+                  f"{nrmse[1.0][j]:.4f}, difference {nrmse[1.0][j] - nrmse[0.0][j]:+.4f} "
+                  f"(paired bootstrap SE {boot[:, j].std():.4f})", flush=True)
 
 
 # ------------------------------------------------------------------ task L: the test
@@ -171,12 +206,13 @@ def run_misspec(est, sim, label, seed, n_references=100, n_reference=2000, n_nul
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["tarp", "train", "misspec"])
+    parser.add_argument("what", choices=["tarp", "train", "misspec", "compare"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--weight", type=float, default=1.0)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batches-per-epoch", type=int, default=128)
     parser.add_argument("--out", default=None, help="folder to save the trained model in")
+    parser.add_argument("--seeds", default="0,1", help="compare: seeds, comma-separated")
     parser.add_argument("--model", default=None, help="misspec: a saved model instead of training")
     parser.add_argument("--references", type=int, default=100,
                         help="misspec: independent reference sets per N")
@@ -185,6 +221,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     if args.what == "tarp":
         run_tarp()
+    elif args.what == "compare":
+        run_compare([int(s) for s in args.seeds.split(",")], args.out)
     elif args.what == "train":
         run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch, args.out)
     else:
