@@ -26,6 +26,7 @@ from tasks import gaussian_exact_draws, GaussianSimulator, regression_simulator,
 from skabi import AmortizedPosterior
 from skabi.diagnostics import calibration_error, root_mean_squared_error, summary_mmd_test, tarp
 from skabi.diagnostics.misspecification import _kernel
+from skabi.networks import DeepSet
 
 
 def run_tarp(seeds=(0, 1, 2, 3, 4), n_datasets=500, n_draws=500):
@@ -41,10 +42,13 @@ def run_tarp(seeds=(0, 1, 2, 3, 4), n_datasets=500, n_draws=500):
 
 
 # ------------------------------------------------------------------ task L: training
-def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_draws=500):
+def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_draws=500,
+              summary_dim=10):
     """Train task L (spline flow) with ``summary_mmd_weight=weight``; SBC and RMSE."""
     est, sim = regression_task(seed, epochs=epochs, batches_per_epoch=batches_per_epoch)
     est.set_params(summary_mmd_weight=weight)
+    if summary_dim != 10:
+        est.set_params(summary_network=DeepSet(summary_dim=summary_dim))
     t0 = time.perf_counter()
     est.fit(sim)
     train_s = time.perf_counter() - t0
@@ -53,7 +57,8 @@ def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_dr
     post = est.sample(val, num_samples=n_draws, log_q=False, random_state=seed + 300)
     cal = calibration_error(post)
     rmse = root_mean_squared_error(post)
-    print(f"train task L seed={seed} weight={weight} epochs={epochs}x{batches_per_epoch}: "
+    print(f"train task L seed={seed} weight={weight} summary_dim={summary_dim} "
+          f"epochs={epochs}x{batches_per_epoch}: "
           f"{train_s:.0f} s; final loss {est.history_['loss'].iloc[-1]:.3f} "
           f"val_loss {est.history_['val_loss'].iloc[-1]:.3f}", flush=True)
     for name in rmse.index:
@@ -62,7 +67,8 @@ def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_dr
               f"inside {bool(cal['inside'][name])}", flush=True)
     if out is not None:
         os.makedirs(out, exist_ok=True)
-        path = os.path.join(out, f"L-s{seed}-w{weight}.skabi")
+        dim = "" if summary_dim == 10 else f"-d{summary_dim}"
+        path = os.path.join(out, f"L-s{seed}-w{weight}{dim}.skabi")
         est.save(path)
         print(f"  saved {path}", flush=True)
     return est, sim
@@ -211,6 +217,7 @@ if __name__ == "__main__":
     parser.add_argument("--weight", type=float, default=1.0)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batches-per-epoch", type=int, default=128)
+    parser.add_argument("--summary-dim", type=int, default=10, help="train: DeepSet summary_dim")
     parser.add_argument("--out", default=None, help="folder to save the trained model in")
     parser.add_argument("--seeds", default="0,1", help="compare: seeds, comma-separated")
     parser.add_argument("--model", default=None, help="misspec: a saved model instead of training")
@@ -224,7 +231,8 @@ if __name__ == "__main__":
     elif args.what == "compare":
         run_compare([int(s) for s in args.seeds.split(",")], args.out)
     elif args.what == "train":
-        run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch, args.out)
+        run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch, args.out,
+                  summary_dim=args.summary_dim)
     else:
         if args.fast:
             args.references, args.epochs, args.batches_per_epoch = 10, 3, 32
@@ -233,6 +241,6 @@ if __name__ == "__main__":
             label = os.path.basename(args.model)
         else:
             est, sim = run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch,
-                                 args.out)
+                                 args.out, summary_dim=args.summary_dim)
             label = f"seed={args.seed} weight={args.weight}"
         run_misspec(est, sim, label, args.seed, args.references)
