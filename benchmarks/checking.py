@@ -11,8 +11,9 @@
     python benchmarks/checking.py compare --seeds 0,1 --out models/
                                                            # paired NRMSE, with vs without
                                                            # the penalty (models of `train`)
-    python benchmarks/checking.py baseline                 # a residual-kurtosis test, for
-                                                           # comparison (seconds)
+    python benchmarks/checking.py baseline [--model PATH]  # residual tests (and a
+                                                           # Mahalanobis test in the model's
+                                                           # summary space), for comparison
 
 Prints one line per figure; every seed is reported.
 """
@@ -213,29 +214,55 @@ def run_misspec(est, sim, label, seed, n_references=100, n_reference=2000, n_nul
 
 
 def run_residual_baseline(seed=0, count=20000, alpha=0.05):
-    """A hand-made test for comparison: the kurtosis of the least-squares residuals of each
-    single dataset (scale- and beta-invariant, so its null depends on x only; calibrated
-    on ``count`` well-specified datasets of the same N). What a test aimed at tails can
-    do with N = 5..14 points, against which the summary-space test's power can be read."""
+    """Hand-made tests for comparison, one dataset each: the kurtosis of the least-squares
+    residuals (scale- and beta-invariant, aimed at tails and outliers) and their variance
+    (aimed at a large sigma), each rejecting in its upper tail, calibrated on ``count``
+    well-specified datasets of the same N. What a test aimed at one kind can do with
+    N = 5..14 points, against which the summary-space test's power can be read."""
     rng = np.random.default_rng(seed)
     sim = regression_simulator()
 
-    def kurtosis(d):
+    def residuals(d):
         x, y = np.asarray(d["x"]), np.asarray(d["y"])
         design = np.stack([np.ones_like(x), x], axis=-1)
         coef = np.linalg.solve(design.transpose(0, 2, 1) @ design,
                                np.einsum("bni,bn->bi", design, y)[..., None])[..., 0]
-        r = y - np.einsum("bni,bi->bn", design, coef)
-        return (r ** 4).mean(axis=1) / (r ** 2).mean(axis=1) ** 2
+        return y - np.einsum("bni,bi->bn", design, coef)
 
+    stats = {"residual kurtosis": lambda r: (r ** 4).mean(1) / (r ** 2).mean(1) ** 2,
+             "residual variance": lambda r: (r ** 2).mean(1)}
     for n in (5, 10, 14):
-        null = kurtosis(sim.sample_given({"N": n}, count, random_state=rng))
-        crit = np.quantile(null, 1 - alpha)
+        r_null = residuals(sim.sample_given({"N": n}, count, random_state=rng))
+        r_obs = {kind: residuals(_make_kind(kind, sim.sample_given({"N": n}, 2000,
+                                                                    random_state=rng), rng))
+                 for kind in KINDS}
+        for name, stat in stats.items():
+            crit = np.quantile(stat(r_null), 1 - alpha)
+            rates = ", ".join(f"{kind} {np.mean(stat(r) > crit):.3f}"
+                              for kind, r in r_obs.items())
+            print(f"{name} test N={n:2d} M=1: {rates}", flush=True)
+
+
+def run_summary_norm(est, sim, seed=0, count=20000, alpha=0.05):
+    """Another test in the same summary space, for comparison with the MMD test: the
+    Mahalanobis distance of one dataset's summary from ``count`` simulated summaries (the
+    95% quantile of theirs as critical value). Equal power says the kernel is not what
+    limits the MMD test; the summaries are."""
+    rng = np.random.default_rng(seed)
+    for n in (5, 10, 14):
+        ref = est.summaries(sim.sample_given({"N": n}, count, random_state=rng))
+        mu, prec = ref.mean(axis=0), np.linalg.inv(np.cov(ref.T))
+
+        def maha(s):
+            return np.einsum("bi,ij,bj->b", s - mu, prec, s - mu)
+
+        crit = np.quantile(maha(ref), 1 - alpha)
         rates = []
         for kind in KINDS:
-            obs = _make_kind(kind, sim.sample_given({"N": n}, 2000, random_state=rng), rng)
-            rates.append(f"{kind} {np.mean(kurtosis(obs) > crit):.3f}")
-        print(f"residual kurtosis test N={n:2d} M=1: " + ", ".join(rates), flush=True)
+            s = est.summaries(_make_kind(kind, sim.sample_given({"N": n}, 2000,
+                                                                random_state=rng), rng))
+            rates.append(f"{kind} {np.mean(maha(s) > crit):.3f}")
+        print(f"summary Mahalanobis test N={n:2d} M=1: " + ", ".join(rates), flush=True)
 
 
 if __name__ == "__main__":
@@ -258,6 +285,9 @@ if __name__ == "__main__":
         run_tarp()
     elif args.what == "baseline":
         run_residual_baseline(args.seed)
+        if args.model:
+            run_summary_norm(AmortizedPosterior.load(args.model), regression_simulator(),
+                             args.seed)
     elif args.what == "compare":
         run_compare([int(s) for s in args.seeds.split(",")], args.out)
     elif args.what == "train":
