@@ -90,3 +90,18 @@ def test_penalty_needs_a_summary_network():
                              pilot_size=16, batch_size=8, random_state=0)
     with pytest.raises(ValueError, match="no summary network"):
         est.fit(make_simulator([prior, lik]))
+
+
+def test_save_load_keeps_the_penalty_and_the_summaries(tmp_path):
+    from skabi import AmortizedPosterior
+
+    est = tiny_estimator(summary_mmd_weight=0.5, epochs=1, batches_per_epoch=3).fit(Gaussian())
+    est.save(tmp_path / "penalised.skabi")
+    loaded = AmortizedPosterior.load(tmp_path / "penalised.skabi")
+    assert loaded.get_params()["summary_mmd_weight"] == 0.5
+    sims = Gaussian().sample(64, random_state=3)
+    np.testing.assert_allclose(loaded.summaries(sims), est.summaries(sims), rtol=1e-6)
+    observed = {k: v[:2] for k, v in Gaussian().sample(2, random_state=4).items()}
+    a = est.misspecification_test(observed, reference=sims, n_null=50, random_state=0)
+    b = loaded.misspecification_test(observed, reference=sims, n_null=50, random_state=0)
+    assert a.statistic == pytest.approx(b.statistic) and a.p_value == b.p_value
