@@ -63,6 +63,8 @@ FORBIDDEN = {
                             "skabi.bank", "skabi.storage"],
     "bank": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator", "skabi.training",
              "skabi.storage", "skabi.diagnostics", "skabi.inputs", "arviz"],
+    "model_mixture": ["torch", "skabi.adapters", "skabi.networks", "skabi.training",
+                      "skabi.storage", "skabi.diagnostics", *ESTIMATORS, "arviz"],
     "inputs": ["torch", "skabi.adapters", "skabi.networks", "skabi.estimator",
                "skabi.training", "skabi.storage", "skabi.diagnostics", "arviz"],
     "diagnostics": ["torch", *ESTIMATORS, "skabi._estimators", "skabi.networks",
