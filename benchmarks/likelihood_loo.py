@@ -1,0 +1,197 @@
+"""Amortized likelihoods (issue 16): PSIS-LOO with a learned against an analytic likelihood.
+
+Regression tutorial (task L of ``benchmarks/tasks.py``): ``beta ~ N([2, 0], [3, 1])``,
+``sigma ~ Gamma(1, 1)``, ``x_n ~ N(0, 1)``, ``y_n ~ N(beta0 + beta1 x_n, sigma)``.
+
+Per seed:
+
+* a posterior as task L-spline (``DeepSet(summary_dim=10)``, spline ``CouplingFlow``, 30
+  epochs x 128 batches of 64 simulations);
+* a learned pointwise likelihood ``q(y_n | x_n, beta, sigma)``: ``AsObservations(["x",
+  "y"])`` first, ``y`` modelled, ``x`` a per-observation covariate beside ``(beta, sigma)``,
+  ``CouplingFlow(depth=4)``, ``--lik-steps`` steps of 64 simulations (as
+  ``benchmarks/likelihood.py``, which models ``(x_n, y_n)`` jointly; here ``x`` is a
+  covariate so that the learned value is the same quantity as the analytic
+  ``log N(y_n; beta0 + beta1 x_n, sigma)``).
+
+Observed data: ``--datasets`` datasets of N = 14 from the prior, simulated once with a
+fixed seed (the same for every training seed). Per dataset, 2000 posterior draws from two
+sources: the amortized posterior, and the exact posterior (``regression_exact_posterior``
+of ``benchmarks/tasks.py``), which isolates the likelihood's own error from the
+posterior's. For each source the ``log_likelihood`` group is filled twice with
+:func:`skabi.add_log_likelihood` (learned, analytic) on the same draws, and ``az.loo`` runs
+on each (one dataset at a time). Reported: both elpd_loo, their difference, the standard
+error of the difference as ``az.compare`` computes it (``sqrt(N * var(pointwise elpd_loo
+differences))``), whether |difference| <= 1 SE (the issue's target), both Pareto k maxima,
+``az.compare``'s own ``dse``, and the share of amortized sigma draws below the exact
+posterior's 0.1% quantile (the posterior's tail towards sigma = 0, which breaks PSIS).
+
+Usage: ``python benchmarks/likelihood_loo.py [--seeds 0 1 2] [--fast]``; prints every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from tasks import regression_exact_posterior, regression_simulator, regression_task  # noqa: E402
+
+from skabi import AmortizedLikelihood, add_log_likelihood  # noqa: E402
+from skabi._arviz import to_arviz  # noqa: E402
+from skabi.adapters import AsObservations, Concatenate, Constrain, Rename, make_adapter  # noqa: E402
+from skabi.networks import CouplingFlow  # noqa: E402
+
+N_OBS = 14
+DATA_SEED = 20260
+
+
+def observed_datasets(n_datasets, n_obs=N_OBS, seed=DATA_SEED):
+    """Datasets of the tutorial's model, parameters from its prior: x, y (K, N) and the truth."""
+    rng = np.random.default_rng(seed)
+    beta = rng.normal([2.0, 0.0], [3.0, 1.0], size=(n_datasets, 2))
+    sigma = rng.gamma(1.0, 1.0, size=n_datasets)
+    x = rng.normal(size=(n_datasets, n_obs))
+    y = rng.normal(beta[:, :1] + beta[:, 1:] * x, sigma[:, None])
+    return {"x": x, "y": y, "N": np.asarray(n_obs)}, beta, sigma
+
+
+def analytic_log_lik(draws, observed):
+    """log N(y_n; beta0 + beta1 x_n, sigma): (S, N)."""
+    beta, sigma = np.asarray(draws["beta"]), np.asarray(draws["sigma"]).reshape(-1, 1)
+    mean = beta[:, :1] + beta[:, 1:2] * np.asarray(observed["x"])[None, :]
+    return stats.norm.logpdf(np.asarray(observed["y"])[None, :], mean, sigma)
+
+
+def fit_likelihood(seed, steps):
+    adapter = make_adapter(AsObservations(["x", "y"]), Constrain("sigma", lower=0),
+                           Rename("y", "inference_variables"),
+                           Concatenate(["beta", "sigma", "x"], into="inference_conditions"))
+    batches = min(100, steps)
+    lik = AmortizedLikelihood(adapter=adapter, inference_network=CouplingFlow(depth=4),
+                              epochs=max(1, steps // batches), batches_per_epoch=batches,
+                              batch_size=64, random_state=seed)
+    return lik.fit(regression_simulator())
+
+
+def loo_pair(idata_learned, idata_analytic, k):
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = az.loo(idata_learned.isel(dataset=k), pointwise=True)
+        b = az.loo(idata_analytic.isel(dataset=k), pointwise=True)
+        try:
+            cmp = az.compare({"learned": idata_learned.isel(dataset=k),
+                              "analytic": idata_analytic.isel(dataset=k)})
+            dse = float(cmp["dse"].max())
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            print(f"    az.compare failed: {exc!r}")
+            dse = float("nan")
+    ia = np.asarray(a["loo_i"]).ravel()
+    ib = np.asarray(b["loo_i"]).ravel()
+    diff = ia - ib
+    se = float(np.sqrt(diff.size * np.var(diff)))
+    return dict(elpd_learned=float(a["elpd_loo"]), se_learned=float(a["se"]),
+                elpd_analytic=float(b["elpd_loo"]), se_analytic=float(b["se"]),
+                diff=float(a["elpd_loo"] - b["elpd_loo"]), se_diff=se, dse=dse,
+                k_learned=float(np.max(np.asarray(a["pareto_k"]))),
+                k_analytic=float(np.max(np.asarray(b["pareto_k"]))),
+                max_abs_pointwise=float(np.max(np.abs(diff))))
+
+
+def run_seed(seed, args, observed, truth_beta, truth_sigma):
+    est, sim = regression_task(seed, epochs=args.post_epochs,
+                               batches_per_epoch=args.post_batches)
+    start = time.perf_counter()
+    est.fit(sim)
+    print(f"[seed {seed}] posterior: {args.post_epochs} x {args.post_batches} steps of 64, "
+          f"train {time.perf_counter() - start:.1f} s, final loss "
+          f"{est.history_['loss'].iloc[-1]:.3f}", flush=True)
+    start = time.perf_counter()
+    lik = fit_likelihood(seed, args.lik_steps)
+    print(f"[seed {seed}] likelihood q(y_n | x_n, beta, sigma): {args.lik_steps} steps of 64, "
+          f"train {time.perf_counter() - start:.1f} s, final loss "
+          f"{lik.history_['loss'].iloc[-1]:.3f}", flush=True)
+
+    exact_beta, exact_sigma = regression_exact_posterior(
+        observed["x"], observed["y"], args.draws, np.random.default_rng(seed + 500))
+    sources = {
+        "amortized": est.sample(observed, num_samples=args.draws, random_state=seed + 300),
+        "exact": to_arviz({"beta": exact_beta, "sigma": exact_sigma[..., None]},
+                          observed={"x": observed["x"], "y": observed["y"]}),
+    }
+    amort_sigma = np.asarray(sources["amortized"].posterior["sigma"]).reshape(
+        observed["x"].shape[0], args.draws)
+    q = np.quantile(exact_sigma, 0.001, axis=1)
+    print(f"[seed {seed}] amortized sigma draws below the exact posterior's 0.1% quantile: "
+          f"{', '.join(f'{np.mean(amort_sigma[k] < q[k]):.2%}' for k in range(len(q)))} "
+          f"(expected 0.1%); smallest amortized sigma per dataset: "
+          f"{', '.join(f'{v:.4f}' for v in amort_sigma.min(1))}; exact: "
+          f"{', '.join(f'{v:.4f}' for v in exact_sigma.min(1))}", flush=True)
+    rows = []
+    for source, idata in sources.items():
+        learned = add_log_likelihood(idata, lik)
+        analytic = add_log_likelihood(idata, analytic_log_lik)
+        ll_l = np.asarray(next(iter(learned.log_likelihood.data_vars.values())))
+        ll_a = np.asarray(analytic.log_likelihood["obs"])
+        err = ll_l - ll_a
+        print(f"[seed {seed}] {source} draws: pointwise log lik error (learned - analytic) "
+              f"over all draws and observations: mean {err.mean():+.4f}, sd {err.std():.4f}, "
+              f"median |err| {np.median(np.abs(err)):.4f}, 99% |err| "
+              f"{np.quantile(np.abs(err), 0.99):.3f}, max |err| {np.abs(err).max():.3f}")
+        for k in range(observed["x"].shape[0]):
+            r = loo_pair(learned, analytic, k)
+            r["met"] = abs(r["diff"]) <= r["se_diff"]
+            r["source"], r["seed"], r["dataset"] = source, seed, k
+            rows.append(r)
+            print(f"[seed {seed}] {source} dataset {k} (beta {truth_beta[k, 0]:+.2f} "
+                  f"{truth_beta[k, 1]:+.2f}, sigma {truth_sigma[k]:.2f}): elpd_loo learned "
+                  f"{r['elpd_learned']:.3f} (se {r['se_learned']:.3f}), analytic "
+                  f"{r['elpd_analytic']:.3f} (se {r['se_analytic']:.3f}), diff {r['diff']:+.3f}, "
+                  f"se_diff {r['se_diff']:.3f} (az.compare dse {r['dse']:.3f}), |diff| <= 1 se: "
+                  f"{r['met']}, max Pareto k learned {r['k_learned']:.3f} analytic "
+                  f"{r['k_analytic']:.3f}, max |pointwise elpd diff| "
+                  f"{r['max_abs_pointwise']:.3f}", flush=True)
+    for source in sources:
+        sub = [r for r in rows if r["source"] == source]
+        print(f"[seed {seed}] {source} draws: within 1 se on {sum(r['met'] for r in sub)} of "
+              f"{len(sub)} datasets; max Pareto k <= 0.7 (both) on "
+              f"{sum(max(r['k_learned'], r['k_analytic']) <= 0.7 for r in sub)}", flush=True)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--datasets", type=int, default=5)
+    parser.add_argument("--draws", type=int, default=2000)
+    parser.add_argument("--post-epochs", type=int, default=30)
+    parser.add_argument("--post-batches", type=int, default=128)
+    parser.add_argument("--lik-steps", type=int, default=2000)
+    parser.add_argument("--fast", action="store_true", help="smoke run: tiny budgets")
+    args = parser.parse_args(argv)
+    if args.fast:
+        args.datasets, args.draws = 2, 300
+        args.post_epochs, args.post_batches, args.lik_steps = 2, 10, 20
+    observed, beta, sigma = observed_datasets(args.datasets)
+    print(f"{args.datasets} observed datasets of N = {N_OBS} (data seed {DATA_SEED}); "
+          f"{args.draws} posterior draws each", flush=True)
+    allrows = []
+    for seed in args.seeds:
+        allrows += run_seed(seed, args, observed, beta, sigma)
+    for source in ("amortized", "exact"):
+        sub = [r for r in allrows if r["source"] == source]
+        print(f"TOTAL {source} draws: within 1 se on {sum(r['met'] for r in sub)} of {len(sub)} "
+              f"(seed, dataset) pairs")
+
+
+if __name__ == "__main__":
+    main()
