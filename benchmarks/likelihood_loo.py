@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import regression_exact_posterior, regression_simulator, regression_task  # noqa: E402
 
 from skabi import AmortizedLikelihood, add_log_likelihood  # noqa: E402
-from skabi._arviz import to_arviz  # noqa: E402
+from skabi._arviz import from_arviz, to_arviz  # noqa: E402
 from skabi.adapters import AsObservations, Concatenate, Constrain, Rename, make_adapter  # noqa: E402
 from skabi.networks import CouplingFlow  # noqa: E402
 
@@ -128,8 +128,7 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
         "exact": to_arviz({"beta": exact_beta, "sigma": exact_sigma[..., None]},
                           observed={"x": observed["x"], "y": observed["y"]}),
     }
-    amort_sigma = np.asarray(sources["amortized"].posterior["sigma"]).reshape(
-        observed["x"].shape[0], args.draws)
+    amort_sigma = from_arviz(sources["amortized"])[0]["sigma"][..., 0]     # (K, S)
     q = np.quantile(exact_sigma, 0.001, axis=1)
     print(f"[seed {seed}] amortized sigma draws below the exact posterior's 0.1% quantile: "
           f"{', '.join(f'{np.mean(amort_sigma[k] < q[k]):.2%}' for k in range(len(q)))} "
