@@ -137,12 +137,7 @@ role_shapes_, device_
         """
         self._validate_params()
         data, classes, prior = self._training_data(X, y)
-        shared.fit(self, data, None, resume=resume, build=build_classifier,
-                   initial=lambda settings, source: self._initial_state(settings, source,
-                                                                        classes),
-                   validation=self._validation(classes))
-        self._fitted_on(X, y, classes, prior)
-        return self
+        return self._train(data, X, y, classes, prior, resume=resume)
 
     def partial_fit(self, X, y=None, classes=None):
         """Train one more epoch; initialises the estimator on the first call.
@@ -161,22 +156,23 @@ role_shapes_, device_
         if hasattr(self, "classes_") and list(classes) != list(self.classes_):
             raise ValueError(f"partial_fit got models {classes.tolist()!r}; this estimator "
                              f"was trained on {self.classes_.tolist()!r}.")
-        shared.fit(self, data, None, partial=True, build=build_classifier,
+        return self._train(data, X, y, classes, prior, partial=True)
+
+    def _train(self, data, X, y, classes, prior, **how):
+        """Train on ``data`` (from :meth:`_training_data`), then set the fitted attributes
+        the engine does not know: the models and, for arrays, their width (the engine
+        saw a bank)."""
+        shared.fit(self, data, None, build=build_classifier,
                    initial=lambda settings, source: self._initial_state(settings, source,
                                                                         classes),
-                   validation=self._validation(classes))
-        self._fitted_on(X, y, classes, prior)
-        return self
-
-    def _fitted_on(self, X, y, classes, prior):
-        """The fitted attributes the engine does not know: the models and, for arrays,
-        their width (the engine saw a bank)."""
+                   validation=self._validation(classes), **how)
         self.classes_, self.class_prior_ = classes, prior
         width = shared.n_features(X, y)
         if width is not None:
             self.n_features_in_ = width
         elif hasattr(self, "n_features_in_"):
             del self.n_features_in_
+        return self
 
     def _training_data(self, X, y):
         """``(data for the engine, classes, prior)``: a mixture simulator or a bank."""

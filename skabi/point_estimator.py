@@ -146,19 +146,16 @@ warm_start, on_nonfinite
         -------
         self
         """
-        self._validate_params()
-        parse_estimands(self.estimands)
-        shared.fit(self, X, y, resume=resume, build=build_point_model,
-                   initial=self._initial_state)
-        self.y_ndim_ = None if y is None else np.asarray(y).ndim
-        return self
+        return self._fit(X, y, resume=resume)
 
     def partial_fit(self, X, y=None):
         """Train one more epoch; initialises the estimator on the first call."""
+        return self._fit(X, y, partial=True)
+
+    def _fit(self, X, y, **how):
         self._validate_params()
-        parse_estimands(self.estimands)
-        shared.fit(self, X, y, partial=True, build=build_point_model,
-                   initial=self._initial_state)
+        parse_estimands(self.estimands)   # before anything is simulated
+        shared.fit(self, X, y, build=build_point_model, initial=self._initial_state, **how)
         self.y_ndim_ = None if y is None else np.asarray(y).ndim
         return self
 
