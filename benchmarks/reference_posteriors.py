@@ -218,16 +218,41 @@ PROBLEMS = {
 }
 
 
-def run_cell(name, budget, seed, n_obs, *, fast=False):
+#: The settings of the "before" runs: what a new user set before skabi chose offline
+#: defaults (10% held out, early stopping), with the online defaults of that time for the
+#: rest (``--before``).
+BEFORE = dict(epochs=200, validation_sims=0.1, early_stopping=True, patience=5,
+              learning_rate=2e-3, batch_size=64, lr_schedule="cosine", weight_averaging=None)
+
+
+def _parse(pairs):
+    """``["a=1", "b=cosine"]`` -> ``{"a": 1, "b": "cosine"}`` (numbers, None, bools)."""
+    out = {}
+    for pair in pairs or ():
+        key, value = pair.split("=", 1)
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        out[key] = {"None": None, "True": True, "False": False}.get(value, value)
+    return out
+
+
+def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
+             history=False):
     problem = PROBLEMS[name]
     rng = np.random.default_rng(seed)
     bank = problem["simulate"](budget, rng)
     observed = problem["simulate"](n_obs, np.random.default_rng(10_000 + seed))
+    settings = dict(params or {})
+    if fast:
+        settings["epochs"] = 3
     est = AmortizedPosterior(adapter=problem["adapter"](),
-                             inference_network=CouplingFlow(transform="spline"),
+                             inference_network=CouplingFlow(**{"transform": "spline", **(flow or {})}),
                              summary_network=problem.get("summary", lambda: None)(),
-                             epochs=3 if fast else 200, validation_sims=0.1,
-                             early_stopping=True, random_state=seed)
+                             random_state=seed, **settings)
     t0 = time.perf_counter()
     est.fit(bank)
     seconds = time.perf_counter() - t0
@@ -241,6 +266,8 @@ def run_cell(name, budget, seed, n_obs, *, fast=False):
         ref = problem["reference"](observed["x"][i], n_draws, rng, **kwargs)
         scores.append(float(c2st(draws[i], ref).iloc[0]))
     hist = est.history_
+    if history:
+        print(hist[["loss", "val_loss", "lr"]].round(4).to_string())
     best = int(hist["val_loss"].idxmin()) + 1 if hist["val_loss"].notna().any() else None
     return scores, seconds, best, len(hist)
 
@@ -252,15 +279,24 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--observations", type=int, default=5)
     parser.add_argument("--fast", action="store_true", help="3 epochs, 500 draws: smoke run")
+    parser.add_argument("--set", nargs="*", metavar="KEY=VALUE",
+                        help="AmortizedPosterior parameters, e.g. batch_size=128")
+    parser.add_argument("--flow", nargs="*", metavar="KEY=VALUE",
+                        help="CouplingFlow parameters, e.g. subnet_width=64")
+    parser.add_argument("--history", action="store_true", help="print the loss per epoch")
+    parser.add_argument("--before", action="store_true",
+                        help="the settings a user had to choose before the offline defaults")
     args = parser.parse_args()
+    params = {**(BEFORE if args.before else {}), **_parse(args.set)}
     print("| problem | budget | seed | C2ST per observation | mean | best epoch / epochs | "
           "train s |")
     print("|---|---|---|---|---|---|---|")
     for name in args.problems:
         for budget in args.budgets:
             for seed in args.seeds:
-                scores, seconds, best, epochs = run_cell(name, budget, seed, args.observations,
-                                                         fast=args.fast)
+                scores, seconds, best, epochs = run_cell(
+                    name, budget, seed, args.observations, fast=args.fast,
+                    params=params, flow=_parse(args.flow), history=args.history)
                 print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
                       f"| {np.mean(scores):.3f} | {best} / {epochs} | {seconds:.0f} |",
                       flush=True)

@@ -24,30 +24,35 @@ from .training.roles import check_roles
 from .training.state import HISTORY_COLUMNS, FitState
 from .training.threads import torch_threads
 
-__all__ = ["TRAINING_CONSTRAINTS", "NOT_RESTORED", "fit", "commit", "fit_state", "header",
+__all__ = ["TRAINING_CONSTRAINTS", "WEIGHT_AVERAGING", "NOT_RESTORED", "fit", "commit", "fit_state", "header",
            "observations", "roles", "check_n_features", "n_features", "load",
            "training_tags"]
 
 #: Parameters a saved file never sets: they name a file, a device or the process.
 NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")
 
+_AUTO = StrOptions({"auto"})
+
+#: The constraint of ``weight_averaging`` (estimators that offer it add it to theirs).
+WEIGHT_AVERAGING = [NumberInterval(numbers.Real, 0, 1, closed="left"), _AUTO, None]
+
 #: scikit-learn constraints of the parameters every estimator trains with (the names and
 #: meanings of :class:`~skabi.training.fitting.TrainingSettings`).
 TRAINING_CONSTRAINTS = {
     "adapter": [HasMethods(["fit", "transform", "inverse_transform"]), None],
     "summary_network": [HasMethods(["build"]), None],
-    "epochs": [NumberInterval(numbers.Integral, 1, None, closed="left")],
+    "epochs": [NumberInterval(numbers.Integral, 1, None, closed="left"), _AUTO],
     "batches_per_epoch": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-    "batch_size": [NumberInterval(numbers.Integral, 1, None, closed="left")],
-    "learning_rate": [NumberInterval(numbers.Real, 0, None, closed="neither")],
-    "lr_schedule": [StrOptions({"cosine", "constant"})],
+    "batch_size": [NumberInterval(numbers.Integral, 1, None, closed="left"), _AUTO],
+    "learning_rate": [NumberInterval(numbers.Real, 0, None, closed="neither"), _AUTO],
+    "lr_schedule": [StrOptions({"cosine", "constant", "auto"})],
     "weight_decay": [NumberInterval(numbers.Real, 0, None, closed="left")],
     "clip_grad_norm": [NumberInterval(numbers.Real, 0, None, closed="neither"), None],
     "validation_sims": [NumberInterval(numbers.Integral, 1, None, closed="left"),
                         NumberInterval(RealNotInt, 0, 1, closed="neither"), dict, tuple,
-                        SimulationBank, None],
-    "early_stopping": ["boolean"],
-    "patience": [NumberInterval(numbers.Integral, 1, None, closed="left")],
+                        SimulationBank, _AUTO, None],
+    "early_stopping": ["boolean", _AUTO],
+    "patience": [NumberInterval(numbers.Integral, 1, None, closed="left"), _AUTO],
     "standardize": ["boolean"],
     "pilot_size": [NumberInterval(numbers.Integral, 2, None, closed="left")],
     "rounds": [NumberInterval(numbers.Integral, 1, None, closed="left"), None],

@@ -165,7 +165,9 @@ def test_pickle_round_trip(fitted):
 def test_offline_bank_and_arrays():
     bank = Gaussian().sample(256, random_state=0)
     est = tiny(epochs=2).fit(bank)
-    assert est.n_simulations_ == 2 * 256
+    # validation_sims="auto": a tenth of the bank (26 simulations) is held out, not trained on
+    assert est.n_simulations_ == 2 * (256 - 26)
+    assert est.history_["val_loss"].notna().all()
     assert est.sample(Gaussian().sample(2), num_samples=7, return_type="numpy")["theta"].shape == (2, 7, 2)
     flat = tiny(adapter=None, summary_network=None).fit(bank["x"].reshape(256, -1), bank["theta"])
     assert flat.role_shapes_ == {"inference_variables": 2, "inference_conditions": 40}
@@ -226,7 +228,7 @@ def test_fit_and_score_a_flat_dataframe_bank():
     est = tiny(adapter=make_adapter(Rename("theta", "inference_variables"),
                                     Concatenate(["x1", "x2"], into="inference_conditions")),
                summary_network=None).fit(df)
-    assert est.n_simulations_ == 2 * 400
+    assert est.n_simulations_ == 2 * 360   # a tenth held out (validation_sims="auto")
     assert est.role_shapes_ == {"inference_variables": 1, "inference_conditions": 2}
     assert np.isfinite(est.score(df))
     assert est.log_prob(df).shape == (400,)

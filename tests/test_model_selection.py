@@ -79,7 +79,8 @@ def test_grid_search_and_cross_validation_on_a_dict_bank_with_varying_n(simulato
                                                                   random_state=0))
     search.fit(bank)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
-    assert search.best_estimator_.n_simulations_ == 384        # refit on the whole bank
+    # refit on the whole bank, a tenth of it held out for validation (validation_sims="auto")
+    assert search.best_estimator_.n_simulations_ == 384 - 38
     scores = cross_val_score(regression_estimator(), bank, cv=3)
     assert scores.shape == (3,) and np.isfinite(scores).all()
 

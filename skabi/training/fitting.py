@@ -29,6 +29,7 @@ from .model import build_approximator, check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
 from .roles import (GROUP_MASK, LOCAL_MASK, MASK, Prepare, check_roles, n_rows, role_shapes,
                     to_tensors)
+from . import defaults
 from .sources import make_source
 from .state import FitState
 
@@ -63,6 +64,9 @@ class TrainingSettings:
     verbose: Any
     summary_mmd_weight: float = 0.0
     on_nonfinite: str = "raise"
+    weight_averaging: Any = None
+    #: The names whose value was "auto" (:mod:`skabi.training.defaults` resolved them).
+    auto: frozenset = frozenset()
 
     @classmethod
     def from_params(cls, params):
@@ -90,6 +94,8 @@ def settings_and_source(params, X, y=None):
     kind, data = fit_input(X, y, finite=not drop)
     if drop and kind == "bank":
         data = _drop_nonfinite(data)
+    settings = defaults.resolve_validation(settings, kind,
+                                           len(data) if kind == "bank" else None)
     spec = settings.validation_sims
     if isinstance(spec, tuple):
         spec = _array_validation(spec)
@@ -100,6 +106,7 @@ def settings_and_source(params, X, y=None):
                          "memory; with a simulator pass a number of simulations, with a bank "
                          "on disk a bank of validation simulations.")
     settings = dataclasses.replace(settings, validation_sims=spec)
+    settings = defaults.resolve(settings, kind, len(data) if kind == "bank" else None)
     if settings.early_stopping and settings.validation_sims is None:
         raise ValueError("early_stopping=True needs validation_sims (a number of "
                          "simulations or a bank) to decide when to stop.")
@@ -400,8 +407,12 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         train_module = DistributedDataParallel(model)
     on_epoch_end = None
     if settings.checkpoint_path is not None and rank == 0:
-        on_epoch_end = Checkpoint(settings.checkpoint_path, state, checkpoint_header or {}, opt,
-                                  sched, source, world)
+        header = dict(checkpoint_header or {})
+        if "params" in header:   # the values a resume must match, "auto" resolved
+            header["params"] = {**header["params"],
+                                **{k: getattr(settings, k) for k in RESUME_SETTINGS}}
+        on_epoch_end = Checkpoint(settings.checkpoint_path, state, header, opt, sched, source,
+                                  world)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(state.torch_seed + 1)
         try:
@@ -409,6 +420,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 model, opt, sched, source, epochs=epochs,
                 clip_grad_norm=settings.clip_grad_norm, validation=validation,
                 early_stopping=settings.early_stopping, patience=settings.patience,
+                weight_averaging=settings.weight_averaging,
                 verbose=bool(settings.verbose) and rank == 0, first_epoch=len(state.history),
                 train_module=train_module, on_epoch_end=on_epoch_end)
         finally:
@@ -418,7 +430,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
 
 #: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').
 RESUME_SETTINGS = ("learning_rate", "lr_schedule", "weight_decay", "clip_grad_norm",
-                   "batch_size", "batches_per_epoch", "standardize")
+                   "batch_size", "batches_per_epoch", "standardize", "weight_averaging")
 
 
 def follow_total(optimizer, scheduler, total_steps):
@@ -473,7 +485,8 @@ def resumed_state(settings, *, build=build_approximator, owner=None, networks=No
             changed += [f"{name}__{d}" for d in _differences(before.get_params(deep=False),
                                                             holder.get_params(deep=False))]
     saved_params = {k: header["params"].get(k) for k in RESUME_SETTINGS}
-    now = {k: getattr(settings, k) for k in RESUME_SETTINGS}
+    now = {k: "auto" if k in settings.auto and saved_params.get(k) == "auto"
+           else getattr(settings, k) for k in RESUME_SETTINGS}   # a file saved with "auto"
     changed += _differences(saved_params, now)
     if changed:
         raise ValueError(

@@ -1,0 +1,87 @@
+"""What the training parameters left at ``"auto"`` become, by the kind of data ``fit`` got.
+
+Online training draws fresh simulations for every step, so it cannot overfit: it runs a
+fixed number of steps at a high learning rate that decays to zero. A fixed bank in memory
+is seen again every epoch, and a network trained as if online overfits it within a few
+epochs (issue 19: on a 10-D linear Gaussian model at 10^4 simulations the held-out loss
+was lowest after epoch 4 of 9, the KL divergence to the exact posterior 0.39 nats). For
+such a bank ``fit`` holds out a tenth of it, trains at a lower, constant learning rate on
+larger batches, averages the weights over the steps (an exponential moving average,
+"Polyak averaging") and stops when the averaged weights stop improving on the held-out
+simulations, keeping the best ones. ``benchmarks/offline_defaults.py`` measured each of
+these choices; ``benchmarks/README.md`` has the figures.
+
+=====================  ==============  ==========================================
+parameter              online          bank in memory
+=====================  ==============  ==========================================
+``epochs``             50              500 with early stopping (which ends it first),
+                                       else 50
+``batch_size``         64              200, at most a tenth of the training rows
+``learning_rate``      2e-3            5e-4
+``lr_schedule``        ``"cosine"``    ``"constant"``
+``validation_sims``    None            0.1 (a tenth of the bank, held out)
+``early_stopping``     False           True
+``patience``           5               20
+``weight_averaging``   None            0.99
+=====================  ==============  ==========================================
+
+A bank streamed from disk (too large for memory) takes the bank column except for the
+validation split and early stopping, which stay off unless given. Any parameter set to a
+value other than ``"auto"`` is used as given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+AUTO = "auto"
+
+#: The values of the ``"auto"`` parameters, online and for a bank.
+ONLINE = dict(epochs=50, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
+              validation_sims=None, early_stopping=False, patience=5, weight_averaging=None)
+BANK = dict(epochs=500, batch_size=200, learning_rate=5e-4, lr_schedule="constant",
+            validation_sims=0.1, early_stopping=True, patience=20, weight_averaging=0.99)
+
+#: A bank is split for validation only when it holds at least this many simulations.
+MIN_BANK_FOR_SPLIT = 20
+
+
+def _is_auto(value):
+    return isinstance(value, str) and value == AUTO
+
+
+def offline(kind):
+    """Whether ``kind`` (of :func:`skabi.inputs.fit_input`) is a fixed bank."""
+    return kind in ("bank", "stream")
+
+
+def resolve_validation(settings, kind, n_simulations=None):
+    """``settings`` with ``validation_sims`` and ``early_stopping`` resolved (the split of
+    the bank comes next, then :func:`resolve`)."""
+    spec = settings.validation_sims
+    if _is_auto(spec):
+        spec = None
+        if kind == "bank" and (n_simulations or 0) >= MIN_BANK_FOR_SPLIT:
+            spec = BANK["validation_sims"]
+    stop = settings.early_stopping
+    if _is_auto(stop):
+        stop = kind == "bank" and spec is not None
+    auto = {name for name in ("validation_sims", "early_stopping")
+            if _is_auto(getattr(settings, name))}
+    return dataclasses.replace(settings, validation_sims=spec, early_stopping=bool(stop),
+                               auto=settings.auto | auto)
+
+
+def resolve(settings, kind, n_training=None):
+    """``settings`` with every other ``"auto"`` value replaced, for data of ``kind`` and
+    ``n_training`` training simulations (a bank's rows after the validation split)."""
+    table = BANK if offline(kind) else ONLINE
+    changes = {}
+    for name, value in table.items():
+        if _is_auto(getattr(settings, name, None)):
+            changes[name] = value
+    if "epochs" in changes and not settings.early_stopping:
+        changes["epochs"] = ONLINE["epochs"]
+    if changes.get("batch_size") is not None and offline(kind) and n_training:
+        changes["batch_size"] = int(min(BANK["batch_size"], max(16, n_training // 10)))
+    return dataclasses.replace(settings, auto=settings.auto | set(changes), **changes)

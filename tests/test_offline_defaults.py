@@ -1,0 +1,149 @@
+"""Training parameters left at "auto": online values with a simulator, offline values with a
+bank (issue 19), and the weight averaging they switch on."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from models import Gaussian, tiny_estimator
+from skabi.training import defaults
+from skabi.training.fitting import TrainingSettings, settings_and_source
+from skabi.training.loop import WeightAverage, make_optimizer, run_epochs
+
+AUTO_NAMES = list(defaults.ONLINE)
+
+
+def settings_for(X, **params):
+    est = tiny_estimator(**{**{k: "auto" for k in AUTO_NAMES}, **params})
+    return settings_and_source(est.get_params(deep=False), X)
+
+
+def test_online_auto_values_are_the_online_table():
+    settings, _ = settings_for(Gaussian())
+    for name, value in defaults.ONLINE.items():
+        assert getattr(settings, name) == value, name
+
+
+def test_a_bank_gets_the_offline_table_with_a_tenth_held_out():
+    bank = Gaussian().sample(500, random_state=0)
+    settings, source = settings_for(bank)
+    assert len(source.bank) == 450                       # 50 held out
+    assert len(settings.validation_sims["theta"]) == 50
+    assert settings.early_stopping is True
+    assert settings.batch_size == 45                     # a tenth of 450 (below 200)
+    for name in ("epochs", "learning_rate", "lr_schedule", "patience", "weight_averaging"):
+        assert getattr(settings, name) == defaults.BANK[name], name
+
+
+def test_large_banks_batch_200_and_tiny_banks_are_not_split():
+    settings, _ = settings_for(Gaussian(n_obs=2).sample(5000, random_state=0))
+    assert settings.batch_size == 200
+    settings, source = settings_for(Gaussian().sample(12, random_state=0))
+    assert settings.validation_sims is None and settings.early_stopping is False
+    assert settings.epochs == defaults.ONLINE["epochs"]  # no early stopping: no 500 epochs
+    assert len(source.bank) == 12 and settings.batch_size == 16
+
+
+def test_values_given_are_used_as_given():
+    bank = Gaussian().sample(300, random_state=0)
+    settings, source = settings_for(bank, learning_rate=1e-3, batch_size=8, patience=3,
+                                    validation_sims=None, weight_averaging=None)
+    assert (settings.learning_rate, settings.batch_size, settings.patience) == (1e-3, 8, 3)
+    assert settings.validation_sims is None and settings.early_stopping is False
+    assert settings.weight_averaging is None and len(source.bank) == 300
+    with pytest.raises(ValueError, match="early_stopping=True needs validation_sims"):
+        settings_for(bank, validation_sims=None, early_stopping=True)
+
+
+def test_online_fit_with_auto_is_the_fit_with_the_online_numbers():
+    auto = tiny_estimator(epochs="auto", batch_size="auto", learning_rate="auto",
+                          lr_schedule="auto", validation_sims="auto", early_stopping="auto",
+                          patience="auto", weight_averaging="auto", batches_per_epoch=2)
+    explicit = tiny_estimator(epochs=50, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
+                              validation_sims=None, early_stopping=False, patience=5,
+                              weight_averaging=None, batches_per_epoch=2)
+    a, b = auto.fit(Gaussian()), explicit.fit(Gaussian())
+    np.testing.assert_array_equal(a.history_["loss"], b.history_["loss"])
+    assert auto.get_params()["learning_rate"] == "auto"   # fit changes no parameter
+
+
+def test_bank_fit_with_defaults_validates_stops_and_keeps_auto_params():
+    bank = Gaussian().sample(300, random_state=0)
+    est = tiny_estimator(epochs="auto", batch_size="auto", patience=2).fit(bank)
+    hist = est.history_
+    assert hist["val_loss"].notna().all()
+    assert len(hist) < defaults.BANK["epochs"]            # early stopping ended it
+    assert hist["lr"].nunique() == 1                      # constant learning rate
+    assert est.n_simulations_ == len(hist) * 270
+    assert est.get_params()["epochs"] == "auto"
+
+
+@pytest.mark.parametrize("bad", ["fast", -0.5, 1.0])
+def test_bad_weight_averaging_is_refused_before_training(bad):
+    est = tiny_estimator(weight_averaging=bad)
+    with pytest.raises(ValueError, match="weight_averaging"):
+        est.fit(Gaussian())
+    assert not hasattr(est, "history_")
+
+
+def test_weight_average_is_the_exponential_moving_average_and_swap_restores():
+    p = torch.nn.Parameter(torch.zeros(3))
+    avg = WeightAverage([p], decay=0.5)
+    expected = torch.zeros(3)
+    for value in (1.0, 2.0, 4.0):
+        with torch.no_grad():
+            p.fill_(value)
+        avg.update()
+        expected = 0.5 * expected + 0.5 * value
+    assert torch.equal(avg.average[0], expected)
+    raw = p.detach().clone()
+    avg.swap()
+    assert torch.equal(p.detach(), expected) and avg.swapped
+    avg.swap()
+    assert torch.equal(p.detach(), raw) and not avg.swapped
+
+
+class _Quadratic(torch.nn.Module):
+    """Loss ``|w - target|^2``: each step moves w towards the target (Adam at learning rate
+    0.01: about 0.01 a step, so 30 steps stay well short of it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(4))
+
+    def forward(self, batch):
+        return ((self.w - batch["target"]) ** 2).sum()
+
+
+class _Batches:
+    steps_per_epoch = 10
+
+    def epoch(self, i):
+        return [{"target": torch.ones(4)}] * self.steps_per_epoch
+
+
+def _train(weight_averaging, validation=None, early_stopping=False):
+    torch.manual_seed(0)
+    model = _Quadratic()
+    opt, sched = make_optimizer(model, learning_rate=0.01, weight_decay=0.0,
+                                lr_schedule="constant", total_steps=30)
+    run_epochs(model, opt, sched, _Batches(), epochs=3, validation=validation,
+               early_stopping=early_stopping, weight_averaging=weight_averaging)
+    return model.w.detach().clone()
+
+
+def test_training_ends_on_the_averaged_weights():
+    raw = _train(None)
+    assert torch.equal(_train(0.0), raw)            # decay 0: the average is the last step
+    lagging = _train(0.9)
+    assert (lagging < raw).all() and (lagging > 0).all()   # behind the raw weights
+    assert torch.allclose(_train(0.999999), torch.zeros(4), atol=1e-3)  # barely moves
+    validated = _train(0.9, validation=[{"target": torch.ones(4)}], early_stopping=True)
+    assert torch.equal(validated, lagging)          # the best of the averaged weights
+
+
+def test_settings_dataclass_defaults_leave_other_estimators_unchanged():
+    fields = {f.name: f.default for f in dataclasses.fields(TrainingSettings)}
+    assert fields["weight_averaging"] is None
