@@ -45,8 +45,8 @@ class AmortizedPosterior(BaseEstimator):
         Hyperparameters of the summary network, needed when the adapter produces
         ``summary_variables``.
     epochs : int or "auto", default="auto"
-        ``"auto"``: 50 online; with a bank in memory 500 at most, early stopping ends
-        training long before. The parameters set to ``"auto"`` take values for the kind of
+        ``"auto"``: 50 online; with a bank in memory and early stopping, enough epochs
+        for 4000 optimizer steps (20 to 500 epochs), else 50. The parameters set to ``"auto"`` take values for the kind of
         data :meth:`fit` gets, online (a simulator) or offline (a fixed bank), as the
         user guide's table lists (:mod:`skabi.training.defaults`); any other value is used
         as given.

@@ -33,16 +33,19 @@ def test_a_bank_gets_the_offline_table_with_a_tenth_held_out():
     assert len(settings.validation_sims["theta"]) == 50
     assert settings.early_stopping is True
     assert settings.batch_size == 45                     # a tenth of 450 (below 200)
-    for name in ("epochs", "learning_rate", "lr_schedule", "patience", "weight_averaging"):
+    assert settings.epochs == 400                        # 4000 steps of 10 batches
+    for name in ("learning_rate", "lr_schedule", "patience", "weight_averaging"):
         assert getattr(settings, name) == defaults.BANK[name], name
 
 
 def test_large_banks_batch_200_and_tiny_banks_are_not_split():
     settings, _ = settings_for(Gaussian(n_obs=2).sample(5000, random_state=0))
-    assert settings.batch_size == 200
+    assert settings.batch_size == 200 and settings.epochs == 174   # ceil(4000 / 23 steps)
+    settings, _ = settings_for(Gaussian(n_obs=2).sample(50_000, random_state=0))
+    assert settings.epochs == 20                          # at least 20 epochs
     settings, source = settings_for(Gaussian().sample(12, random_state=0))
     assert settings.validation_sims is None and settings.early_stopping is False
-    assert settings.epochs == defaults.ONLINE["epochs"]  # no early stopping: no 500 epochs
+    assert settings.epochs == defaults.ONLINE["epochs"]  # no early stopping: no long run
     assert len(source.bank) == 12 and settings.batch_size == 16
 
 
@@ -74,7 +77,7 @@ def test_bank_fit_with_defaults_validates_stops_and_keeps_auto_params():
     est = tiny_estimator(epochs="auto", batch_size="auto", patience=2).fit(bank)
     hist = est.history_
     assert hist["val_loss"].notna().all()
-    assert len(hist) < defaults.BANK["epochs"]            # early stopping ended it
+    assert len(hist) < 400                                # early stopping ended it
     assert hist["lr"].nunique() == 1                      # constant learning rate
     assert est.n_simulations_ == len(hist) * 270
     assert est.get_params()["epochs"] == "auto"
