@@ -311,7 +311,7 @@ or ndarray
             Names of the trailing dims of variables in the container, as in ArviZ's
             converters: ``{"beta": ["coefficient"]}`` (default ``beta_dim_0``); for data,
             the observation dim first (default: ``observation``, shared by the variables
-            of one set, see :mod:`skabi._arviz`).
+            of one set, see ``skabi._arviz``).
         coords : dict of str to array-like, optional
             Coordinate values of dims, e.g. ``{"coefficient": ["intercept", "slope"]}``
             (default: integers).
@@ -325,7 +325,7 @@ or ndarray
         Draws are independent, so the ``chain`` dim has length 1 and R-hat is meaningless.
         Memory: draws are made in chunks over datasets and draws and written into the
         result, so a call needs the result plus a fixed working set
-        (:mod:`skabi.training.inference`).
+        (``skabi.training.inference``).
         """
         num_samples = check_positive_int("num_samples", num_samples)
         if return_type not in ("arviz", "numpy"):
