@@ -376,7 +376,9 @@ def _stack(key, draws, who):
 
 
 class SequentialSimulator(Simulator):
-    """Single-draw functions (and batched simulators) called in order; see :func:`~skabi.make_simulator`.
+    """Single-draw functions (and batched simulators) called in order.
+
+    See :func:`~skabi.make_simulator`.
 
     Parameters
     ----------
