@@ -74,7 +74,12 @@ def test_parser_reads_the_api_page():
 def test_every_public_name_has_an_api_page(module_name):
     module = importlib.import_module(module_name)
     # a name re-exported from another public package may be documented there once
-    documented_objects = {id(resolve(name)) for name in DOCUMENTED}
+    documented_objects = set()
+    for name in DOCUMENTED:
+        try:
+            documented_objects.add(id(resolve(name)))
+        except (ImportError, AttributeError):
+            pass   # reported by test_every_api_entry_exists
     missing = [name for name in module.__all__
                if (module_name, name) not in NO_PAGE
                and f"{module_name}.{name}" not in DOCUMENTED
