@@ -101,8 +101,8 @@ html_context = {"default_mode": "light"}
 
 
 # -- Members that are not skabi's API --------------------------------------------------
-# Methods inherited from torch.nn.Module, from builtins (dict) and scikit-learn's
-# metadata-routing setters are documented by their own projects.
+# Methods inherited from torch.nn.Module, from builtin types (Batch is a dict) and
+# scikit-learn's metadata-routing setters are documented by their own projects.
 _SKLEARN_ROUTING = re.compile(r"^(set_\w+_request|get_metadata_routing|set_output)$")
 
 
@@ -116,7 +116,9 @@ def _defined_in(obj):
 
 def skip_foreign_members(app, what, name, obj, skip, options):
     module = _defined_in(obj)
-    if module.startswith(("torch", "builtins")) or _SKLEARN_ROUTING.match(name):
+    builtin = type(obj).__name__ in ("builtin_function_or_method", "method_descriptor",
+                                     "wrapper_descriptor", "classmethod_descriptor")
+    if builtin or module.startswith(("torch", "builtins")) or _SKLEARN_ROUTING.match(name):
         return True
     return None
 
