@@ -109,11 +109,12 @@ fig.savefig("quickstart_loss.png", dpi=100)
 # %%
 # Recovery and calibration
 # ------------------------
-# Validation datasets (200; 100 in the fast setting) hold the parameters that generated them. Their posterior
-# draws (an ArviZ container) show whether the posterior medians recover those values and
-# whether the posterior is calibrated: in simulation-based calibration the rank of each
-# true value among its draws is uniform for the exact posterior, and the ECDF of the
-# ranks minus the uniform CDF stays inside the grey band.
+# Validation datasets (200; 100 in the fast setting) hold the parameters that
+# generated them. Their posterior draws (an ArviZ container) show whether the posterior
+# medians recover those values and whether the posterior is calibrated: in
+# simulation-based calibration the rank of each true value among its draws is uniform
+# for the exact posterior, and the ECDF of the ranks minus the uniform CDF stays
+# inside the grey band.
 
 n_val, n_draws = (100, 500) if FAST else (200, 1000)
 val_sims = simulator.sample(n_val, random_state=123)
