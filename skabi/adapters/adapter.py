@@ -556,22 +556,24 @@ class Adapter(_BaseComposition):
         outputs (the role keys) to its ``dtype``, so that form sets ``dtype`` to the
         second dtype and appends no step. Both dtypes must then be floating point.
         """
-        if args or keys is None:   # BayesFlow's form: two dtypes, positional or keyword
-            dtypes = (keys, *args) if args else (from_dtype, to_dtype)
-            keywords = args and (from_dtype, to_dtype) != (None, None)
-            if len(dtypes) == 2 and not keywords and all(map(_is_float_dtype, dtypes)):
-                self.dtype = np.dtype(dtypes[1]).name
-                return self
-        if args or keys is None or from_dtype is None or to_dtype is None:
-            raise TypeError(
-                "convert_dtype takes the variables and two keyword dtypes, "
-                "convert_dtype(keys, from_dtype=..., to_dtype=...), or BayesFlow's two "
-                "floating-point dtypes for everything the networks read, "
-                f"convert_dtype('float64', 'float32'); got keys={keys!r}, "
-                f"further arguments {list(args)!r}, from_dtype={from_dtype!r}, "
-                f"to_dtype={to_dtype!r}."
-            )
-        return self._append(ConvertDType(keys, from_dtype=from_dtype, to_dtype=to_dtype))
+        skabi_form = keys is not None and not args
+        if skabi_form and from_dtype is not None and to_dtype is not None:
+            return self._append(ConvertDType(keys, from_dtype=from_dtype, to_dtype=to_dtype))
+        # BayesFlow's form: two floating-point dtypes, positional or keyword, not both
+        dtypes = (keys, *args) if args else (from_dtype, to_dtype)
+        mixed = bool(args) and (from_dtype, to_dtype) != (None, None)
+        if not skabi_form and not mixed and len(dtypes) == 2 \
+                and all(map(_is_float_dtype, dtypes)):
+            self.dtype = np.dtype(dtypes[1]).name
+            return self
+        raise TypeError(
+            "convert_dtype takes the variables and two keyword dtypes, "
+            "convert_dtype(keys, from_dtype=..., to_dtype=...), or BayesFlow's two "
+            "floating-point dtypes for everything the networks read, "
+            f"convert_dtype('float64', 'float32'); got keys={keys!r}, "
+            f"further arguments {list(args)!r}, from_dtype={from_dtype!r}, "
+            f"to_dtype={to_dtype!r}."
+        )
 
     def keep(self, keys):
         """Append :class:`Keep` ``(keys)``; return ``self``."""
