@@ -3,7 +3,7 @@
 import os
 
 ORDER = ["quickstart.py", "gaussian_means.py", "two_moons.py", "sir.py", "grid_search.py",
-         "predictive_checks.py", "model_comparison.py", "point_estimation.py",
+         "predictive_checks.py", "likelihood.py", "model_comparison.py", "point_estimation.py",
          "multilevel.py"]
 
 
