@@ -84,9 +84,9 @@ fig.tight_layout()
 # Marginal likelihoods against the exact ones
 # -------------------------------------------
 # For 30 new datasets of one size (``chunk_size=30`` draws ``N`` once for all of them):
-# importance sampling with the amortized
-# posterior as proposal and the learned likelihood as the density of the data. The
-# prior density is given as a ``scipy.stats`` distribution.
+# importance sampling with the amortized posterior as proposal and the learned
+# likelihood as the density of the data. The prior density is given as a
+# ``scipy.stats`` distribution.
 
 observed = simulator.sample(30, random_state=1, chunk_size=30)
 x = np.asarray(observed["x"])
