@@ -26,14 +26,12 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip"]
+exclude_patterns = ["_build"]
 root_doc = "index"
 default_role = "literal"
 
 # -- API reference ---------------------------------------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"members": False}
 autodoc_typehints = "none"          # types are in the numpydoc sections
 numpydoc_show_class_members = False  # the class template lists the methods
 numpydoc_class_members_toctree = False
@@ -43,25 +41,9 @@ numpydoc_xref_param_type = False
 # No intersphinx (the build runs without network), so references to other projects
 # cannot resolve. Ignore exactly those; every reference to skabi itself must resolve.
 nitpicky = True
-_EXTERNAL = ("numpy", "np", "torch", "xarray", "xr", "arviz", "az", "sklearn", "scipy",
-             "pandas", "pd", "matplotlib", "plt", "dask", "zarr", "h5netcdf", "os",
-             "pathlib", "typing", "collections", "tqdm", "joblib", "abc", "io",
-             "numbers", "enum", "builtins", "contextlib", "dataclasses", "functools")
-nitpick_ignore_regex = [
-    (r"py:.*", r"(%s)(\..*)?" % "|".join(_EXTERNAL)),
-]
-nitpick_ignore = [
-    (role, name)
-    for role in ("py:class", "py:obj", "py:data", "py:exc")
-    for name in ("int", "float", "str", "bool", "None", "dict", "list", "tuple", "object",
-                 "callable", "Callable", "Any", "ndarray", "Tensor", "Generator",
-                 "SeedSequence", "DataFrame", "Figure", "Axes", "InferenceData",
-                 "DataTree", "Dataset", "DataArray", "Module", "Path", "PathLike",
-                 "Mapping", "Sequence", "Iterable", "Iterator", "ABC", "Enum",
-                 "BaseEstimator", "ClassifierMixin", "RegressorMixin", "TransformerMixin",
-                 "Exception", "ValueError", "TypeError", "KeyError", "RuntimeError",
-                 "UserWarning", "Warning")
-]
+_EXTERNAL = ("numpy", "torch", "xarray", "arviz", "sklearn", "scipy", "pandas", "matplotlib",
+             "dask", "zarr")
+nitpick_ignore_regex = [(r"py:.*", r"(%s)\..+" % "|".join(_EXTERNAL))]
 
 # -- Gallery ---------------------------------------------------------------------------
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -78,7 +60,6 @@ sphinx_gallery_conf = {
     "remove_config_comments": True,
     "download_all_examples": False,
     "show_memory": False,
-    "reset_modules": ("matplotlib", "seaborn"),
     "abort_on_example_error": True,
     "min_reported_time": 1,
 }
