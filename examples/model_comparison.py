@@ -13,15 +13,16 @@ forward pass. Here the answer is known in closed form, so we can check it:
   expected calibration error;
 * a 3-fold cross-validated log loss on a fixed labelled bank, as for any classifier.
 
-Run:  python examples/model_comparison.py  [--fast]   (--fast: a 30-second smoke run)
+For amortized *likelihoods* and marginal likelihoods, the other route to Bayes factors,
+see the user guide's likelihood page (:class:`skabi.AmortizedLikelihood`).
+
+Run ``python examples/model_comparison.py``; ``--fast`` or ``SKABI_DOCS_FAST=1`` trains
+for a few seconds. The figure is saved as ``model_comparison_calibration.png``.
 """
 
-import argparse
+import os
+import sys
 import time
-
-import matplotlib
-
-matplotlib.use("Agg")
 
 import numpy as np
 from scipy.special import expit
@@ -33,6 +34,13 @@ from skabi.diagnostics import expected_calibration_error
 from skabi.diagnostics.plots import model_calibration
 from skabi.model_comparison import simulate_models
 from skabi.networks import DeepSet
+FAST = "--fast" in sys.argv[1:] or os.environ.get("SKABI_DOCS_FAST") == "1"
+
+# %%
+# Two models
+# ----------
+# Both draw ``N`` once per batch; M1 adds a mean with a standard normal prior. For this
+# pair the Bayes factor is known in closed form (``exact_p_effect``).
 
 
 def meta(rng):
@@ -58,44 +66,55 @@ def exact_p_effect(x):
     return expit(-0.5 * np.log1p(n) + s ** 2 / (2 * (n + 1)))
 
 
-def main(fast=False):
-    models = {"no effect": make_simulator(no_effect, meta_fn=meta),
-              "effect": make_simulator([prior, effect], meta_fn=meta)}
-    # The data feed a DeepSet as a set; the size N enters as a condition (sqrt N).
-    adapter = make_adapter(Broadcast("N", to="x"), AsSet("x"),
-                           Rename("x", "summary_variables"), Sqrt("N"),
-                           Rename("N", "inference_conditions"))
-    clf = AmortizedModelComparison(adapter=adapter, summary_network=DeepSet(),
-                                   epochs=2 if fast else 20,
-                                   batches_per_epoch=50 if fast else 100, random_state=0)
-    t0 = time.perf_counter()
-    clf.fit(models)                      # fresh simulations of both models every step
-    print(f"trained on {clf.n_simulations_} simulations in {time.perf_counter() - t0:.0f} s")
+# %%
+# Training
+# --------
+# A dict of simulators, one per model: every step draws fresh simulations of both.
 
-    X, y = simulate_models(models, 300 if fast else 2000, random_state=1, chunk_size=1)
-    proba = clf.predict_proba(X, as_frame=True)
-    exact = np.array([exact_p_effect(x) for x in X["x"]])
-    print(proba.head())
-    print(f"mean |P(effect | x) - exact| = {np.mean(np.abs(proba['effect'] - exact)):.3f}")
-    ece = expected_calibration_error(y, proba.to_numpy(), classes=clf.classes_)
-    print(f"expected calibration error = {ece:.3f}; accuracy = {clf.score(X, y):.3f}")
-    print("log Bayes factors of the first datasets:")
-    print(clf.log_bayes_factors(X[:3], reference="no effect"))
+models = {"no effect": make_simulator(no_effect, meta_fn=meta),
+          "effect": make_simulator([prior, effect], meta_fn=meta)}
+# The data feed a DeepSet as a set; the size N enters as a condition (sqrt N).
+adapter = make_adapter(Broadcast("N", to="x"), AsSet("x"),
+                       Rename("x", "summary_variables"), Sqrt("N"),
+                       Rename("N", "inference_conditions"))
+clf = AmortizedModelComparison(adapter=adapter, summary_network=DeepSet(),
+                               epochs=2 if FAST else 20,
+                               batches_per_epoch=50 if FAST else 100, random_state=0)
+t0 = time.perf_counter()
+clf.fit(models)                      # fresh simulations of both models every step
+print(f"trained on {clf.n_simulations_} simulations in {time.perf_counter() - t0:.0f} s")
 
-    fig = model_calibration(y, proba.to_numpy(), classes=clf.classes_)
-    fig.savefig("model_comparison_calibration.png", dpi=120)
+# %%
+# Against the exact probabilities
+# -------------------------------
+# A labelled bank of both models (``chunk_size=1``: every dataset has its own size).
 
-    # A classifier like any other: cross-validated log loss on a fixed labelled bank.
-    bank, labels = simulate_models(models, 600 if fast else 3000, random_state=2,
-                                   chunk_size=64)
-    offline = AmortizedModelComparison(adapter=adapter, summary_network=DeepSet(),
-                                       epochs=2 if fast else 30, random_state=0)
-    scores = cross_val_score(offline, bank, labels, cv=3, scoring="neg_log_loss")
-    print(f"3-fold log loss on a bank of {len(labels)}: {-scores.mean():.3f} "
-          f"(exact probabilities: about 0.45; a coin: 0.693)")
+X, y = simulate_models(models, 300 if FAST else 2000, random_state=1, chunk_size=1)
+proba = clf.predict_proba(X, as_frame=True)
+exact = np.array([exact_p_effect(x) for x in X["x"]])
+print(proba.head())
+print(f"mean |P(effect | x) - exact| = {np.mean(np.abs(proba['effect'] - exact)):.3f}")
+ece = expected_calibration_error(y, proba.to_numpy(), classes=clf.classes_)
+print(f"expected calibration error = {ece:.3f}; accuracy = {clf.score(X, y):.3f}")
+print("log Bayes factors of the first datasets:")
+print(clf.log_bayes_factors(X[:3], reference="no effect"))
 
+# %%
+# Calibration of the probabilities, and the confusion matrix, drawn with scikit-learn's
+# displays.
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--fast", action="store_true")
-    main(parser.parse_args().fast)
+fig = model_calibration(y, proba.to_numpy(), classes=clf.classes_)
+fig.savefig("model_comparison_calibration.png", dpi=120)
+
+# %%
+# A classifier like any other
+# ---------------------------
+# Cross-validated log loss on a fixed labelled bank.
+
+bank, labels = simulate_models(models, 600 if FAST else 3000, random_state=2,
+                               chunk_size=64)
+offline = AmortizedModelComparison(adapter=adapter, summary_network=DeepSet(),
+                                   epochs=2 if FAST else 30, random_state=0)
+scores = cross_val_score(offline, bank, labels, cv=3, scoring="neg_log_loss")
+print(f"3-fold log loss on a bank of {len(labels)}: {-scores.mean():.3f} "
+      f"(exact probabilities: about 0.45; a coin: 0.693)")

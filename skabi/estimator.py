@@ -290,8 +290,8 @@ DataFrame or ndarray
         return shared.fit_state(self, getattr(self, "parameter_names_", None))
 
     # ------------------------------------------------------------------ inference
-    def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz",
-               log_q="auto", dims=None, coords=None):
+    def sample(self, X=None, num_samples=1000, *, conditions=None, meta=None, random_state=None,
+               return_type="arviz", log_q="auto", dims=None, coords=None):
         """Draw from the approximate posterior of each dataset.
 
         Parameters
@@ -311,6 +311,9 @@ or ndarray
             (``x`` of shape (batch, N)) it is refused rather than guessed.
         num_samples : int, default=1000
             Draws per dataset.
+        conditions : same types as ``X``, optional
+            BayesFlow's name for the data (``approximator.sample(conditions=...)``); give
+            either ``X`` or ``conditions``.
         meta : dict, optional
             Extra variables merged into the data, e.g. ``{"N": len(df)}``. Checked against
             the data where training showed a link (``N`` equal to the observations of
@@ -333,7 +336,7 @@ or ndarray
             Names of the trailing dims of variables in the container, as in ArviZ's
             converters: ``{"beta": ["coefficient"]}`` (default ``beta_dim_0``); for data,
             the observation dim first (default: ``observation``, shared by the variables
-            of one set, see :mod:`skabi._arviz`).
+            of one set, see ``skabi._arviz``).
         coords : dict of str to array-like, optional
             Coordinate values of dims, e.g. ``{"coefficient": ["intercept", "slope"]}``
             (default: integers).
@@ -347,8 +350,13 @@ or ndarray
         Draws are independent, so the ``chain`` dim has length 1 and R-hat is meaningless.
         Memory: draws are made in chunks over datasets and draws and written into the
         result, so a call needs the result plus a fixed working set
-        (:mod:`skabi.training.inference`).
+        (``skabi.training.inference``).
         """
+        if (X is None) == (conditions is None):
+            raise TypeError("sample needs the data once: sample(X, ...) or, as in BayesFlow, "
+                            f"sample(conditions=X, ...); got X={type(X).__name__} and "
+                            f"conditions={type(conditions).__name__}.")
+        X = X if conditions is None else conditions
         num_samples = check_positive_int("num_samples", num_samples)
         if return_type not in ("arviz", "numpy"):
             raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")

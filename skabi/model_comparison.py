@@ -276,9 +276,9 @@ role_shapes_, device_
             Batch scalars such as ``N``.
         model_prior : dict or array-like, optional
             Another prior over the models: the probabilities are reweighted by Bayes'
-            rule (the network learned them under :attr:`class_prior_`).
+            rule (the network learned them under ``class_prior_``).
         as_frame : bool, default=False
-            Return a DataFrame with one column per model (named by :attr:`classes_`).
+            Return a DataFrame with one column per model (named by ``classes_``).
 
         Returns
         -------
@@ -296,13 +296,13 @@ role_shapes_, device_
         return self._log_proba(X, meta, model_prior)
 
     def predict(self, X, *, meta=None):
-        """The most probable model of every dataset (an element of :attr:`classes_`)."""
+        """The most probable model of every dataset (an element of ``classes_``)."""
         log_proba = self._log_proba(X, meta, None)
         return self.classes_[np.argmax(log_proba, axis=1)]
 
     def log_bayes_factors(self, X, *, reference=None, meta=None):
         """log Bayes factors ``log p(x | M_k) - log p(x | M_ref)`` of every model against
-        ``reference`` (the first of :attr:`classes_` by default), free of the model prior.
+        ``reference`` (the first of ``classes_`` by default), free of the model prior.
 
         Returns
         -------

@@ -137,7 +137,7 @@ def simulate_models(simulators, n, *, model_prior=None, random_state=None, chunk
     random_state : None, int or numpy.random.Generator
     chunk_size : int, optional
         Draw in batches of this many (each with its own ``N``), as
-        :meth:`Simulator.sample`.
+        :meth:`skabi.Simulator.sample`.
 
     Returns
     -------

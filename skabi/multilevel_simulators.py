@@ -116,7 +116,7 @@ def make_multilevel_simulator(global_fn, local_fn, data_fn=None, *, meta_fn,
 
     For each dataset, ``global_fn`` draws the global variables; for each of its ``J``
     groups, ``local_fn`` draws the group's variables given them, and ``data_fn`` the
-    group's data. Arguments are matched by name, as in :func:`make_simulator`; an
+    group's data. Arguments are matched by name, as in :func:`~skabi.make_simulator`; an
     argument named ``rng`` receives the batch's generator. Known per-group covariates
     (eight schools' standard errors) are drawn by ``local_fn`` from the range the user
     chooses, and declared as local conditions in the adapter.

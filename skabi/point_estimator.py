@@ -210,7 +210,7 @@ warm_start, on_nonfinite
         Returns
         -------
         ndarray of shape (n_datasets, n_targets)
-            Columns in the order of :attr:`target_names_`; ``(n_datasets,)`` after
+            Columns in the order of ``target_names_``; ``(n_datasets,)`` after
             ``fit(X, y)`` with a 1-D ``y``, as scikit-learn's regressors do.
         """
         out = self._estimates(X, meta)[:, 0]

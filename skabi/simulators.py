@@ -6,13 +6,13 @@ the meta variables (``N``) that are constant within the batch.
 
 Two ways to write one:
 
-* single-draw functions composed with :func:`make_simulator` (as in the BayesFlow
+* single-draw functions composed with :func:`~skabi.make_simulator` (as in the BayesFlow
   tutorials): ``prior() -> dict(beta=..., sigma=...)``,
   ``likelihood(beta, sigma, N) -> dict(x=..., y=...)``, ``meta() -> dict(N=...)``;
 * a subclass of :class:`Simulator` whose :meth:`Simulator.simulate` draws a whole batch
   with vectorised numpy code.
 
-Both compose: :func:`make_simulator` accepts :class:`Simulator` instances among the
+Both compose: :func:`~skabi.make_simulator` accepts :class:`Simulator` instances among the
 functions.
 """
 
@@ -107,7 +107,7 @@ class Simulator:
 
     Subclass it and implement :meth:`simulate` with vectorised numpy code; call
     :meth:`sample` to draw batches. A :class:`Simulator` can also stand among the functions
-    given to :func:`make_simulator`, where the arguments of its :meth:`simulate` are
+    given to :func:`~skabi.make_simulator`, where the arguments of its :meth:`simulate` are
     matched by name against the variables drawn before it (each with a leading batch axis).
 
     Examples
@@ -155,7 +155,7 @@ class Simulator:
             Seed for this batch. The same seed gives an identical batch, also for user
             functions that draw with the global ``np.random`` functions (whose global
             state is seeded for the call and restored afterwards). ``None`` draws from the
-            simulator's own stream (see ``random_state`` of :func:`make_simulator`).
+            simulator's own stream (see ``random_state`` of :func:`~skabi.make_simulator`).
         chunk_size : int, optional
             Draw the simulations in batches of this many, each with its own meta variables
             (``N``), as training does: a bank whose datasets differ in size (their data
@@ -376,7 +376,9 @@ def _stack(key, draws, who):
 
 
 class SequentialSimulator(Simulator):
-    """Single-draw functions (and batched simulators) called in order; see :func:`make_simulator`.
+    """Single-draw functions (and batched simulators) called in order.
+
+    See :func:`~skabi.make_simulator`.
 
     Parameters
     ----------

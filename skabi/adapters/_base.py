@@ -90,8 +90,8 @@ def _check_support(owner, key, array, low, high, *, low_closed=False, high_close
 class Transform(BaseEstimator):
     """Base class of adapter steps.
 
-    Subclasses implement :meth:`_fit_key` / :meth:`_forward` / :meth:`_inverse` /
-    :meth:`_ldj` for per-variable maps, or override :meth:`_transform_present` and
+    Subclasses implement ``_fit_key`` / ``_forward`` / ``_inverse`` /
+    ``_ldj`` for per-variable maps, or override ``_transform_present`` and
     friends for structural steps. Class attributes:
 
     ``invertible``

@@ -547,9 +547,33 @@ class Adapter(_BaseComposition):
         """Append :class:`Rename` ``(from_key, to_key)``; return ``self``."""
         return self._append(Rename(from_key, to_key))
 
-    def convert_dtype(self, keys, *, from_dtype, to_dtype):
-        """Append :class:`ConvertDType` ``(keys, from_dtype=, to_dtype=)``; return ``self``."""
-        return self._append(ConvertDType(keys, from_dtype=from_dtype, to_dtype=to_dtype))
+    def convert_dtype(self, keys=None, *args, from_dtype=None, to_dtype=None):
+        """Append :class:`ConvertDType` ``(keys, from_dtype=, to_dtype=)``; return ``self``.
+
+        BayesFlow's spelling names two dtypes and no variables,
+        ``convert_dtype("float64", "float32")`` (or ``from_dtype=``, ``to_dtype=`` without
+        ``keys``): it casts what the networks read. skabi's adapter already casts its
+        outputs (the role keys) to its ``dtype``, so that form sets ``dtype`` to the
+        second dtype and appends no step. Both dtypes must then be floating point.
+        """
+        skabi_form = keys is not None and not args
+        if skabi_form and from_dtype is not None and to_dtype is not None:
+            return self._append(ConvertDType(keys, from_dtype=from_dtype, to_dtype=to_dtype))
+        # BayesFlow's form: two floating-point dtypes, positional or keyword, not both
+        dtypes = (keys, *args) if args else (from_dtype, to_dtype)
+        mixed = bool(args) and (from_dtype, to_dtype) != (None, None)
+        if not skabi_form and not mixed and len(dtypes) == 2 \
+                and all(map(_is_float_dtype, dtypes)):
+            self.dtype = np.dtype(dtypes[1]).name
+            return self
+        raise TypeError(
+            "convert_dtype takes the variables and two keyword dtypes, "
+            "convert_dtype(keys, from_dtype=..., to_dtype=...), or BayesFlow's two "
+            "floating-point dtypes for everything the networks read, "
+            f"convert_dtype('float64', 'float32'); got keys={keys!r}, "
+            f"further arguments {list(args)!r}, from_dtype={from_dtype!r}, "
+            f"to_dtype={to_dtype!r}."
+        )
 
     def keep(self, keys):
         """Append :class:`Keep` ``(keys)``; return ``self``."""
@@ -576,3 +600,11 @@ def make_adapter(*steps, dtype="float32"):
     ['asset', 'concatenate']
     """
     return Adapter(_name_estimators(list(steps)), dtype=dtype)
+
+
+def _is_float_dtype(value):
+    """Whether ``value`` names a floating-point numpy dtype (``"float32"``, ``np.float64``)."""
+    try:
+        return value is not None and np.dtype(value).kind == "f"
+    except (TypeError, ValueError):
+        return False

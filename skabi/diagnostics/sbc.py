@@ -278,7 +278,7 @@ def ecdf_band(n, *, prob=0.95, num_points=None, n_draws=None, n_simulations=None
     Säilynoja, Bürkner and Vehtari (2022): the pointwise binomial band at level ``gamma`` is
     chosen so that the whole ECDF lies inside it with probability ``prob``; ``gamma`` is
     found by simulating ``n_simulations`` uniform samples with a fixed seed
-    (:data:`BAND_SEED`), so bands are deterministic; results are cached. By default as
+    (``BAND_SEED``), so bands are deterministic; results are cached. By default as
     many as place the band well: ``50 / (1 - prob)``, at least 5000 (5000 up to
     ``prob=0.99``), at most 1,000,000 (with a warning).
 
@@ -289,7 +289,7 @@ def ecdf_band(n, *, prob=0.95, num_points=None, n_draws=None, n_simulations=None
     prob : float, default 0.95
         Simultaneous coverage.
     num_points : int, optional
-        Number of evaluation points, default ``min(n, 100)``; see :func:`eval_points`.
+        Number of evaluation points, default ``min(n, 100)``; see ``eval_points``.
     n_draws : int, optional
         Draws per dataset behind the ranks: puts the points on the rank grid.
 
@@ -363,7 +363,7 @@ def calibration_error(
         Simultaneous coverage of the bands.
     num_points : int, optional
         Evaluation points of the ECDF (default ``min(n_datasets, 100)``, moved onto the
-        rank grid; see :func:`eval_points`).
+        rank grid; see ``eval_points``).
     family_wise : bool, default False
         One verdict for all elements at once. With ``False`` each element is tested at level
         ``1 - prob``, so an exactly calibrated posterior with ``E`` independent elements has

@@ -81,7 +81,7 @@ _BUILD_ARGUMENTS = {
 class _Holder(BaseEstimator):
     """Validation shared by the holders: ``_parameter_constraints`` checked in ``build``."""
 
-    #: scikit-learn constraints of every ``__init__`` parameter (see :meth:`_validate_params`).
+    #: scikit-learn constraints of every ``__init__`` parameter (see ``_validate_params``).
     _parameter_constraints: dict = {}
 
     def _validate_params(self) -> dict:

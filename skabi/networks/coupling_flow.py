@@ -261,7 +261,7 @@ default="gelu"
         self.tail_bound = tail_bound
 
     def build(self, dim: int, condition_dim: int) -> CouplingFlowModule:
-        """Validate the hyperparameters and return a new float32 :class:`CouplingFlowModule`.
+        """Validate the hyperparameters and return a new float32 ``CouplingFlowModule``.
 
         Raises
         ------

@@ -140,7 +140,7 @@ default="gelu"
         self.dropout = dropout
 
     def build(self, feature_dim: int) -> DeepSetModule:
-        """Validate the hyperparameters and return a new float32 :class:`DeepSetModule`.
+        """Validate the hyperparameters and return a new float32 ``DeepSetModule``.
 
         Raises
         ------

@@ -222,7 +222,7 @@ default="silu"
         self.integrator = integrator
 
     def build(self, dim: int, condition_dim: int) -> FlowMatchingModule:
-        """Validate the hyperparameters and return a new float32 :class:`FlowMatchingModule`.
+        """Validate the hyperparameters and return a new float32 ``FlowMatchingModule``.
 
         Raises
         ------

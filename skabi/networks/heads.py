@@ -79,7 +79,7 @@ default="gelu"
         self.dropout = dropout
 
     def build(self, condition_dim: int, out_dim: int) -> DenseHeadModule:
-        """Validate the hyperparameters and return a new float32 :class:`DenseHeadModule`.
+        """Validate the hyperparameters and return a new float32 ``DenseHeadModule``.
 
         Parameters
         ----------

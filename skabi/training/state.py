@@ -36,7 +36,7 @@ class FitState:
         The hyperparameter holders that built the model (``inference_network``,
         ``summary_network``), fixed at fit time.
     history : list of dict
-        One row per epoch (:data:`HISTORY_COLUMNS`).
+        One row per epoch (``HISTORY_COLUMNS``).
     n_simulations : int
         Simulations used for training (pilot excluded).
     size_links : dict of str to list
