@@ -241,21 +241,29 @@ Concatenate, AsSet
     def transform(self, data, *, log_det_jac=False):
         """The network inputs of a batch (or of :class:`Levels`): the global adapter's
         roles, and the local adapter's as ``local_<role>`` laid out ``(B, J, ...)``, with
-        ``group_mask`` (B, J) where datasets were padded to a common number of groups."""
-        if log_det_jac:
-            raise NotImplementedError("MultilevelAdapter.transform has no log_det_jac.")
+        ``group_mask`` (B, J) where datasets were padded to a common number of groups.
+
+        With ``log_det_jac=True`` also returns ``(global (B,), local (B, J))``: the
+        log-det Jacobians of ``inference_variables`` and of each group's
+        ``local_inference_variables`` with respect to the user's variables (0 for padded
+        groups). The batch must then hold the global and the local parameters.
+        """
         check_is_fitted(self, "local_variables_")
         levels = self.split(data, self.local_variables_)
-        out = {k: v for k, v in self.global_adapter.transform(levels.global_).items()
-               if k in ROLES}
-        local = self.local_adapter.transform(levels.local)
+        glob = self.global_adapter.transform(levels.global_, log_det_jac=log_det_jac)
+        local = self.local_adapter.transform(levels.local, log_det_jac=log_det_jac)
+        if log_det_jac:
+            (glob, ldj_global), (local, ldj_local) = glob, local
+        out = {k: v for k, v in glob.items() if k in ROLES}
         take = np.maximum(levels.index, 0)   # padded groups repeat a real one, masked out
         for role in (*ROLES, MASK):
             if role in local:
                 out[local_role(role)] = np.asarray(local[role])[take]
         if (levels.index < 0).any():
             out[GROUP_MASK] = levels.index >= 0
-        return out
+        if not log_det_jac:
+            return out
+        return out, (ldj_global, np.where(levels.index >= 0, ldj_local[take], 0.0))
 
     def fit_transform(self, data, y=None):
         """``fit(data).transform(data)``."""

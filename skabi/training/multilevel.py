@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from ..exceptions import ShapeError
-from .inference import CHUNK_ELEMENTS, chunk_rows
+from .inference import CHUNK_ELEMENTS, chunk_rows, outputs
 from .model import _stats
 from .roles import GROUP_MASK, LOCAL_MASK, n_rows, to_tensors
 
 __all__ = ["MultilevelApproximator", "build_multilevel", "check_multilevel_networks",
-           "draw_multilevel"]
+           "draw_multilevel", "log_prob_multilevel"]
 
 _BUFFERS = (("theta", "inference_variables"), ("cond", "inference_conditions"),
             ("local_theta", "local_inference_variables"),
@@ -251,3 +251,11 @@ def draw_multilevel(state, roles, num_samples, rng):
             arr = out[name]
             arr[np.broadcast_to(padded, arr.shape[:3])] = np.nan
     return out
+
+
+def log_prob_multilevel(state, roles):
+    """``(log q(global) (B,), log q(local_j | global) (B, J))`` of the parameters in
+    ``roles``, on the scale of the roles (padded groups 0), in chunks."""
+    both = outputs(state, roles, lambda model, batch: torch.cat(
+        [part if part.ndim == 2 else part[:, None] for part in model.log_prob(batch)], dim=1))
+    return both[:, 0], both[:, 1:]
