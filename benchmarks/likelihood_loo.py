@@ -119,8 +119,8 @@ def _report_sigma_tail(seed, amortized, exact_sigma):
 
 def run_seed(seed, args, observed, truth_beta, truth_sigma):
     if not args.exact_only:
-        est, sim = regression_task(seed, epochs=args.post_epochs,
-                                   batches_per_epoch=args.post_batches)
+        est, sim = regression_task(seed, transform=args.posterior_transform,
+                                   epochs=args.post_epochs, batches_per_epoch=args.post_batches)
         start = time.perf_counter()
         est.fit(sim)
         print(f"[seed {seed}] posterior: {args.post_epochs} x {args.post_batches} steps of 64, "
@@ -184,6 +184,9 @@ def main(argv=None):
     parser.add_argument("--post-batches", type=int, default=128)
     parser.add_argument("--lik-steps", type=int, default=2000)
     parser.add_argument("--lik-batch", type=int, default=64)
+    parser.add_argument("--posterior-transform", default="spline",
+                        choices=["affine", "spline", "affine_spline"],
+                        help="the coupling transform of the task-L posterior")
     parser.add_argument("--exact-only", action="store_true",
                         help="skip the amortized posterior: exact posterior draws only")
     parser.add_argument("--fast", action="store_true", help="smoke run: tiny budgets")
