@@ -5,7 +5,7 @@ N in 1..20 (drawn once per batch). Trains AmortizedMultilevelPosterior per seed 
 reports training time, s/step and SBC per level (calibration_error, family-wise 95% bands
 over the parameters of a level) on held-out simulations of every J.
 
-    python benchmarks/multilevel.py --seeds 0 1 2 [--steps 1500] [--fast]
+    python benchmarks/multilevel.py --seeds 0 1 2 [--steps 6000] [--fast]
 """
 
 import argparse
@@ -94,7 +94,7 @@ def run(seed, steps, n_val, num_samples):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=6000)
     parser.add_argument("--n-val", type=int, default=300)
     parser.add_argument("--num-samples", type=int, default=200)
     parser.add_argument("--fast", action="store_true")
