@@ -248,3 +248,21 @@ def test_log_prob_names_missing_parameters(fitted):
     del sims["theta"]
     with pytest.raises(MissingKeyError, match="theta"):
         fitted.log_prob(sims)
+
+
+def test_sklearn_clone_params_and_not_fitted(fitted):
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    fresh = clone(fitted)
+    assert not hasattr(fresh, "approximator_")
+    assert fresh.get_params()["batch_size"] == fitted.batch_size
+    assert fresh.get_params()["adapter"] is not fitted.adapter   # deep-cloned
+    fresh.set_params(batch_size=4, local_inference_network__depth=2)
+    assert fresh.batch_size == 4 and fresh.local_inference_network.depth == 2
+    assert fitted.local_inference_network.depth == 1
+    sims = normal_normal(J=(3, 4), N=(2, 3)).sample(2, random_state=0)
+    for call in (lambda: fresh.sample(sims), lambda: fresh.log_prob(sims),
+                 lambda: fresh.score(sims)):
+        with pytest.raises(NotFittedError):
+            call()
