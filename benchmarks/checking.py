@@ -46,12 +46,12 @@ def run_tarp(seeds=(0, 1, 2, 3, 4), n_datasets=500, n_draws=500):
 
 # ------------------------------------------------------------------ task L: training
 def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_draws=500,
-              summary_dim=10):
+              summary_dim=10, pooling="mean"):
     """Train task L (spline flow) with ``summary_mmd_weight=weight``; SBC and RMSE."""
     est, sim = regression_task(seed, epochs=epochs, batches_per_epoch=batches_per_epoch)
     est.set_params(summary_mmd_weight=weight)
-    if summary_dim != 10:
-        est.set_params(summary_network=DeepSet(summary_dim=summary_dim))
+    if summary_dim != 10 or pooling != "mean":
+        est.set_params(summary_network=DeepSet(summary_dim=summary_dim, pooling=pooling))
     t0 = time.perf_counter()
     est.fit(sim)
     train_s = time.perf_counter() - t0
@@ -70,7 +70,8 @@ def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_dr
               f"inside {bool(cal['inside'][name])}", flush=True)
     if out is not None:
         os.makedirs(out, exist_ok=True)
-        dim = "" if summary_dim == 10 else f"-d{summary_dim}"
+        dim = ("" if summary_dim == 10 else f"-d{summary_dim}") + \
+            ("" if pooling == "mean" else f"-{pooling.replace('+', '')}")
         path = os.path.join(out, f"L-s{seed}-w{weight}{dim}.skabi")
         est.save(path)
         print(f"  saved {path}", flush=True)
@@ -273,6 +274,7 @@ if __name__ == "__main__":
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batches-per-epoch", type=int, default=128)
     parser.add_argument("--summary-dim", type=int, default=10, help="train: DeepSet summary_dim")
+    parser.add_argument("--pooling", default="mean", help="train: DeepSet pooling")
     parser.add_argument("--out", default=None, help="folder to save the trained model in")
     parser.add_argument("--seeds", default="0,1", help="compare: seeds, comma-separated")
     parser.add_argument("--model", default=None, help="misspec: a saved model instead of training")
@@ -292,7 +294,7 @@ if __name__ == "__main__":
         run_compare([int(s) for s in args.seeds.split(",")], args.out)
     elif args.what == "train":
         run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch, args.out,
-                  summary_dim=args.summary_dim)
+                  summary_dim=args.summary_dim, pooling=args.pooling)
     else:
         if args.fast:
             args.references, args.epochs, args.batches_per_epoch = 10, 3, 32
