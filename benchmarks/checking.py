@@ -78,7 +78,7 @@ def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_dr
     return est, sim
 
 
-def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000):
+def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000, suffix=""):
     """Paired comparison of the models trained with and without the penalty (same seed,
     same budget): NRMSE of each element on the same validation set (the one of
     ``run_train``) with a paired bootstrap over datasets of the difference, and SBC."""
@@ -89,7 +89,8 @@ def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000):
                                 np.reshape(val["sigma"], (n_val, -1))], axis=1)
         err = {}
         for weight in (0.0, 1.0):
-            est = AmortizedPosterior.load(os.path.join(folder, f"L-s{seed}-w{weight}.skabi"))
+            est = AmortizedPosterior.load(os.path.join(folder,
+                                                       f"L-s{seed}-w{weight}{suffix}.skabi"))
             draws = est.sample(val, num_samples=n_draws, random_state=seed + 300,
                                return_type="numpy")
             mean = np.concatenate([np.reshape(draws["beta"], (n_val, n_draws, -1)),
@@ -291,7 +292,8 @@ if __name__ == "__main__":
             run_summary_norm(AmortizedPosterior.load(args.model), regression_simulator(),
                              args.seed)
     elif args.what == "compare":
-        run_compare([int(s) for s in args.seeds.split(",")], args.out)
+        suffix = "" if args.pooling == "mean" else f"-{args.pooling.replace('+', '')}"
+        run_compare([int(s) for s in args.seeds.split(",")], args.out, suffix=suffix)
     elif args.what == "train":
         run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch, args.out,
                   summary_dim=args.summary_dim, pooling=args.pooling)
