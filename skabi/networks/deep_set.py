@@ -97,7 +97,9 @@ class DeepSet(SummaryNetwork):
         (task G of ``benchmarks/``, where ``"mean+max"`` doubled the error); adding
         ``"max"`` helps where a noise scale is a parameter: on the regression tutorial
         (spline flow, tutorial budget) ``"mean+max"`` brought the posterior sd of sigma
-        from 1.4-1.5 to 1.13-1.14 times the exact one.
+        from 1.4-1.5 to 1.13-1.14 times the exact one, and it lets the
+        misspecification test see single extreme observations (a noise sd far beyond the
+        prior: found in 96% of single datasets of N = 5 against 79-86% with ``"mean"``).
     num_equivariant : int, default=0
         Number of equivariant layers between the per-element network and the pooling.
     activation : {"gelu", "relu", "silu", "elu", "tanh", "leaky_relu", "softplus", "mish"}, \
