@@ -25,34 +25,27 @@ class _Coupling(nn.Module):
         super().__init__()
         self.d1, self.d2 = dim // 2, dim - dim // 2
         self.transform, self.clamp, self.bins, self.tail_bound = transform, clamp, bins, tail_bound
-        self.n_affine = 0 if transform == "spline" else 2
-        self.n_spline = 0 if transform == "affine" else 3 * bins - 1
-        self.net = ConditionalMLP(self.d1, condition_dim,
-                                  self.d2 * (self.n_affine + self.n_spline), width, depth,
+        n_par = 2 if transform == "affine" else 3 * bins - 1
+        self.net = ConditionalMLP(self.d1, condition_dim, self.d2 * n_par, width, depth,
                                   activation, dropout, zero_last=True)
-
-    def _affine(self, x2, out, inverse):
-        s, t = out[..., :self.d2], out[..., self.d2:2 * self.d2]
-        s = self.clamp * torch.tanh(s / self.clamp)
-        if inverse:
-            return (x2 - t) * torch.exp(-s), -s.sum(-1)
-        return torch.addcmul(t, x2, torch.exp(s)), s.sum(-1)
-
-    def _spline(self, x2, out, inverse):
-        par = out[..., self.n_affine * self.d2:].unflatten(-1, (self.d2, self.n_spline))
-        y2, ld = rq_spline(x2, par, self.tail_bound, inverse)
-        return y2, ld.sum(-1)
 
     def forward(self, x: Tensor, context: Tensor | None, inverse: bool) -> tuple[Tensor, Tensor]:
         x1, x2 = x[..., :self.d1], x[..., self.d1:]
         out = self.net.forward_with_context(x1, context)
-        # theta -> z: the affine map first, then the spline; z -> theta in reverse order
-        parts = [p for p, n in ((self._affine, self.n_affine), (self._spline, self.n_spline)) if n]
-        logdet = 0.0
-        for part in (reversed(parts) if inverse else parts):
-            x2, ld = part(x2, out, inverse)
-            logdet = logdet + ld
-        return torch.cat([x1, x2], dim=-1), logdet
+        if self.transform == "affine":
+            s, t = out[..., :self.d2], out[..., self.d2:]
+            s = self.clamp * torch.tanh(s / self.clamp)
+            if inverse:
+                y2 = (x2 - t) * torch.exp(-s)
+                logdet = -s.sum(-1)
+            else:
+                y2 = torch.addcmul(t, x2, torch.exp(s))
+                logdet = s.sum(-1)
+        else:
+            par = out.unflatten(-1, (self.d2, 3 * self.bins - 1))
+            y2, ld = rq_spline(x2, par, self.tail_bound, inverse)
+            logdet = ld.sum(-1)
+        return torch.cat([x1, y2], dim=-1), logdet
 
 
 class _Permutation(nn.Module):
@@ -200,11 +193,8 @@ class CouplingFlow(InferenceNetwork):
     ----------
     depth : int, default=6
         Number of coupling layers.
-    transform : {"affine", "spline", "affine_spline"}, default="affine"
-        Coupling transform. ``"affine_spline"``: a conditional affine map (shift and
-        clamped log-scale) followed by the spline, so that the spline's identity tails
-        continue the learned location and scale; posteriors close to a location-scale
-        family need little of the spline, and their tails keep the right width.
+    transform : {"affine", "spline"}, default="affine"
+        Coupling transform.
     subnet_width : int, default=128
         Hidden units of each coupling's MLP.
     subnet_depth : int, default=2
@@ -243,7 +233,7 @@ default="gelu"
 
     _parameter_constraints: dict = {
         "depth": [NumberInterval(Integral, 1, None, closed="left")],
-        "transform": [StrOptions({"affine", "spline", "affine_spline"})],
+        "transform": [StrOptions({"affine", "spline"})],
         "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
         "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
