@@ -185,7 +185,7 @@ def main(argv=None):
     parser.add_argument("--lik-steps", type=int, default=2000)
     parser.add_argument("--lik-batch", type=int, default=64)
     parser.add_argument("--posterior-transform", default="spline",
-                        choices=["affine", "spline", "affine_spline"],
+                        choices=["affine", "spline"],
                         help="the coupling transform of the task-L posterior")
     parser.add_argument("--exact-only", action="store_true",
                         help="skip the amortized posterior: exact posterior draws only")
