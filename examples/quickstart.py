@@ -92,7 +92,10 @@ print({name: value.shape for name, value in roles.items()})
 est = AmortizedPosterior(
     adapter=adapter,
     inference_network=CouplingFlow(transform="spline"),
-    summary_network=DeepSet(summary_dim=10),
+    # max pooling beside the mean keeps the noise scale sharp (with the mean alone the
+    # posterior sd of sigma came out 1.4-1.5 times the exact one) and lets the
+    # misspecification test see single extreme observations
+    summary_network=DeepSet(summary_dim=10, pooling="mean+max"),
     epochs=3 if FAST else 50,
     batches_per_epoch=40 if FAST else 200,
     batch_size=64,
