@@ -31,8 +31,8 @@ SUMMARY_NETWORKS = {
 }
 
 
-def run(variant, seed=0, n_datasets=100, n_draws=1000):
-    est, sim = regression_task(seed)
+def run(variant, seed=0, n_datasets=100, n_draws=1000, epochs=30):
+    est, sim = regression_task(seed, epochs=epochs)
     train_s = 0.0
     if variant.endswith(".skabi"):
         est = AmortizedPosterior.load(variant)
@@ -62,6 +62,8 @@ if __name__ == "__main__":
     parser.add_argument("variants", nargs="+",
                         help=f"summary networks ({', '.join(SUMMARY_NETWORKS)}) or .skabi files")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of 128 steps")
     args = parser.parse_args()
     for v in args.variants:
-        print(json.dumps(run(v, args.seed)), flush=True)
+        print(json.dumps({**run(v, args.seed, epochs=args.epochs), "epochs": args.epochs}),
+              flush=True)
