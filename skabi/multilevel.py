@@ -106,6 +106,12 @@ warm_start, on_nonfinite
     ...                                   num_samples=50, return_type="numpy")
     >>> draws["mu"].shape, draws["theta"].shape
     ((1, 50, 1), (1, 50, 3))
+    >>> held_out = simulator.sample(20, random_state=1)   # they hold mu, tau and theta
+    >>> glob, local = est.log_prob(held_out, per_group=True)
+    >>> glob.shape == (20,) and local.shape == (20, int(held_out["J"]))
+    True
+    >>> bool(np.isfinite(est.score(held_out)))
+    True
     """
 
     _parameter_constraints = {
@@ -319,36 +325,10 @@ warm_start, on_nonfinite
 
         Examples
         --------
-        >>> import numpy as np
-        >>> from skabi import AmortizedMultilevelPosterior, make_multilevel_simulator
-        >>> from skabi.adapters import (MultilevelAdapter, make_adapter, AsSet, Rename,
-        ...                             Constrain, Concatenate)
-        >>> from skabi.networks import CouplingFlow, DeepSet
-        >>> simulator = make_multilevel_simulator(
-        ...     lambda rng: dict(mu=rng.normal(0, 5), tau=abs(rng.normal(0, 5))),
-        ...     lambda mu, tau, rng: dict(theta=rng.normal(mu, tau)),
-        ...     lambda theta, N, rng: dict(y=rng.normal(theta, 1, size=N)),
-        ...     meta_fn=lambda rng: dict(J=int(rng.integers(2, 6)), N=int(rng.integers(1, 6))))
-        >>> adapter = MultilevelAdapter(
-        ...     make_adapter(Constrain("tau", lower=0),
-        ...                  Concatenate(["mu", "tau"], into="inference_variables")),
-        ...     make_adapter(AsSet("y"), Rename("y", "summary_variables"),
-        ...                  Rename("theta", "inference_variables")))
-        >>> est = AmortizedMultilevelPosterior(
-        ...     adapter=adapter, inference_network=CouplingFlow(depth=2),
-        ...     local_inference_network=CouplingFlow(depth=2),
-        ...     summary_network=DeepSet(summary_dim=4, width=16),
-        ...     global_summary_network=DeepSet(summary_dim=4, width=16),
-        ...     epochs=1, batches_per_epoch=5, batch_size=16, pilot_size=32,
-        ...     random_state=0).fit(simulator)
-        >>> held_out = simulator.sample(20, random_state=1)   # hold mu, tau and theta
-        >>> est.log_prob(held_out).shape
-        (20,)
-        >>> glob, local = est.log_prob(held_out, per_group=True)
-        >>> local.shape == (20, int(held_out["J"]))
-        True
-        >>> bool(np.isfinite(est.score(held_out)))
-        True
+        With ``est`` and ``simulator`` of the class example:
+
+        >>> held_out = simulator.sample(20, random_state=1)  # doctest: +SKIP
+        >>> est.score(held_out)                               # doctest: +SKIP
         """
         check_is_fitted(self, "approximator_")
         levels, _ = self._levels(X)
