@@ -256,6 +256,9 @@ def draw_multilevel(state, roles, num_samples, rng):
 def log_prob_multilevel(state, roles):
     """``(log q(global) (B,), log q(local_j | global) (B, J))`` of the parameters in
     ``roles``, on the scale of the roles (padded groups 0), in chunks."""
-    both = outputs(state, roles, lambda model, batch: torch.cat(
-        [part if part.ndim == 2 else part[:, None] for part in model.log_prob(batch)], dim=1))
+    def levels(model, batch):
+        lq_global, lq_local = model.log_prob(batch)
+        return torch.cat([lq_global[:, None], lq_local], dim=1)
+
+    both = outputs(state, roles, levels)
     return both[:, 0], both[:, 1:]
