@@ -19,15 +19,37 @@ import time
 
 import numpy as np
 
-from skabi import AmortizedPosterior
+from skabi import AmortizedPosterior, make_adapter, make_simulator
+from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Sqrt
 from skabi.networks import DeepSet, SetTransformer
-from tasks import regression_exact_posterior, regression_task
+from tasks import likelihood, meta, prior, regression_exact_posterior, regression_task
+
+
+def likelihood_with_residual_sd(beta, sigma, N):
+    """The tutorial's likelihood plus a hand-made statistic: log of the least-squares
+    residual sd of the dataset (a sufficient statistic for sigma with the fitted line)."""
+    out = likelihood(beta, sigma, N)
+    design = np.column_stack([np.ones(N), out["x"]])
+    resid = out["y"] - design @ np.linalg.lstsq(design, out["y"], rcond=None)[0]
+    return {**out, "log_resid_sd": np.log(np.sqrt(resid @ resid / (N - 2)) + 1e-12)}
+
+
+def with_residual_sd(est):
+    """Task L's estimator and simulator with the residual sd as an extra condition."""
+    est.set_params(adapter=make_adapter(
+        Broadcast("N", to="x"), AsSet(["x", "y"]), Constrain("sigma", lower=0), Sqrt("N"),
+        Concatenate(["beta", "sigma"], into="inference_variables"),
+        Concatenate(["x", "y"], into="summary_variables"),
+        Concatenate(["N", "log_resid_sd"], into="inference_conditions")))
+    return est, make_simulator([prior, likelihood_with_residual_sd], meta_fn=meta)
 
 SUMMARY_NETWORKS = {
     "mean": lambda: DeepSet(summary_dim=10),
     "meanmax": lambda: DeepSet(summary_dim=10, pooling="mean+max"),
     "meanmax_eq2": lambda: DeepSet(summary_dim=10, pooling="mean+max", num_equivariant=2),
     "settransformer": lambda: SetTransformer(summary_dim=10),
+    # mean+max and the log residual sd of a least-squares fit beside sqrt(N)
+    "meanmax_residual_sd": lambda: DeepSet(summary_dim=10, pooling="mean+max"),
 }
 
 
@@ -38,6 +60,8 @@ def run(variant, seed=0, n_datasets=100, n_draws=1000, epochs=30):
         est = AmortizedPosterior.load(variant)
     else:
         est.set_params(summary_network=SUMMARY_NETWORKS[variant]())
+        if variant.endswith("residual_sd"):
+            est, sim = with_residual_sd(est)
         start = time.perf_counter()
         est.fit(sim)
         train_s = time.perf_counter() - start
