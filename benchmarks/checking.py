@@ -70,15 +70,20 @@ def run_train(seed, weight, epochs, batches_per_epoch, out=None, n_val=500, n_dr
               f"inside {bool(cal['inside'][name])}", flush=True)
     if out is not None:
         os.makedirs(out, exist_ok=True)
-        dim = ("" if summary_dim == 10 else f"-d{summary_dim}") + \
-            ("" if pooling == "mean" else f"-{pooling.replace('+', '')}")
-        path = os.path.join(out, f"L-s{seed}-w{weight}{dim}.skabi")
+        path = os.path.join(out, model_name(seed, weight, summary_dim, pooling))
         est.save(path)
         print(f"  saved {path}", flush=True)
     return est, sim
 
 
-def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000, suffix=""):
+def model_name(seed, weight, summary_dim=10, pooling="mean"):
+    """File name of a model ``run_train`` saves (and ``run_compare`` reads)."""
+    dim = "" if summary_dim == 10 else f"-d{summary_dim}"
+    pool = "" if pooling == "mean" else f"-{pooling.replace('+', '')}"
+    return f"L-s{seed}-w{weight}{dim}{pool}.skabi"
+
+
+def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000, pooling="mean"):
     """Paired comparison of the models trained with and without the penalty (same seed,
     same budget): NRMSE of each element on the same validation set (the one of
     ``run_train``) with a paired bootstrap over datasets of the difference, and SBC."""
@@ -90,7 +95,7 @@ def run_compare(seeds, folder, n_val=500, n_draws=500, n_boot=2000, suffix=""):
         err = {}
         for weight in (0.0, 1.0):
             est = AmortizedPosterior.load(os.path.join(folder,
-                                                       f"L-s{seed}-w{weight}{suffix}.skabi"))
+                                                       model_name(seed, weight, pooling=pooling)))
             draws = est.sample(val, num_samples=n_draws, random_state=seed + 300,
                                return_type="numpy")
             mean = np.concatenate([np.reshape(draws["beta"], (n_val, n_draws, -1)),
@@ -292,8 +297,7 @@ if __name__ == "__main__":
             run_summary_norm(AmortizedPosterior.load(args.model), regression_simulator(),
                              args.seed)
     elif args.what == "compare":
-        suffix = "" if args.pooling == "mean" else f"-{args.pooling.replace('+', '')}"
-        run_compare([int(s) for s in args.seeds.split(",")], args.out, suffix=suffix)
+        run_compare([int(s) for s in args.seeds.split(",")], args.out, pooling=args.pooling)
     elif args.what == "train":
         run_train(args.seed, args.weight, args.epochs, args.batches_per_epoch, args.out,
                   summary_dim=args.summary_dim, pooling=args.pooling)

@@ -24,9 +24,9 @@ from .training.roles import check_roles
 from .training.state import HISTORY_COLUMNS, FitState
 from .training.threads import torch_threads
 
-__all__ = ["TRAINING_CONSTRAINTS", "WEIGHT_AVERAGING", "NOT_RESTORED", "fit", "commit", "fit_state", "header",
-           "observations", "roles", "check_n_features", "n_features", "load",
-           "training_tags"]
+__all__ = ["TRAINING_CONSTRAINTS", "WEIGHT_AVERAGING", "NOT_RESTORED", "fit", "commit",
+           "fit_state", "header", "observations", "roles", "check_n_features", "n_features",
+           "load", "training_tags"]
 
 #: Parameters a saved file never sets: they name a file, a device or the process.
 NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")

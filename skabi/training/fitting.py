@@ -23,13 +23,13 @@ from .._validation import as_numpy_rng
 from ..bank import as_bank, is_ragged
 from ..inputs import array_bank, fit_input, size_links
 from ..exceptions import LoadError
+from . import defaults
 from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters
 from .model import build_approximator, check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
 from .roles import (GROUP_MASK, LOCAL_MASK, MASK, Prepare, check_roles, n_rows, role_shapes,
                     to_tensors)
-from . import defaults
 from .sources import make_source
 from .state import FitState
 
