@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from models import likelihood, meta, prior  # noqa: E402
 
-from skabi import (AmortizedLikelihood, AmortizedPosterior, log_bayes_factor,  # noqa: E402
-                   log_marginal_likelihood, make_simulator)
+from skabi import (AmortizedJoint, AmortizedLikelihood, AmortizedPosterior,  # noqa: E402
+                   log_bayes_factor, log_marginal_likelihood, make_simulator)
 from skabi.adapters import (AsObservations, Concatenate, Constrain, Rename,  # noqa: E402
                             make_adapter)
 from skabi.diagnostics import c2st  # noqa: E402
@@ -99,23 +99,33 @@ class NormalMean:
                                          np.eye(N_OBS) + self.tau ** 2).logpdf(x)
 
 
-def fit_model(model, seed, steps):
+def fit_model(model, seed, steps, joint=False):
+    """The posterior and likelihood of ``model``: two fits of ``steps`` steps each, or
+    (``joint``) one :class:`~skabi.AmortizedJoint` run of ``steps`` steps training both."""
     epochs = max(1, steps // 100)
     common = dict(epochs=epochs, batches_per_epoch=100, batch_size=64, random_state=seed)
     post = AmortizedPosterior(
         adapter=make_adapter(Rename("mu", "inference_variables"),
                              Rename("x", "inference_conditions")),
-        inference_network=CouplingFlow(depth=4), **common).fit(model)
+        inference_network=CouplingFlow(depth=4), **common)
     lik = AmortizedLikelihood(
         adapter=make_adapter(AsObservations("x"), Rename("x", "inference_variables"),
                              Rename("mu", "inference_conditions")),
-        inference_network=CouplingFlow(depth=4), **common).fit(model)
+        inference_network=CouplingFlow(depth=4), **common)
+    start = time.perf_counter()
+    if joint:
+        est = AmortizedJoint(post, lik, **common).fit(model)
+        post, lik = est.posterior_, est.likelihood_
+    else:
+        post, lik = post.fit(model), lik.fit(model)
+    print(f"[evidence] tau={model.tau}: {'one joint fit' if joint else 'two fits'} of "
+          f"{steps} steps, {time.perf_counter() - start:.1f} s")
     return post, lik
 
 
-def evidence(seed, steps):
+def evidence(seed, steps, joint=False):
     models = {"A": NormalMean(1.0), "B": NormalMean(3.0)}
-    fitted = {k: fit_model(m, seed, steps) for k, m in models.items()}
+    fitted = {k: fit_model(m, seed, steps, joint) for k, m in models.items()}
     data = np.concatenate([models["A"].sample(50, random_state=2000 + seed)["x"],
                            models["B"].sample(50, random_state=3000 + seed)["x"]])
     obs = {"x": data}
@@ -142,11 +152,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--only", choices=["regression", "evidence"], default=None)
+    parser.add_argument("--joint", action="store_true",
+                        help="evidence from one AmortizedJoint fit per model (JANA)")
     args = parser.parse_args(argv)
     if args.only in (None, "regression"):
         regression(args.seed, args.steps)
     if args.only in (None, "evidence"):
-        evidence(args.seed, args.steps)
+        evidence(args.seed, args.steps, args.joint)
 
 
 if __name__ == "__main__":

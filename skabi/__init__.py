@@ -19,6 +19,7 @@ _PUBLIC = {
     "AmortizedPointEstimator": "skabi.point_estimator",
     "AmortizedModelComparison": "skabi.model_comparison",
     "AmortizedLikelihood": "skabi.likelihood",
+    "AmortizedJoint": "skabi.joint",
     "add_log_likelihood": "skabi.evidence",
     "log_marginal_likelihood": "skabi.evidence",
     "log_bayes_factor": "skabi.evidence",

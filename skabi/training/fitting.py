@@ -24,12 +24,10 @@ from ..bank import as_bank, is_ragged
 from ..inputs import array_bank, fit_input, size_links
 from ..exceptions import LoadError
 from . import defaults
-from .inference import chunk_rows
 from .loop import make_optimizer, run_epochs, unflatten_parameters
 from .model import build_approximator, check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
-from .roles import (GROUP_MASK, LOCAL_MASK, MASK, Prepare, check_roles, n_rows, role_shapes,
-                    to_tensors)
+from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
 from .sources import make_source
 from .state import FitState
 
@@ -325,8 +323,9 @@ def warm_state(fitted, settings):
     return continued_state(fitted.replace(model=copy.deepcopy(fitted.model)), settings)
 
 
-def validation_batches(settings, source, state, dtype):
-    """Fixed validation batches (tensors) from ``settings.validation_sims``, or None."""
+def validation_batches(settings, source, state, prepare):
+    """Fixed validation batches (tensors) from ``settings.validation_sims``, or None
+    (``prepare``: the :class:`~skabi.training.roles.Prepare` of the training batches)."""
     spec = settings.validation_sims
     if spec is None:
         return None
@@ -341,15 +340,7 @@ def validation_batches(settings, source, state, dtype):
                  for i in range(0, int(spec), size)]
     else:
         banks = [as_bank(spec).to_dict()]
-    out = []
-    for sims in banks:
-        roles = state.adapter.transform(sims)
-        check_roles(roles, state.shapes, given_keys=sims.keys(), need_theta=True)
-        n = n_rows(roles)
-        step = chunk_rows(roles)
-        out += [to_tensors(roles, state.device, dtype, slice(i, i + step))
-                for i in range(0, n, step)]
-    return out
+    return [batch for sims in banks for batch in prepare.batches(sims)]
 
 
 def loss_terms(settings, model):
@@ -365,7 +356,8 @@ def loss_terms(settings, model):
     return (SummaryMMD(weight),)
 
 
-def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_header=None):
+def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_header=None,
+          prepare=None):
     """Train ``state.model`` for ``epochs`` epochs on ``source``; return the new state.
 
     Parameters
@@ -378,12 +370,18 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     checkpoint_header : dict, optional
         ``owner``, ``params`` and ``extra`` of the estimator, written with every checkpoint
         when ``settings.checkpoint_path`` is set.
+    prepare : callable, optional
+        What turns a raw batch into the model's tensors, with ``batches(sims)`` for the
+        validation simulations (default: :class:`~skabi.training.roles.Prepare` of the
+        state's adapter; :class:`~skabi.training.joint.JointPrepare` for a joint fit).
     """
     model, device = state.model, state.device
     model.loss_terms = loss_terms(settings, model)
     dtype = next(model.parameters()).dtype
-    source.start(Prepare(state.adapter, state.shapes, device, dtype), state.rng)
-    validation = validation_batches(settings, source, state, dtype)
+    if prepare is None:
+        prepare = Prepare(state.adapter, state.shapes, device, dtype)
+    source.start(prepare, state.rng)
+    validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                 weight_decay=settings.weight_decay,

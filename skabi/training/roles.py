@@ -142,3 +142,14 @@ class Prepare:
         roles = self.adapter.transform(batch)
         check_roles(roles, self.shapes, given_keys=batch.keys(), need_theta=True)
         return to_tensors(roles, self.device, self.dtype)
+
+    def batches(self, sims):
+        """``sims`` (a dict of simulations) as tensors in batches of a bounded size
+        (validation): the rows are cut by :func:`~skabi.training.inference.chunk_rows`."""
+        from .inference import chunk_rows
+
+        roles = self.adapter.transform(sims)
+        check_roles(roles, self.shapes, given_keys=sims.keys(), need_theta=True)
+        n, step = n_rows(roles), chunk_rows(roles)
+        return [to_tensors(roles, self.device, self.dtype, slice(i, i + step))
+                for i in range(0, n, step)]

@@ -168,14 +168,36 @@ class MemorySource(_Source):
         return math.ceil(len(self.bank) / self.batch_size)
 
     def epoch(self, epoch):
+        """The shuffled batches of one pass over the bank.
+
+        Tensors with one row per simulation are cut into batches of ``batch_size``
+        simulations. Tensors with another number of rows (one per observation, after
+        :class:`~skabi.adapters.AsObservations`) are shuffled on their own rows and cut
+        into as many batches, so that every row is seen once per epoch.
+        """
         if self._data is None:
             self._data = self.prepare(self.bank.to_dict())
         n = len(self.bank)
-        first = next(iter(self._data.values()))
-        order = torch.as_tensor(self.rng.permutation(n), device=first.device)
-        for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            yield {k: v[idx] for k, v in self._data.items()}
+        steps = self.steps_per_epoch
+        groups = {}
+        for key, value in self._data.items():
+            groups.setdefault(int(value.shape[0]), []).append(key)
+        device = next(iter(self._data.values())).device
+        order = torch.as_tensor(self.rng.permutation(n), device=device)
+        cuts = {n: [(i, i + self.batch_size) for i in range(0, n, self.batch_size)]}
+        orders = {n: order}
+        for size in groups:
+            if size != n:
+                orders[size] = torch.as_tensor(self.rng.permutation(size), device=device)
+                edges = np.linspace(0, size, steps + 1).round().astype(int)
+                cuts[size] = list(zip(edges[:-1], edges[1:]))
+        for step in range(steps):
+            batch = {}
+            for size, keys in groups.items():
+                start, stop = cuts[size][step]
+                idx = orders[size][start:stop]
+                batch.update({k: self._data[k][idx] for k in keys})
+            yield batch
 
 
 class StreamSource(_Source):

@@ -1,0 +1,117 @@
+"""Several models trained in one run on the same simulations (JANA's joint training).
+
+Each part is an ordinary fit state (its adapter, shapes and torch model, made by its
+estimator's ``initial`` hook); :func:`joint_state` puts them side by side:
+
+* :class:`JointModel` sums the parts' losses on one batch;
+* :class:`JointPrepare` turns one raw batch of simulations into every part's role
+  tensors, their keys prefixed with the part's name (``"posterior/inference_variables"``).
+  The parts may differ in rows: a likelihood of single observations has one row per
+  observation where a posterior has one per dataset; the sources cut both from the same
+  simulations (:class:`~skabi.training.sources.MemorySource` shuffles each row count on
+  its own).
+
+:func:`split_state` gives each part its trained model back, with the joint history.
+"""
+
+import numpy as np
+from torch import nn
+
+from ..bank import as_bank
+from .roles import Prepare
+from .state import FitState
+
+__all__ = ["JointModel", "JointPrepare", "joint_state", "split_state", "SEPARATOR"]
+
+#: Between a part's name and a role in the keys of a joint batch.
+SEPARATOR = "/"
+
+
+def _part(batch, name):
+    head = name + SEPARATOR
+    return {k[len(head):]: v for k, v in batch.items() if k.startswith(head)}
+
+
+class JointModel(nn.Module):
+    """Models trained together: the loss of a batch is the sum of the parts' losses.
+
+    Parameters
+    ----------
+    parts : dict of str to torch.nn.Module
+        Each with ``loss(batch)`` on its own role tensors.
+
+    Notes
+    -----
+    The parts share no weights, so each part's gradient is that of its own loss: the
+    sum trains every part as its own fit on the same simulations would, with one
+    optimizer, one schedule and one validation loss (the sum of the parts').
+    """
+
+    #: no summary network of its own (the parts have theirs)
+    summary_network = None
+    loss_terms = ()
+
+    def __init__(self, parts):
+        super().__init__()
+        self.parts = nn.ModuleDict(parts)
+
+    def loss(self, batch):
+        return sum(part.loss(_part(batch, name)) for name, part in self.parts.items())
+
+    def forward(self, batch):
+        return self.loss(batch)
+
+
+class JointPrepare:
+    """A raw batch of simulations as the role tensors of every part (prefixed keys).
+
+    Parameters
+    ----------
+    states : dict of str to FitState
+        The parts' fitted adapters and role shapes.
+    device, dtype
+        Where the tensors go.
+    """
+
+    #: simulations per validation batch
+    chunk = 512
+
+    def __init__(self, states, device, dtype):
+        self.prepares = {name: Prepare(s.adapter, s.shapes, device, dtype)
+                         for name, s in states.items()}
+
+    def __call__(self, batch):
+        out = {}
+        for name, prepare in self.prepares.items():
+            out.update({f"{name}{SEPARATOR}{role}": value
+                        for role, value in prepare(batch).items()})
+        return out
+
+    def batches(self, sims):
+        """``sims`` (a dict of simulations) in validation batches of :attr:`chunk`."""
+        bank = as_bank(sims)
+        return [self(bank[np.arange(i, min(i + self.chunk, len(bank)))].to_dict())
+                for i in range(0, len(bank), self.chunk)]
+
+
+def joint_state(states):
+    """One :class:`~skabi.training.state.FitState` that trains the parts' models together.
+
+    ``states`` are fresh states of the same settings (the same device); the joint state's
+    random streams are the first part's.
+    """
+    first = next(iter(states.values()))
+    devices = {str(s.device) for s in states.values()}
+    if len(devices) > 1:
+        raise ValueError(f"The parts of a joint fit are on different devices {sorted(devices)}.")
+    model = JointModel({name: s.model for name, s in states.items()}).to(first.device)
+    return FitState(adapter=None, model=model, shapes={}, device=first.device, names=[],
+                    networks={}, rng=first.rng, torch_seed=first.torch_seed)
+
+
+def split_state(trained, states):
+    """Each part's state after the joint training ``trained``: its trained model, the
+    joint history and simulation count."""
+    return {name: s.replace(model=trained.model.parts[name], history=list(trained.history),
+                            n_simulations=trained.n_simulations, rng=None, torch_seed=None)
+            for name, s in states.items()}

@@ -1,0 +1,251 @@
+"""AmortizedJoint (JANA): a posterior and a likelihood from one training run, the engine's
+joint hook, and the bank source that feeds them rows of different counts."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import GridSearchCV
+
+from skabi import AmortizedJoint, AmortizedLikelihood, AmortizedPosterior, make_simulator
+from skabi.adapters import AsObservations, AsSet, Rename, make_adapter
+from skabi.bank import SimulationBank
+from skabi.networks import CouplingFlow, DeepSet
+from skabi.training.joint import SEPARATOR, JointModel
+from skabi.training.sources import MemorySource
+
+N_OBS = 8
+
+
+class NormalMean:
+    """mu ~ N(0, tau^2); x_n ~ N(mu, 1): conjugate, with known evidence."""
+
+    def __init__(self, tau=1.0):
+        self.tau = tau
+
+    def sample(self, batch_size, random_state=None):
+        rng = np.random.default_rng(random_state)
+        mu = rng.normal(0.0, self.tau, size=(batch_size, 1))
+        return {"mu": mu, "x": mu + rng.normal(size=(batch_size, N_OBS))}
+
+    def log_evidence(self, x):
+        n = x.shape[1]
+        return stats.multivariate_normal(np.zeros(n), np.eye(n) + self.tau ** 2).logpdf(x)
+
+
+def halves(width=32, depth=2):
+    posterior = AmortizedPosterior(
+        adapter=make_adapter(Rename("mu", "inference_variables"),
+                             Rename("x", "inference_conditions")),
+        inference_network=CouplingFlow(depth=depth, subnet_width=width))
+    likelihood = AmortizedLikelihood(
+        adapter=make_adapter(AsObservations("x"), Rename("x", "inference_variables"),
+                             Rename("mu", "inference_conditions")),
+        inference_network=CouplingFlow(depth=depth, subnet_width=width))
+    return posterior, likelihood
+
+
+TINY = dict(epochs=2, batches_per_epoch=5, batch_size=16, pilot_size=64, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def conjugate_fit():
+    model = NormalMean(1.0)
+    posterior, likelihood = halves()
+    est = AmortizedJoint(posterior, likelihood, prior={"mu": stats.norm(0, 1)}, epochs=12,
+                         batches_per_epoch=100, batch_size=64, random_state=0)
+    return model, est.fit(model)
+
+
+# ------------------------------------------------------------------ the engine's hooks
+def test_memory_source_serves_every_row_of_each_row_count():
+    """Rows per simulation are batched by simulation, rows per observation on their own:
+    one epoch sees every row of both exactly once, in as many steps."""
+    bank = SimulationBank({"a": np.arange(10.0)[:, None]})
+    source = MemorySource(bank, batch_size=4)
+
+    def prepare(sims):
+        a = torch.as_tensor(sims["a"])
+        return {"p": a, "q": a.repeat_interleave(3, dim=0)}   # 3 observations each
+
+    source.start(prepare, np.random.default_rng(0))
+    batches = list(source.epoch(0))
+    assert len(batches) == source.steps_per_epoch == 3
+    assert [len(b["p"]) for b in batches] == [4, 4, 2]
+    assert sorted(torch.cat([b["p"] for b in batches]).flatten().tolist()) == list(range(10))
+    seen = torch.cat([b["q"] for b in batches]).flatten()
+    assert sorted(seen.tolist()) == sorted(np.repeat(np.arange(10.0), 3).tolist())
+
+
+def test_a_likelihood_on_a_bank_trains_on_every_observation():
+    """A bank of 40 datasets of 8 observations is 320 rows, all seen each epoch (the
+    source once cut the observation rows by the dataset count, leaving 7/8 unseen)."""
+    seen = []
+    _, likelihood = halves(width=8, depth=1)
+    bank = NormalMean().sample(40, random_state=0)
+
+    class Spy(MemorySource):
+        def epoch(self, epoch):
+            for batch in super().epoch(epoch):
+                seen.append(batch["inference_variables"].shape[0])
+                yield batch
+
+    import skabi.training.sources as sources
+
+    original = sources.MemorySource
+    sources.MemorySource = Spy
+    try:
+        likelihood.set_params(epochs=1, batch_size=16, validation_sims=None,
+                              early_stopping=False, random_state=0).fit(bank)
+    finally:
+        sources.MemorySource = original
+    assert sum(seen) == 40 * N_OBS and len(seen) == 3
+
+
+def test_joint_loss_gives_each_half_the_gradient_of_its_own_loss():
+    """The halves share no weights: the joint loss is the sum of the parts' losses, and
+    its gradient for each half's weights is that of the half's own loss."""
+    from skabi.training.joint import JointPrepare
+
+    posterior, likelihood = halves(width=8, depth=1)
+    est = AmortizedJoint(posterior, likelihood, **TINY).fit(NormalMean())
+    parts = {"posterior": est.posterior_, "likelihood": est.likelihood_}
+    model = JointModel({k: v.approximator_ for k, v in parts.items()})
+    states = {k: v._fit_state() for k, v in parts.items()}
+    batch = JointPrepare(states, "cpu", torch.float32)(NormalMean().sample(6, random_state=1))
+    assert {k.split(SEPARATOR)[0] for k in batch} == set(parts)
+    assert batch["likelihood" + SEPARATOR + "inference_variables"].shape[0] == 6 * N_OBS
+
+    def gradients(loss):
+        model.zero_grad()
+        loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    joint = gradients(model(batch))
+    alone = {}
+    for name, part in model.parts.items():
+        own = {k.split(SEPARATOR, 1)[1]: v for k, v in batch.items()
+               if k.startswith(name + SEPARATOR)}
+        alone.update({n: g for n, g in gradients(part.loss(own)).items()
+                      if n.startswith(f"parts.{name}.")})
+    assert set(alone) == set(joint)
+    for n, g in joint.items():
+        torch.testing.assert_close(g, alone[n], rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ the estimator
+def test_one_run_fits_both_halves(conjugate_fit):
+    _, est = conjugate_fit
+    assert isinstance(est.posterior_, AmortizedPosterior)
+    assert isinstance(est.likelihood_, AmortizedLikelihood)
+    assert len(est.history_) == 12 and est.n_simulations_ == 12 * 100 * 64
+    assert est.posterior_.n_simulations_ == est.likelihood_.n_simulations_ == est.n_simulations_
+    # the templates stay unfitted (they were cloned)
+    assert not hasattr(est.posterior, "approximator_")
+    draws = est.sample({"x": np.zeros((3, N_OBS))}, 200)
+    assert draws.posterior["mu"].shape == (1, 200, 3)
+    synthetic = est.likelihood_.sample({"mu": np.array([[0.0], [2.0]])}, 4, n_obs=N_OBS)
+    assert synthetic["x"].shape == (2, 4, N_OBS)
+
+
+@pytest.mark.slow
+def test_joint_fit_gives_the_exact_evidence_and_posterior(conjugate_fit):
+    """Against the conjugate model: log p(x) within 0.1 nats at the median, the
+    posterior's mean and sd within 10% of the exact ones."""
+    model, est = conjugate_fit
+    x = model.sample(40, random_state=5)["x"]
+    out = est.log_marginal_likelihood({"x": x}, num_samples=500, random_state=0)
+    error = out["log_ml"].to_numpy() - model.log_evidence(x)
+    assert np.median(np.abs(error)) < 0.1, error
+    draws = est.sample({"x": x[:5]}, 4000, random_state=0).posterior["mu"].values[0]
+    precision = 1 / model.tau ** 2 + N_OBS
+    exact_mean, exact_sd = x[:5].sum(axis=1) / precision, precision ** -0.5
+    np.testing.assert_allclose(draws.mean(axis=0), exact_mean, atol=0.1 * exact_sd * 3)
+    np.testing.assert_allclose(draws.std(axis=0), exact_sd, rtol=0.1)
+
+
+def test_prior_from_the_call_or_the_parameter(conjugate_fit):
+    _, est = conjugate_fit
+    x = {"x": np.zeros((2, N_OBS))}
+    a = est.log_marginal_likelihood(x, num_samples=50, random_state=1)
+    b = clone(est).set_params(prior=None)
+    b.posterior_, b.likelihood_ = est.posterior_, est.likelihood_
+    with pytest.raises(ValueError, match="prior density"):
+        b.log_marginal_likelihood(x, num_samples=50)
+    c = b.log_marginal_likelihood(x, num_samples=50, random_state=1,
+                                  prior={"mu": stats.norm(0, 1)})
+    np.testing.assert_allclose(a["log_ml"], c["log_ml"])
+
+
+def test_a_bank_is_split_validated_and_stopped():
+    bank = NormalMean().sample(400, random_state=0)
+    posterior, likelihood = halves(width=8, depth=1)
+    est = AmortizedJoint(posterior, likelihood, epochs=3, random_state=0).fit(bank)
+    assert est.history_["val_loss"].notna().all()
+    assert est.n_simulations_ == 3 * 360   # a tenth held out
+    score = est.score(NormalMean().sample(50, random_state=1))
+    assert np.isfinite(score)
+
+
+def test_score_is_the_sum_of_the_halves(conjugate_fit):
+    _, est = conjugate_fit
+    held = NormalMean().sample(30, random_state=2)
+    assert est.score(held) == pytest.approx(est.posterior_.score(held)
+                                            + est.likelihood_.score(held))
+
+
+def test_arrays_and_grid_search():
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(300, 1))
+    X = theta + rng.normal(size=(300, 3))
+    grid = GridSearchCV(AmortizedJoint(epochs=2, batch_size=32, random_state=0,
+                                       validation_sims=None, early_stopping=False),
+                        {"learning_rate": [1e-3, 3e-3]}, cv=2).fit(X, theta)
+    best = grid.best_estimator_
+    assert best.n_features_in_ == 3 and best.posterior_.n_features_in_ == 3
+    assert np.isfinite(grid.best_score_)
+    params = clone(AmortizedJoint(*halves())).get_params(deep=True)
+    assert "posterior__inference_network" in params and "likelihood__adapter" in params
+
+
+def test_set_data_as_summary_variables():
+    """The posterior half may have a summary network while the likelihood models single
+    observations of the same set."""
+    posterior = AmortizedPosterior(
+        adapter=make_adapter(AsSet("x"), Rename("x", "summary_variables"),
+                             Rename("mu", "inference_variables")),
+        inference_network=CouplingFlow(depth=1, subnet_width=8),
+        summary_network=DeepSet(summary_dim=4))
+    _, likelihood = halves(width=8, depth=1)
+    est = AmortizedJoint(posterior, likelihood, **TINY).fit(make_simulator(
+        [lambda rng: dict(mu=rng.normal()), lambda mu, rng: dict(x=mu + rng.normal(size=5))]))
+    assert est.posterior_.summary_network_ is not None
+    assert est.likelihood_.log_prob({"mu": np.zeros((2, 1)), "x": np.zeros((2, 5))}).shape \
+        == (2,)
+
+
+def test_bad_input_is_refused_before_training():
+    posterior, likelihood = halves()
+    with pytest.raises(TypeError, match="posterior must be an AmortizedPosterior"):
+        AmortizedJoint(likelihood, likelihood, **TINY).fit(NormalMean())
+    with pytest.raises(TypeError, match="likelihood must be an AmortizedLikelihood"):
+        AmortizedJoint(posterior, posterior, **TINY).fit(NormalMean())
+    late = AmortizedLikelihood(adapter=make_adapter(
+        Rename("x", "inference_variables"), AsObservations("inference_variables"),
+        Rename("mu", "inference_conditions")))
+    with pytest.raises(ValueError, match="AsObservations must be the first step"):
+        AmortizedJoint(posterior, late, **TINY).fit(NormalMean())
+    with pytest.raises(NotFittedError):
+        AmortizedJoint().sample({"x": np.zeros((1, N_OBS))})
+
+
+def test_a_failed_refit_leaves_the_fitted_halves():
+    posterior, likelihood = halves(width=8, depth=1)
+    est = AmortizedJoint(posterior, likelihood, **TINY).fit(NormalMean())
+    before = est.posterior_
+    bad = {"mu": np.zeros((20, 1)), "y": np.zeros((20, N_OBS))}   # no "x"
+    with pytest.raises(Exception, match="'x'"):
+        est.fit(bad)
+    assert est.posterior_ is before and hasattr(before, "approximator_")
