@@ -143,20 +143,18 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
     # ------------------------------------------------------------------ training
     def _templates(self):
         """Unfitted copies of the two halves, checked."""
-        from .estimator import AmortizedPosterior
-        from .likelihood import AmortizedLikelihood, _observation_step
+        import skabi   # the halves through the public package: no estimator imports another
 
-        posterior = AmortizedPosterior() if self.posterior is None else clone(self.posterior)
-        likelihood = (AmortizedLikelihood() if self.likelihood is None
+        posterior = (skabi.AmortizedPosterior() if self.posterior is None
+                     else clone(self.posterior))
+        likelihood = (skabi.AmortizedLikelihood() if self.likelihood is None
                       else clone(self.likelihood))
-        for name, value, cls in (("posterior", posterior, AmortizedPosterior),
-                                 ("likelihood", likelihood, AmortizedLikelihood)):
+        for name, value, cls in (("posterior", posterior, skabi.AmortizedPosterior),
+                                 ("likelihood", likelihood, skabi.AmortizedLikelihood)):
             if not isinstance(value, cls):
                 raise TypeError(f"{name} must be an {cls.__name__} (a template of the "
                                 f"{name} half); got {type(value).__name__}.")
             value._validate_params()
-        if likelihood.adapter is not None:
-            _observation_step(likelihood.adapter)
         return posterior, likelihood
 
     def fit(self, X, y=None):

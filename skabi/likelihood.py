@@ -231,8 +231,6 @@ warm_start, on_nonfinite
         -------
         self
         """
-        if self.adapter is not None:
-            _observation_step(self.adapter)
         return shared.fit(self, X, y, resume=resume, build=build_approximator,
                           initial=self._initial_state)
 
@@ -251,6 +249,8 @@ warm_start, on_nonfinite
         return {"inference_network": inference_network}
 
     def _initial_state(self, settings, source):
+        if self.adapter is not None:
+            _observation_step(self.adapter)
         state = fitting.initial_state(settings, source, adapter=self.adapter,
                                       networks=self._networks(), build=build_approximator,
                                       check=check_likelihood_networks,

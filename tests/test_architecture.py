@@ -47,7 +47,7 @@ def _files(part):
 
 #: The estimator layer: the public estimators and what they share.
 ESTIMATORS = ["skabi.estimator", "skabi.point_estimator", "skabi.model_comparison",
-              "skabi.likelihood", "skabi.multilevel"]
+              "skabi.likelihood", "skabi.multilevel", "skabi.joint"]
 
 FORBIDDEN = {
     # part: prefixes it must not import
@@ -108,7 +108,7 @@ def test_nothing_imports_an_estimator_but_the_package(estimator):
 
 @pytest.mark.parametrize("name", ["AmortizedPosterior", "AmortizedPointEstimator",
                                   "AmortizedModelComparison", "AmortizedLikelihood",
-                                  "AmortizedMultilevelPosterior"])
+                                  "AmortizedMultilevelPosterior", "AmortizedJoint"])
 def test_training_is_a_package_and_the_estimators_hold_no_mixin(name):
     import skabi
     import skabi.training

@@ -49,6 +49,13 @@ def _tiny(kind):
     if kind == "likelihood":
         return AmortizedLikelihood(inference_network=CouplingFlow(depth=2, subnet_width=8),
                                    **small)
+    if kind == "joint":
+        from skabi import AmortizedJoint
+
+        return AmortizedJoint(
+            AmortizedPosterior(inference_network=CouplingFlow(depth=2, subnet_width=8)),
+            AmortizedLikelihood(inference_network=CouplingFlow(depth=2, subnet_width=8)),
+            **small)
     return AmortizedModelComparison(head=DenseHead(width=8), **small)
 
 
@@ -63,12 +70,12 @@ CLASSIFIER = ["check_classifiers_one_label", "check_classifiers_classes",
 
 
 @pytest.mark.parametrize("kind, name", [*((k, n) for k in ("posterior", "point", "comparison",
-                                                                     "likelihood")
+                                                                     "likelihood", "joint")
                                            for n in APPLICABLE),
                                         *(("point", n) for n in REGRESSOR),
                                         *(("comparison", n) for n in CLASSIFIER)])
 def test_sklearn_check(kind, name):
-    if kind == "likelihood" and name == "check_estimators_dtypes":
+    if kind in ("likelihood", "joint") and name == "check_estimators_dtypes":
         pytest.skip("integer data are refused on purpose: a flow is a density of continuous "
                     "values (dequantize counts in the simulator)")
     est = _tiny(kind)
