@@ -26,7 +26,11 @@ differences))``), whether |difference| <= 1 SE (the issue's target), both Pareto
 ``az.compare``'s own ``dse``, and the share of amortized sigma draws below the exact
 posterior's 0.1% quantile (the posterior's tail towards sigma = 0, which breaks PSIS).
 
-Usage: ``python benchmarks/likelihood_loo.py [--seeds 0 1 2] [--fast]``; prints every number.
+``--tutorial`` replaces the prior datasets with the quickstart's observed dataset (12
+pairs), and ``--pooling mean+max`` gives the posterior the quickstart's summary network.
+
+Usage: ``python benchmarks/likelihood_loo.py [--seeds 0 1 2] [--tutorial] [--pooling
+mean+max] [--fast]``; prints every number.
 """
 
 from __future__ import annotations
@@ -61,6 +65,16 @@ def observed_datasets(n_datasets, n_obs=N_OBS, seed=DATA_SEED):
     x = rng.normal(size=(n_datasets, n_obs))
     y = rng.normal(beta[:, :1] + beta[:, 1:] * x, sigma[:, None])
     return {"x": x, "y": y, "N": np.asarray(n_obs)}, beta, sigma
+
+
+def tutorial_dataset():
+    """The quickstart's observed dataset (12 pairs, ``y = 1.5 + 0.8 x + N(0, 0.5)``) in
+    the shape of :func:`observed_datasets`."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=12)
+    y = 1.5 + 0.8 * x + rng.normal(0, 0.5, size=12)
+    return ({"x": x[None], "y": y[None], "N": np.asarray(12)}, np.array([[1.5, 0.8]]),
+            np.array([0.5]))
 
 
 def analytic_log_lik(draws, observed):
@@ -120,7 +134,8 @@ def _report_sigma_tail(seed, amortized, exact_sigma):
 def run_seed(seed, args, observed, truth_beta, truth_sigma):
     if not args.exact_only:
         est, sim = regression_task(seed, transform=args.posterior_transform,
-                                   epochs=args.post_epochs, batches_per_epoch=args.post_batches)
+                                   epochs=args.post_epochs, batches_per_epoch=args.post_batches,
+                                   pooling=args.pooling)
         start = time.perf_counter()
         est.fit(sim)
         print(f"[seed {seed}] posterior: {args.post_epochs} x {args.post_batches} steps of 64, "
@@ -187,6 +202,11 @@ def main(argv=None):
     parser.add_argument("--posterior-transform", default="spline",
                         choices=["affine", "spline"],
                         help="the coupling transform of the task-L posterior")
+    parser.add_argument("--pooling", default="mean", choices=["mean", "mean+max"],
+                        help="the DeepSet pooling of the task-L posterior (the quickstart's: "
+                             "mean+max)")
+    parser.add_argument("--tutorial", action="store_true",
+                        help="the quickstart's observed dataset instead of prior datasets")
     parser.add_argument("--exact-only", action="store_true",
                         help="skip the amortized posterior: exact posterior draws only")
     parser.add_argument("--fast", action="store_true", help="smoke run: tiny budgets")
@@ -194,9 +214,14 @@ def main(argv=None):
     if args.fast:
         args.datasets, args.draws = 2, 300
         args.post_epochs, args.post_batches, args.lik_steps = 2, 10, 20
-    observed, beta, sigma = observed_datasets(args.datasets)
-    print(f"{args.datasets} observed datasets of N = {N_OBS} (data seed {DATA_SEED}); "
-          f"{args.draws} posterior draws each", flush=True)
+    if args.tutorial:
+        observed, beta, sigma = tutorial_dataset()
+        print(f"the quickstart's observed dataset (N = 12); {args.draws} posterior draws",
+              flush=True)
+    else:
+        observed, beta, sigma = observed_datasets(args.datasets)
+        print(f"{args.datasets} observed datasets of N = {N_OBS} (data seed {DATA_SEED}); "
+              f"{args.draws} posterior draws each", flush=True)
     allrows = []
     for seed in args.seeds:
         allrows += run_seed(seed, args, observed, beta, sigma)
