@@ -76,7 +76,7 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
     The templates' training parameters (``epochs``, ``learning_rate``, ...) do not
     apply; set those on the joint estimator. Each half's ``history_`` is the joint one.
     ``checkpoint_path``, ``warm_start`` and ``partial_fit`` are not offered: a joint fit
-    runs start to end (save the halves with their own ``save``).
+    runs start to end. :meth:`save` writes a folder with each half's own file.
 
     Examples
     --------
@@ -249,6 +249,71 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         """
         check_is_fitted(self, "posterior_")
         return float(self.posterior_.score(X, y) + self.likelihood_.score(X, y))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Save the fitted pair into the folder ``path`` (created if needed).
+
+        The folder holds ``posterior.skabi`` and ``likelihood.skabi`` (each the halves'
+        own file, which :meth:`skabi.AmortizedPosterior.load` and
+        :meth:`skabi.AmortizedLikelihood.load` read alone) and ``joint.json``, the joint
+        training parameters. The ``prior`` is not saved (it may be any Python object):
+        pass it to :meth:`load` again.
+        """
+        import json
+        import os
+
+        from .training.persistence import _jsonable
+
+        check_is_fitted(self, "posterior_")
+        os.makedirs(path, exist_ok=True)
+        self.posterior_.save(os.path.join(path, "posterior.skabi"))
+        self.likelihood_.save(os.path.join(path, "likelihood.skabi"))
+        params = {k: _jsonable(v) for k, v in self.get_params(deep=False).items()
+                  if k not in ("posterior", "likelihood", "prior")}
+        if isinstance(self.validation_sims, (dict, tuple)) or hasattr(self.validation_sims,
+                                                                       "to_dict"):
+            params["validation_sims"] = None   # a bank is not a parameter to store
+        with open(os.path.join(path, "joint.json"), "w", encoding="utf-8") as f:
+            json.dump({"format": "skabi-joint", "params": params}, f, indent=1)
+
+    @classmethod
+    def load(cls, path, *, prior=None, device="auto"):
+        """Load a pair written by :meth:`save` (never runs pickled code); ``prior``: the
+        prior density, which :meth:`save` does not store."""
+        import json
+        import os
+
+        import skabi
+
+        from .exceptions import LoadError
+
+        try:
+            with open(os.path.join(path, "joint.json"), encoding="utf-8") as f:
+                config = json.load(f)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise LoadError(f"{os.fspath(path)!r} is not a folder written by "
+                            f"AmortizedJoint.save ({type(exc).__name__}: {exc}).") from None
+        if not isinstance(config, dict) or config.get("format") != "skabi-joint":
+            raise LoadError(f"{os.fspath(path)!r}: joint.json is not an AmortizedJoint record.")
+        posterior = skabi.AmortizedPosterior.load(os.path.join(path, "posterior.skabi"),
+                                                  device=device)
+        likelihood = skabi.AmortizedLikelihood.load(os.path.join(path, "likelihood.skabi"),
+                                                    device=device)
+        params = {k: v for k, v in config.get("params", {}).items()
+                  if k not in shared.NOT_RESTORED}
+        try:
+            est = cls(**params).set_params(prior=prior, device=device)
+            est._validate_params()
+        except (TypeError, ValueError) as exc:
+            raise LoadError(f"{os.fspath(path)!r} holds parameters AmortizedJoint does not "
+                            f"take: {exc}") from None
+        est.posterior, est.likelihood = clone(posterior), clone(likelihood)
+        est.posterior_, est.likelihood_ = posterior, likelihood
+        est.history_, est.n_simulations_ = posterior.history_, posterior.n_simulations_
+        if hasattr(posterior, "n_features_in_"):
+            est.n_features_in_ = posterior.n_features_in_
+        return est
 
     def __sklearn_tags__(self):
         return shared.training_tags(self, super().__sklearn_tags__())

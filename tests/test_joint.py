@@ -249,3 +249,22 @@ def test_a_failed_refit_leaves_the_fitted_halves():
     with pytest.raises(Exception, match="'x'"):
         est.fit(bad)
     assert est.posterior_ is before and hasattr(before, "approximator_")
+
+
+def test_save_load_round_trip(conjugate_fit, tmp_path):
+    _, est = conjugate_fit
+    est.save(tmp_path / "pair")
+    back = AmortizedJoint.load(tmp_path / "pair", prior={"mu": stats.norm(0, 1)})
+    x = {"x": NormalMean().sample(3, random_state=4)["x"]}
+    np.testing.assert_allclose(back.log_marginal_likelihood(x, 100, random_state=0)["log_ml"],
+                               est.log_marginal_likelihood(x, 100, random_state=0)["log_ml"],
+                               rtol=1e-6)
+    assert back.get_params()["epochs"] == est.get_params()["epochs"]
+    assert back.posterior.get_params()["inference_network"] is not None
+    alone = AmortizedPosterior.load(tmp_path / "pair" / "posterior.skabi")
+    np.testing.assert_allclose(alone.log_prob(x | {"mu": np.zeros((3, 1))}),
+                               est.posterior_.log_prob(x | {"mu": np.zeros((3, 1))}), rtol=1e-6)
+    from skabi.exceptions import LoadError
+
+    with pytest.raises(LoadError, match="not a folder written by AmortizedJoint.save"):
+        AmortizedJoint.load(tmp_path)
