@@ -3,10 +3,10 @@ Amortized likelihoods and marginal likelihoods
 ==============================================
 
 :class:`~skabi.AmortizedLikelihood` learns the density of the data given the parameters,
-``q(x | theta)``, from the same simulations as a posterior. Together with an
-:class:`~skabi.AmortizedPosterior` it gives the marginal likelihood (evidence)
-``log p(x)`` of any dataset, hence Bayes factors, and pointwise log likelihoods for
-ArviZ's leave-one-out cross-validation.
+``q(x | theta)``, from the same simulations as a posterior. :class:`~skabi.AmortizedJoint` trains both in
+one run (JANA); together they give the marginal likelihood (evidence) ``log p(x)`` of any
+dataset, hence Bayes factors, and pointwise log likelihoods for ArviZ's leave-one-out
+cross-validation.
 
 The model is conjugate, so every answer can be checked: ``mu ~ N(0, 1)`` and ``N``
 observations ``x_n ~ N(mu, 1)``, with ``N`` from 5 to 30. The exact evidence is
@@ -25,8 +25,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
-from skabi import (AmortizedLikelihood, AmortizedPosterior, add_log_likelihood,
-                   log_marginal_likelihood, make_adapter, make_simulator)
+from skabi import (AmortizedJoint, AmortizedLikelihood, AmortizedPosterior,
+                   add_log_likelihood, make_adapter, make_simulator)
 from skabi.adapters import AsObservations, AsSet, Broadcast, Rename, Sqrt
 from skabi.networks import DeepSet
 
@@ -34,12 +34,14 @@ warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=Future
 FAST = "--fast" in sys.argv[1:] or os.environ.get("SKABI_DOCS_FAST") == "1"
 
 # %%
-# One simulator, two estimators
-# -----------------------------
+# One simulator, one training run for two networks
+# ------------------------------------------------
 # The posterior reads the set of observations; the likelihood's adapter reads the roles
 # the other way round: :class:`~skabi.adapters.AsObservations` splits every dataset into
 # its observations, so the network learns the density of ONE observation given ``mu``,
-# and a dataset's log density is the sum over its observations.
+# and a dataset's log density is the sum over its observations. The two estimators are
+# templates (adapter and networks) for :class:`~skabi.AmortizedJoint`, which trains both
+# on every batch of simulations; the prior density is for the marginal likelihood.
 
 
 def prior(rng):
@@ -55,15 +57,18 @@ simulator = make_simulator([prior, likelihood],
 budget = dict(epochs=3 if FAST else 20, batches_per_epoch=40 if FAST else 100,
               random_state=0)
 
-posterior = AmortizedPosterior(
-    adapter=make_adapter(Broadcast("N", to="x"), AsSet("x"), Sqrt("N"),
-                         Rename("x", "summary_variables"), Rename("N", "inference_conditions"),
-                         Rename("mu", "inference_variables")),
-    summary_network=DeepSet(summary_dim=4), **budget).fit(simulator)
-lik = AmortizedLikelihood(
-    adapter=make_adapter(AsObservations("x"), Rename("x", "inference_variables"),
-                         Rename("mu", "inference_conditions")),
-    **budget).fit(simulator)
+est = AmortizedJoint(
+    AmortizedPosterior(
+        adapter=make_adapter(Broadcast("N", to="x"), AsSet("x"), Sqrt("N"),
+                             Rename("x", "summary_variables"),
+                             Rename("N", "inference_conditions"),
+                             Rename("mu", "inference_variables")),
+        summary_network=DeepSet(summary_dim=4)),
+    AmortizedLikelihood(
+        adapter=make_adapter(AsObservations("x"), Rename("x", "inference_variables"),
+                             Rename("mu", "inference_conditions"))),
+    prior={"mu": stats.norm(0, 1)}, **budget).fit(simulator)
+posterior, lik = est.posterior_, est.likelihood_   # two fitted estimators
 
 # %%
 # The likelihood as a surrogate simulator
@@ -85,15 +90,15 @@ fig.tight_layout()
 # -------------------------------------------
 # For 30 new datasets of one size (``chunk_size=30`` draws ``N`` once for all of them):
 # importance sampling with the amortized posterior as proposal and the learned
-# likelihood as the density of the data. The prior density is given as a
-# ``scipy.stats`` distribution.
+# likelihood as the density of the data, with the prior density given to the joint
+# estimator as a ``scipy.stats`` distribution. (For a posterior and a likelihood trained
+# separately, :func:`skabi.log_marginal_likelihood` does the same.)
 
 observed = simulator.sample(30, random_state=1, chunk_size=30)
 x = np.asarray(observed["x"])
 n = x.shape[1]
 exact = stats.multivariate_normal(np.zeros(n), np.eye(n) + np.ones((n, n))).logpdf(x)
-ml = log_marginal_likelihood(posterior, lik, {"x": x, "N": n}, {"mu": stats.norm(0, 1)},
-                             num_samples=500)
+ml = est.log_marginal_likelihood({"x": x, "N": n}, num_samples=500)
 print(ml.head().round(3).to_string())
 print(f"largest |error| of log p(x): {np.abs(ml['log_ml'].to_numpy() - exact).max():.3f}")
 
