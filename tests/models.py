@@ -1,6 +1,7 @@
 """Models shared by the tests: the tutorial's linear regression and an analytic Gaussian."""
 
 import numpy as np
+from scipy import stats
 
 from skabi import Simulator
 
@@ -82,3 +83,20 @@ def tiny_estimator(**kwargs):
 def regression_estimator(**kwargs):
     """A seconds-fast AmortizedPosterior for the tutorial's regression (one epoch)."""
     return tiny_estimator(**{"adapter": tutorial_adapter(), "epochs": 1, **kwargs})
+
+
+class NormalMean:
+    """mu ~ N(0, tau^2); x_n ~ N(mu, 1), n = 1..N: conjugate, with known evidence."""
+
+    def __init__(self, n_obs=10, tau=1.0):
+        self.n_obs, self.tau = n_obs, tau
+
+    def sample(self, batch_size, random_state=None):
+        rng = np.random.default_rng(random_state)
+        mu = rng.normal(0.0, self.tau, size=(batch_size, 1))
+        return {"mu": mu, "x": mu + rng.normal(size=(batch_size, self.n_obs))}
+
+    def log_evidence(self, x):
+        n = x.shape[1]
+        cov = np.eye(n) + self.tau ** 2
+        return stats.multivariate_normal(np.zeros(n), cov).logpdf(x)

@@ -9,6 +9,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 
+from models import NormalMean
+
 from skabi import AmortizedJoint, AmortizedLikelihood, AmortizedPosterior, make_simulator
 from skabi.adapters import AsObservations, AsSet, Rename, make_adapter
 from skabi.bank import SimulationBank
@@ -19,20 +21,8 @@ from skabi.training.sources import MemorySource
 N_OBS = 8
 
 
-class NormalMean:
-    """mu ~ N(0, tau^2); x_n ~ N(mu, 1): conjugate, with known evidence."""
-
-    def __init__(self, tau=1.0):
-        self.tau = tau
-
-    def sample(self, batch_size, random_state=None):
-        rng = np.random.default_rng(random_state)
-        mu = rng.normal(0.0, self.tau, size=(batch_size, 1))
-        return {"mu": mu, "x": mu + rng.normal(size=(batch_size, N_OBS))}
-
-    def log_evidence(self, x):
-        n = x.shape[1]
-        return stats.multivariate_normal(np.zeros(n), np.eye(n) + self.tau ** 2).logpdf(x)
+def normal_mean(tau=1.0):
+    return NormalMean(n_obs=N_OBS, tau=tau)
 
 
 def halves(width=32, depth=2):
@@ -52,7 +42,7 @@ TINY = dict(epochs=2, batches_per_epoch=5, batch_size=16, pilot_size=64, random_
 
 @pytest.fixture(scope="module")
 def conjugate_fit():
-    model = NormalMean(1.0)
+    model = normal_mean(1.0)
     posterior, likelihood = halves()
     est = AmortizedJoint(posterior, likelihood, prior={"mu": stats.norm(0, 1)}, epochs=12,
                          batches_per_epoch=100, batch_size=64, random_state=0)
@@ -84,7 +74,7 @@ def test_a_likelihood_on_a_bank_trains_on_every_observation():
     source once cut the observation rows by the dataset count, leaving 7/8 unseen)."""
     seen = []
     _, likelihood = halves(width=8, depth=1)
-    bank = NormalMean().sample(40, random_state=0)
+    bank = normal_mean().sample(40, random_state=0)
 
     class Spy(MemorySource):
         def epoch(self, epoch):
@@ -110,11 +100,11 @@ def test_joint_loss_gives_each_half_the_gradient_of_its_own_loss():
     from skabi.training.joint import JointPrepare
 
     posterior, likelihood = halves(width=8, depth=1)
-    est = AmortizedJoint(posterior, likelihood, **TINY).fit(NormalMean())
+    est = AmortizedJoint(posterior, likelihood, **TINY).fit(normal_mean())
     parts = {"posterior": est.posterior_, "likelihood": est.likelihood_}
     model = JointModel({k: v.approximator_ for k, v in parts.items()})
     states = {k: v._fit_state() for k, v in parts.items()}
-    batch = JointPrepare(states, "cpu", torch.float32)(NormalMean().sample(6, random_state=1))
+    batch = JointPrepare(states, "cpu", torch.float32)(normal_mean().sample(6, random_state=1))
     assert {k.split(SEPARATOR)[0] for k in batch} == set(parts)
     assert batch["likelihood" + SEPARATOR + "inference_variables"].shape[0] == 6 * N_OBS
 
@@ -180,18 +170,18 @@ def test_prior_from_the_call_or_the_parameter(conjugate_fit):
 
 
 def test_a_bank_is_split_validated_and_stopped():
-    bank = NormalMean().sample(400, random_state=0)
+    bank = normal_mean().sample(400, random_state=0)
     posterior, likelihood = halves(width=8, depth=1)
     est = AmortizedJoint(posterior, likelihood, epochs=3, random_state=0).fit(bank)
     assert est.history_["val_loss"].notna().all()
     assert est.n_simulations_ == 3 * 360   # a tenth held out
-    score = est.score(NormalMean().sample(50, random_state=1))
+    score = est.score(normal_mean().sample(50, random_state=1))
     assert np.isfinite(score)
 
 
 def test_score_is_the_sum_of_the_halves(conjugate_fit):
     _, est = conjugate_fit
-    held = NormalMean().sample(30, random_state=2)
+    held = normal_mean().sample(30, random_state=2)
     assert est.score(held) == pytest.approx(est.posterior_.score(held)
                                             + est.likelihood_.score(held))
 
@@ -229,21 +219,21 @@ def test_set_data_as_summary_variables():
 def test_bad_input_is_refused_before_training():
     posterior, likelihood = halves()
     with pytest.raises(TypeError, match="posterior must be an AmortizedPosterior"):
-        AmortizedJoint(likelihood, likelihood, **TINY).fit(NormalMean())
+        AmortizedJoint(likelihood, likelihood, **TINY).fit(normal_mean())
     with pytest.raises(TypeError, match="likelihood must be an AmortizedLikelihood"):
-        AmortizedJoint(posterior, posterior, **TINY).fit(NormalMean())
+        AmortizedJoint(posterior, posterior, **TINY).fit(normal_mean())
     late = AmortizedLikelihood(adapter=make_adapter(
         Rename("x", "inference_variables"), AsObservations("inference_variables"),
         Rename("mu", "inference_conditions")))
     with pytest.raises(ValueError, match="AsObservations must be the first step"):
-        AmortizedJoint(posterior, late, **TINY).fit(NormalMean())
+        AmortizedJoint(posterior, late, **TINY).fit(normal_mean())
     with pytest.raises(NotFittedError):
         AmortizedJoint().sample({"x": np.zeros((1, N_OBS))})
 
 
 def test_a_failed_refit_leaves_the_fitted_halves():
     posterior, likelihood = halves(width=8, depth=1)
-    est = AmortizedJoint(posterior, likelihood, **TINY).fit(NormalMean())
+    est = AmortizedJoint(posterior, likelihood, **TINY).fit(normal_mean())
     before = est.posterior_
     bad = {"mu": np.zeros((20, 1)), "y": np.zeros((20, N_OBS))}   # no "x"
     with pytest.raises(Exception, match="'x'"):
@@ -255,7 +245,7 @@ def test_save_load_round_trip(conjugate_fit, tmp_path):
     _, est = conjugate_fit
     est.save(tmp_path / "pair")
     back = AmortizedJoint.load(tmp_path / "pair", prior={"mu": stats.norm(0, 1)})
-    x = {"x": NormalMean().sample(3, random_state=4)["x"]}
+    x = {"x": normal_mean().sample(3, random_state=4)["x"]}
     np.testing.assert_allclose(back.log_marginal_likelihood(x, 100, random_state=0)["log_ml"],
                                est.log_marginal_likelihood(x, 100, random_state=0)["log_ml"],
                                rtol=1e-6)

@@ -3,7 +3,7 @@ ArviZ's LOO, marginal likelihoods, Bayes factors)."""
 
 import numpy as np
 import pytest
-from models import likelihood, meta, prior, regression_estimator
+from models import NormalMean, likelihood, meta, prior, regression_estimator
 from scipy import stats
 
 from skabi import (AmortizedLikelihood, add_log_likelihood, log_bayes_factor,
@@ -22,23 +22,6 @@ def regression_likelihood_adapter():
     return make_adapter(AsObservations(["x", "y"]), Constrain("sigma", lower=0),
                         Concatenate(["x", "y"], into="inference_variables"),
                         Concatenate(["beta", "sigma"], into="inference_conditions"))
-
-
-class NormalMean:
-    """mu ~ N(0, tau^2); x_n ~ N(mu, 1), n = 1..N: conjugate, with known evidence."""
-
-    def __init__(self, n_obs=10, tau=1.0):
-        self.n_obs, self.tau = n_obs, tau
-
-    def sample(self, batch_size, random_state=None):
-        rng = np.random.default_rng(random_state)
-        mu = rng.normal(0.0, self.tau, size=(batch_size, 1))
-        return {"mu": mu, "x": mu + rng.normal(size=(batch_size, self.n_obs))}
-
-    def log_evidence(self, x):
-        n = x.shape[1]
-        cov = np.eye(n) + self.tau ** 2
-        return stats.multivariate_normal(np.zeros(n), cov).logpdf(x)
 
 
 def normal_adapter():
