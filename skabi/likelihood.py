@@ -138,11 +138,12 @@ class AmortizedLikelihood(BaseEstimator):
     inference_network : CouplingFlow or FlowMatching, default=None
         ``None`` means ``CouplingFlow()``.
     epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
-clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
-rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
-warm_start, on_nonfinite
-        Training, as for :class:`~skabi.AmortizedPosterior` (the same engine);
-        ``batch_size`` counts simulations.
+clip_grad_norm, validation_sims, early_stopping, patience, weight_averaging, standardize, \
+pilot_size, rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, \
+verbose, warm_start, on_nonfinite
+        Training, as for :class:`~skabi.AmortizedPosterior` (the same engine, and the
+        same ``"auto"`` values: the online numbers with a simulator, the offline ones
+        with a bank); ``batch_size`` counts simulations.
 
     Attributes
     ----------
@@ -180,15 +181,16 @@ warm_start, on_nonfinite
 
     _parameter_constraints = {**{k: v for k, v in shared.TRAINING_CONSTRAINTS.items()
                                  if k != "summary_network"},   # conditions on theta directly
-                              "inference_network": [HasMethods(["build"]), None]}
+                              "inference_network": [HasMethods(["build"]), None],
+                              "weight_averaging": shared.WEIGHT_AVERAGING}
 
-    def __init__(self, *, adapter=None, inference_network=None, epochs=50,
-                 batches_per_epoch=100, batch_size=64, learning_rate=2e-3, lr_schedule="cosine",
-                 weight_decay=0.0, clip_grad_norm=3.0, validation_sims=None,
-                 early_stopping=False, patience=5, standardize=True, pilot_size=1024,
-                 rounds=None, replay_capacity=None, checkpoint_path=None, device="auto",
-                 random_state=None, n_threads=1, verbose=False, warm_start=False,
-                 on_nonfinite="raise"):
+    def __init__(self, *, adapter=None, inference_network=None, epochs="auto",
+                 batches_per_epoch=100, batch_size="auto", learning_rate="auto",
+                 lr_schedule="auto", weight_decay=0.0, clip_grad_norm=3.0,
+                 validation_sims="auto", early_stopping="auto", patience="auto",
+                 weight_averaging="auto", standardize=True, pilot_size=1024, rounds=None,
+                 replay_capacity=None, checkpoint_path=None, device="auto", random_state=None,
+                 n_threads=1, verbose=False, warm_start=False, on_nonfinite="raise"):
         self.adapter = adapter
         self.inference_network = inference_network
         self.epochs = epochs
@@ -201,6 +203,7 @@ warm_start, on_nonfinite
         self.validation_sims = validation_sims
         self.early_stopping = early_stopping
         self.patience = patience
+        self.weight_averaging = weight_averaging
         self.standardize = standardize
         self.pilot_size = pilot_size
         self.rounds = rounds
