@@ -107,8 +107,18 @@ class CouplingFlowModule(InferenceModule):
     """
 
     def __init__(self, dim, condition_dim, depth, transform, width, sub_depth, activation,
-                 dropout, permutation, actnorm, clamp, bins, tail_bound):
+                 dropout, permutation, actnorm, clamp, bins, tail_bound, linear_warmup="auto"):
         super().__init__(dim, condition_dim)
+        self.linear_warmup = linear_warmup
+        # theta -> (theta - W c - b) * exp(-(V c + a)) before the couplings: a linear-Gaussian
+        # posterior when they are the identity. Frozen and skipped until a warm-up trains it.
+        self.lin_weight = nn.Parameter(torch.zeros(2 * dim, condition_dim), requires_grad=False)
+        self.lin_bias = nn.Parameter(torch.zeros(2 * dim), requires_grad=False)
+        self.register_buffer("lin_active", torch.zeros((), dtype=torch.bool))
+        #: Set during the warm-up: the density is that of the linear layer alone (exact
+        #: while the rest of the flow is at its identity start).
+        self.linear_only = False
+        self._register_load_state_dict_pre_hook(self._fill_linear)
         self.use_actnorm = actnorm
         self.couplings = nn.ModuleList(
             _Coupling(dim, condition_dim, transform, width, sub_depth, activation, dropout,
@@ -118,6 +128,27 @@ class CouplingFlowModule(InferenceModule):
             self.an_loc = nn.Parameter(torch.zeros(depth, dim))
             self.an_log_scale = nn.Parameter(torch.zeros(depth, dim))
 
+    def _fill_linear(self, state_dict, prefix, *args):
+        """Files saved before the linear layer existed load with it off (zeros)."""
+        for name, value in (("lin_weight", self.lin_weight), ("lin_bias", self.lin_bias),
+                            ("lin_active", self.lin_active)):
+            state_dict.setdefault(prefix + name, torch.zeros_like(value))
+
+    def linear_parameters(self):
+        """The parameters of the linear layer (what the warm-up trains)."""
+        return [self.lin_weight, self.lin_bias]
+
+    def _linear(self, condition, like):
+        """Shift and log-scale (..., dim) of the linear layer, shaped to broadcast with ``like``."""
+        if condition is None or self.condition_dim == 0:
+            out = self.lin_bias.expand(like.shape[:-1] + self.lin_bias.shape)
+        else:
+            out = nn.functional.linear(condition, self.lin_weight, self.lin_bias)
+        shift, log_scale = out.chunk(2, dim=-1)
+        while shift.dim() < like.dim():
+            shift, log_scale = shift.unsqueeze(-2), log_scale.unsqueeze(-2)
+        return shift, log_scale
+
     def forward_transform(self, theta: Tensor, condition: Tensor | None = None
                           ) -> tuple[Tensor, Tensor]:
         """Map ``theta`` (..., dim) to the latent ``z``; return ``(z, log|det dz/dtheta|)``.
@@ -126,6 +157,12 @@ class CouplingFlowModule(InferenceModule):
         """
         x = theta
         terms = []
+        if self.linear_only or bool(self.lin_active):
+            shift, log_scale = self._linear(condition, theta)
+            x = (theta - shift) * torch.exp(-log_scale)
+            terms.append(-log_scale.sum(-1))
+            if self.linear_only:
+                return x, terms[0].expand(theta.shape[:-1])
         if self.use_actnorm:
             inv_scale = torch.exp(-self.an_log_scale)  # all layers at once
             terms.append(-self.an_log_scale.sum())
@@ -138,7 +175,8 @@ class CouplingFlowModule(InferenceModule):
             if ld is not None:
                 terms.append(ld)
         logdet = terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
-        return x, logdet.expand(theta.shape[:-1]) if logdet.dim() == 0 else logdet
+        return x, logdet.expand(theta.shape[:-1]) if logdet.dim() == 0 else logdet.expand(
+            theta.shape[:-1])
 
     def inverse_transform(self, z: Tensor, condition: Tensor | None = None) -> Tensor:
         """Map latent ``z`` (..., dim) back to ``theta``."""
@@ -149,6 +187,9 @@ class CouplingFlowModule(InferenceModule):
             x, _ = self.couplings[i](x, condition, inverse=True)
             if scale is not None:
                 x = torch.addcmul(self.an_loc[i], x, scale[i])
+        if bool(self.lin_active):
+            shift, log_scale = self._linear(condition, x)
+            x = torch.addcmul(shift, x, torch.exp(log_scale))
         return x
 
     def log_prob(self, theta: Tensor, condition: Tensor | None = None) -> Tensor:
@@ -218,6 +259,22 @@ default="gelu"
         Number of spline bins.
     tail_bound : float, default=5.0
         Spline interval half-width; identity outside.
+    linear_warmup : bool or "auto", default="auto"
+        Give the flow a first layer ``theta -> (theta - W c - b) * exp(-(V c + a))``,
+        linear in the condition ``c``, and train it ALONE before the couplings: with the
+        couplings at their identity start, that is a Gaussian posterior whose mean and
+        log-sd are linear in the conditions, fitted by maximum likelihood; the couplings
+        then learn what it misses, starting from it, and early stopping keeps the linear
+        fit when they only add noise. On a fixed bank this is what small budgets need: on
+        the 10-D linear Gaussian problem at 10^4 simulations it brought the C2ST against
+        the exact posterior from 0.572 to 0.520 (``benchmarks/README.md``). ``"auto"``:
+        for fits on a bank (in memory or on disk), not online, where fresh simulations
+        leave nothing to overfit and the online training is kept as it was. ``True``:
+        online too; ``False``: never. Either way only a fresh fit without a summary
+        network warms up (learned summaries change as they train, so a linear fit to
+        their random start says nothing). The layer is part of the flow always (zero, and
+        skipped, until a warm-up trains it); the warm-up's epochs come first in the
+        estimator's ``history_``, numbered below 0.
 
     Examples
     --------
@@ -243,11 +300,12 @@ default="gelu"
         "clamp": [NumberInterval(Real, 0, None, closed="neither")],
         "bins": [NumberInterval(Integral, 2, None, closed="left")],
         "tail_bound": [NumberInterval(Real, 0, None, closed="neither")],
+        "linear_warmup": ["boolean", StrOptions({"auto"})],
     }
 
     def __init__(self, *, depth=6, transform="affine", subnet_width=128, subnet_depth=2,
                  activation="gelu", dropout=0.0, permutation="random", actnorm=True,
-                 clamp=1.9, bins=8, tail_bound=5.0):
+                 clamp=1.9, bins=8, tail_bound=5.0, linear_warmup="auto"):
         self.depth = depth
         self.transform = transform
         self.subnet_width = subnet_width
@@ -259,6 +317,7 @@ default="gelu"
         self.clamp = clamp
         self.bins = bins
         self.tail_bound = tail_bound
+        self.linear_warmup = linear_warmup
 
     def build(self, dim: int, condition_dim: int) -> CouplingFlowModule:
         """Validate the hyperparameters and return a new float32 ``CouplingFlowModule``.
@@ -283,4 +342,5 @@ default="gelu"
             clamp=p["clamp"],
             bins=p["bins"],
             tail_bound=p["tail_bound"],
+            linear_warmup=p["linear_warmup"],
         )

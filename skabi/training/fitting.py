@@ -179,7 +179,7 @@ def run_fit(settings, source, *, initial, fitted=None, epochs=None, resume=False
     if resume:
         state = resumed_state(settings, build=build, owner=owner, networks=networks)
         if state is not None:
-            remaining = settings.epochs - len(state.history)
+            remaining = settings.epochs - main_epochs(state.history)
             if remaining <= 0:
                 return state
             return train(state, source, settings, remaining, total_epochs=settings.epochs,
@@ -383,6 +383,12 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     source.start(prepare, state.rng)
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
+    baseline, warm_rows = not state.history and _warms_up(model, source), []
+    if baseline:   # before the optimizer below makes the parameters views of one buffer
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(state.torch_seed + 2)
+            warm_rows = linear_warmup(model, source, settings, validation, epochs)
+    _train_linear_once_active(model)
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                 weight_decay=settings.weight_decay,
                                 lr_schedule=settings.lr_schedule, total_steps=total)
@@ -419,11 +425,79 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 clip_grad_norm=settings.clip_grad_norm, validation=validation,
                 early_stopping=settings.early_stopping, patience=settings.patience,
                 weight_averaging=settings.weight_averaging,
-                verbose=bool(settings.verbose) and rank == 0, first_epoch=len(state.history),
-                train_module=train_module, on_epoch_end=on_epoch_end)
+                verbose=bool(settings.verbose) and rank == 0,
+                first_epoch=main_epochs(state.history),
+                train_module=train_module, on_epoch_end=on_epoch_end, baseline=baseline)
         finally:
             unflatten_parameters(model)  # make_optimizer made them views of one buffer
-    return state.advanced(rows, source.simulations(rows) * world)
+    return state.advanced(warm_rows + rows, source.simulations(rows) * world)
+
+
+def _warms_up(model, source):
+    """Whether a fresh fit of ``model`` on ``source`` starts with the linear warm-up."""
+    flow = getattr(model, "inference_network", None)
+    choice = getattr(flow, "linear_warmup", False)
+    if not hasattr(flow, "linear_parameters") or choice is False:
+        return False
+    if getattr(model, "summary_network", None) is not None:
+        return False   # learned summaries change: a linear fit to their start means nothing
+    return choice is True or not source.online
+
+
+def linear_warmup(model, source, settings, validation, epochs):
+    """Train the flow's linear layer alone (``CouplingFlow(linear_warmup=...)``).
+
+    The rest of the network stays at its identity start, so the model is a Gaussian
+    posterior whose mean and log-sd are linear in the conditions; the flow computes it
+    without its couplings. Same optimizer settings, batches and early stopping as the
+    training that follows, at most ``epochs`` epochs. Afterwards the layer is switched
+    on and trains with the rest.
+
+    Returns its history rows, numbered ``-k .. -1`` (the training proper starts at
+    epoch 0; :func:`main_epochs` counts only those).
+    """
+    flow = model.inference_network
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    linear = flow.linear_parameters()
+    for p in linear:
+        p.requires_grad_(True)
+    flow.linear_only = True
+    try:
+        opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
+                                    weight_decay=settings.weight_decay,
+                                    lr_schedule=settings.lr_schedule,
+                                    total_steps=epochs * source.steps_per_epoch)
+        rows, _ = run_epochs(model, opt, sched, source, epochs=epochs,
+                             clip_grad_norm=settings.clip_grad_norm, validation=validation,
+                             early_stopping=settings.early_stopping,
+                             patience=settings.patience,
+                             weight_averaging=settings.weight_averaging)
+    finally:
+        unflatten_parameters(model)
+        flow.linear_only = False
+        for p in linear:
+            p.requires_grad_(False)
+        for p in frozen:
+            p.requires_grad_(True)
+    flow.lin_active.fill_(True)
+    return [{**row, "epoch": i - len(rows)} for i, row in enumerate(rows)]
+
+
+def main_epochs(history):
+    """Epochs of the training proper in ``history`` (a linear warm-up's are numbered
+    below 0)."""
+    return sum(1 for row in history if row.get("epoch", 0) >= 0)
+
+
+def _train_linear_once_active(model):
+    """The flow's linear layer trains once a warm-up switched it on (also when a fit
+    continues a fitted or checkpointed model), and stays frozen at zero otherwise."""
+    flow = getattr(model, "inference_network", None)
+    if hasattr(flow, "linear_parameters"):
+        for p in flow.linear_parameters():
+            p.requires_grad_(bool(flow.lin_active))
 
 
 #: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').

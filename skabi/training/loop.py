@@ -193,6 +193,7 @@ def run_epochs(
     train_module=None,
     on_epoch_end=None,
     weight_averaging=None,
+    baseline=False,
 ):
     """Train ``model`` for ``epochs`` epochs.
 
@@ -214,6 +215,10 @@ def run_epochs(
         Decay of an exponential moving average of the weights (:class:`WeightAverage`),
         updated after every step. Validation and early stopping judge the averaged
         weights, and training ends on them (or on the best of them).
+    baseline : bool, default=False
+        With early stopping, count the starting weights as a candidate: their validation
+        loss is the one to beat, and they are kept when no epoch beats it (training that
+        starts from a fitted model, such as after a warm-up).
     verbose : bool
         A progress bar over the steps of all epochs, updated about once a second, with the
         epoch, the running training loss, the last validation loss and the learning rate.
@@ -239,6 +244,8 @@ def run_epochs(
     epoch, start, total, count = first_epoch, time.perf_counter(), 0.0, 0
     lr = optimizer.param_groups[0]["lr"]
     average = None if not weight_averaging else WeightAverage(params, weight_averaging)
+    if baseline and early_stopping and validation:
+        best, best_state = mean_loss(model, validation), copy.deepcopy(model.state_dict())
     try:
         for epoch in range(first_epoch, first_epoch + epochs):
             start, total, count = time.perf_counter(), 0.0, 0

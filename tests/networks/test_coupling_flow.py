@@ -12,9 +12,12 @@ from skabi.networks import CouplingFlow
 from skabi.networks._spline import rq_spline
 
 
-def _perturbed(holder, dim, cond_dim, scale=0.1, seed=0):
+def _perturbed(holder, dim, cond_dim, scale=0.1, seed=0, linear=True):
+    """A built flow with every weight moved off its start; ``linear``: the linear layer
+    switched on too, as after a warm-up."""
     torch.manual_seed(seed)
     net = holder.build(dim, cond_dim).double()
+    net.lin_active.fill_(linear)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(scale * torch.randn_like(p))
@@ -136,6 +139,9 @@ def test_float64_sample_and_log_prob(transform):
 def test_loss_backward_reaches_all_parameters():
     torch.manual_seed(0)
     net = CouplingFlow(depth=2, subnet_width=8, permutation="lu").build(3, 2)
+    net.lin_active.fill_(True)            # the linear layer, as after a warm-up
+    for p in net.linear_parameters():
+        p.requires_grad_(True)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -243,5 +249,43 @@ def test_spline_flow_trains_in_float32_with_the_fast_backward():
         opt.zero_grad()
         net.loss(theta, cond).backward()
         opt.step()
-    assert all(torch.isfinite(p.grad).all() for p in net.parameters())
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.requires_grad)
     assert net.loss(theta, cond) < first - 0.1
+
+
+def test_linear_layer_is_off_until_switched_on_and_loads_into_old_files():
+    """Online fits never switch the linear layer on: the flow is then the same function
+    as without it, and a state dict written before it existed loads (layer off)."""
+    net = _perturbed(CouplingFlow(depth=2, subnet_width=8), 3, 2, linear=False)
+    theta, cond = _data(3, 2)
+    before = net.log_prob(theta, cond)
+    with torch.no_grad():
+        net.lin_weight.add_(1.0)
+    torch.testing.assert_close(net.log_prob(theta, cond), before)   # off: not read
+    net.lin_active.fill_(True)
+    assert not torch.allclose(net.log_prob(theta, cond), before)
+    old = {k: v for k, v in net.state_dict().items() if not k.startswith("lin_")}
+    fresh = CouplingFlow(depth=2, subnet_width=8).build(3, 2).double()
+    fresh.load_state_dict(old)
+    assert not bool(fresh.lin_active)
+    torch.testing.assert_close(fresh.log_prob(theta, cond), before)
+
+
+def test_linear_only_is_the_gaussian_of_the_linear_layer():
+    """During the warm-up the density is that of the linear layer alone, which is the
+    whole flow's while the rest is at its identity start."""
+    net = CouplingFlow(depth=3, subnet_width=8, permutation="lu").build(2, 3).double()
+    with torch.no_grad():
+        net.lin_weight.normal_()
+        net.lin_bias.normal_()
+    theta, cond = _data(2, 3)
+    shift, log_scale = (torch.nn.functional.linear(cond, net.lin_weight, net.lin_bias)
+                        .chunk(2, dim=-1))
+    exact = torch.distributions.Normal(shift, log_scale.exp()).log_prob(theta).sum(-1)
+    net.linear_only = True
+    torch.testing.assert_close(net.log_prob(theta, cond), exact)
+    net.linear_only = False
+    net.lin_active.fill_(True)
+    torch.testing.assert_close(net.log_prob(theta, cond), exact)   # rest at identity
+    draws = net.sample(20000, cond[:1], generator=torch.Generator().manual_seed(0))[0]
+    torch.testing.assert_close(draws.mean(0), shift[0], atol=0.05, rtol=0)
