@@ -268,8 +268,10 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
     hist = est.history_
     if history:
         print(hist[["loss", "val_loss", "lr"]].round(4).to_string())
-    best = int(hist["val_loss"].idxmin()) + 1 if hist["val_loss"].notna().any() else None
-    return scores, seconds, best, len(hist)
+    warmup = int((hist["epoch"] < 0).sum())   # the linear warm-up's epochs come first
+    main = hist.iloc[warmup:].reset_index(drop=True)
+    best = int(main["val_loss"].idxmin()) + 1 if main["val_loss"].notna().any() else None
+    return scores, seconds, best, f"{len(main)}" + (f" (+{warmup} warm-up)" if warmup else "")
 
 
 def main():
