@@ -145,8 +145,10 @@ class AmortizedPosterior(BaseEstimator):
         Both networks and the standardization, as one module.
     history_ : pandas.DataFrame
         One row per epoch, columns ``epoch``, ``loss``, ``val_loss``, ``lr``, ``seconds``.
+        Epochs below 0 are the linear warm-up of a coupling flow fitted to a bank
+        (:class:`~skabi.networks.CouplingFlow`, ``linear_warmup``).
     n_simulations_ : int
-        Simulations used for training so far (pilot excluded).
+        Simulations used for training so far (pilot and warm-up excluded).
     parameter_names_ : list of str
         The user's variables that are inferred.
     role_shapes_ : dict
