@@ -383,11 +383,12 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     source.start(prepare, state.rng)
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
-    baseline, warm_rows = not state.history and _warms_up(model, source), []
-    if baseline:   # before the optimizer below makes the parameters views of one buffer
+    flows = [] if state.history else _warmup_flows(model, source)
+    baseline, warm_rows = bool(flows), []
+    if flows:   # before the optimizer below makes the parameters views of one buffer
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state.torch_seed + 2)
-            warm_rows = linear_warmup(model, source, settings, validation, epochs)
+            warm_rows = linear_warmup(model, flows, source, settings, validation, epochs)
     _train_linear_once_active(model)
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                 weight_decay=settings.weight_decay,
@@ -433,19 +434,30 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     return state.advanced(warm_rows + rows, source.simulations(rows) * world)
 
 
-def _warms_up(model, source):
-    """Whether a fresh fit of ``model`` on ``source`` starts with the linear warm-up."""
-    flow = getattr(model, "inference_network", None)
-    choice = getattr(flow, "linear_warmup", False)
-    if not hasattr(flow, "linear_parameters") or choice is False:
-        return False
-    if getattr(model, "summary_network", None) is not None:
-        return False   # learned summaries change: a linear fit to their start means nothing
-    return choice is True or not source.online
+def _models(model):
+    """The approximators of ``model``: itself, or the parts of a joint model."""
+    parts = getattr(model, "parts", None)
+    return list(parts.values()) if parts is not None else [model]
 
 
-def linear_warmup(model, source, settings, validation, epochs):
-    """Train the flow's linear layer alone (``CouplingFlow(linear_warmup=...)``).
+def _warmup_flows(model, source):
+    """The flows a fresh fit of ``model`` on ``source`` warms up (linear layer first)."""
+    flows = []
+    for part in _models(model):
+        flow = getattr(part, "inference_network", None)
+        choice = getattr(flow, "linear_warmup", False)
+        if not hasattr(flow, "linear_parameters") or choice is False:
+            continue
+        if getattr(part, "summary_network", None) is not None:
+            continue   # learned summaries change: a linear fit to their start means nothing
+        if choice is True or not source.online:
+            flows.append(flow)
+    return flows
+
+
+def linear_warmup(model, flows, source, settings, validation, epochs):
+    """Train the linear layer of ``flows`` (inference networks of ``model``) alone
+    (``CouplingFlow(linear_warmup=...)``).
 
     The rest of the network stays at its identity start, so the model is a Gaussian
     posterior whose mean and log-sd are linear in the conditions; the flow computes it
@@ -456,14 +468,14 @@ def linear_warmup(model, source, settings, validation, epochs):
     Returns its history rows, numbered ``-k .. -1`` (the training proper starts at
     epoch 0; :func:`main_epochs` counts only those).
     """
-    flow = model.inference_network
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
         p.requires_grad_(False)
-    linear = flow.linear_parameters()
+    linear = [p for flow in flows for p in flow.linear_parameters()]
     for p in linear:
         p.requires_grad_(True)
-    flow.linear_only = True
+    for flow in flows:
+        flow.linear_only = True
     try:
         opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                     weight_decay=settings.weight_decay,
@@ -476,12 +488,14 @@ def linear_warmup(model, source, settings, validation, epochs):
                              weight_averaging=settings.weight_averaging)
     finally:
         unflatten_parameters(model)
-        flow.linear_only = False
+        for flow in flows:
+            flow.linear_only = False
         for p in linear:
             p.requires_grad_(False)
         for p in frozen:
             p.requires_grad_(True)
-    flow.lin_active.fill_(True)
+    for flow in flows:
+        flow.lin_active.fill_(True)
     return [{**row, "epoch": i - len(rows)} for i, row in enumerate(rows)]
 
 
@@ -494,10 +508,11 @@ def main_epochs(history):
 def _train_linear_once_active(model):
     """The flow's linear layer trains once a warm-up switched it on (also when a fit
     continues a fitted or checkpointed model), and stays frozen at zero otherwise."""
-    flow = getattr(model, "inference_network", None)
-    if hasattr(flow, "linear_parameters"):
-        for p in flow.linear_parameters():
-            p.requires_grad_(bool(flow.lin_active))
+    for part in _models(model):
+        flow = getattr(part, "inference_network", None)
+        if hasattr(flow, "linear_parameters"):
+            for p in flow.linear_parameters():
+                p.requires_grad_(bool(flow.lin_active))
 
 
 #: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').
