@@ -30,6 +30,7 @@ from .persistence import Checkpoint, check_writable_file
 from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
 from .sources import make_source
 from .state import FitState
+from .warmup import linear_warmup, main_epochs, train_linear_once_active, warmup_flows
 
 
 __all__ = ["TrainingSettings", "settings_and_source", "run_fit", "initial_state",
@@ -383,13 +384,13 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     source.start(prepare, state.rng)
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
-    flows = [] if state.history else _warmup_flows(model, source)
+    flows = [] if state.history else warmup_flows(model, source)
     baseline, warm_rows = bool(flows), []
     if flows:   # before the optimizer below makes the parameters views of one buffer
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state.torch_seed + 2)
             warm_rows = linear_warmup(model, flows, source, settings, validation, epochs)
-    _train_linear_once_active(model)
+    train_linear_once_active(model)
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                 weight_decay=settings.weight_decay,
                                 lr_schedule=settings.lr_schedule, total_steps=total)
@@ -432,87 +433,6 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         finally:
             unflatten_parameters(model)  # make_optimizer made them views of one buffer
     return state.advanced(warm_rows + rows, source.simulations(rows) * world)
-
-
-def _models(model):
-    """The approximators of ``model``: itself, or the parts of a joint model."""
-    parts = getattr(model, "parts", None)
-    return list(parts.values()) if parts is not None else [model]
-
-
-def _warmup_flows(model, source):
-    """The flows a fresh fit of ``model`` on ``source`` warms up (linear layer first)."""
-    flows = []
-    for part in _models(model):
-        flow = getattr(part, "inference_network", None)
-        choice = getattr(flow, "linear_warmup", False)
-        if not hasattr(flow, "linear_parameters") or choice is False:
-            continue
-        if getattr(part, "summary_network", None) is not None:
-            continue   # learned summaries change: a linear fit to their start means nothing
-        if choice is True or not source.online:
-            flows.append(flow)
-    return flows
-
-
-def linear_warmup(model, flows, source, settings, validation, epochs):
-    """Train the linear layer of ``flows`` (inference networks of ``model``) alone
-    (``CouplingFlow(linear_warmup=...)``).
-
-    The rest of the network stays at its identity start, so the model is a Gaussian
-    posterior whose mean and log-sd are linear in the conditions; the flow computes it
-    without its couplings. Same optimizer settings, batches and early stopping as the
-    training that follows, at most ``epochs`` epochs. Afterwards the layer is switched
-    on and trains with the rest.
-
-    Returns its history rows, numbered ``-k .. -1`` (the training proper starts at
-    epoch 0; :func:`main_epochs` counts only those).
-    """
-    frozen = [p for p in model.parameters() if p.requires_grad]
-    for p in frozen:
-        p.requires_grad_(False)
-    linear = [p for flow in flows for p in flow.linear_parameters()]
-    for p in linear:
-        p.requires_grad_(True)
-    for flow in flows:
-        flow.linear_only = True
-    try:
-        opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
-                                    weight_decay=settings.weight_decay,
-                                    lr_schedule=settings.lr_schedule,
-                                    total_steps=epochs * source.steps_per_epoch)
-        rows, _ = run_epochs(model, opt, sched, source, epochs=epochs,
-                             clip_grad_norm=settings.clip_grad_norm, validation=validation,
-                             early_stopping=settings.early_stopping,
-                             patience=settings.patience,
-                             weight_averaging=settings.weight_averaging)
-    finally:
-        unflatten_parameters(model)
-        for flow in flows:
-            flow.linear_only = False
-        for p in linear:
-            p.requires_grad_(False)
-        for p in frozen:
-            p.requires_grad_(True)
-    for flow in flows:
-        flow.lin_active.fill_(True)
-    return [{**row, "epoch": i - len(rows)} for i, row in enumerate(rows)]
-
-
-def main_epochs(history):
-    """Epochs of the training proper in ``history`` (a linear warm-up's are numbered
-    below 0)."""
-    return sum(1 for row in history if row.get("epoch", 0) >= 0)
-
-
-def _train_linear_once_active(model):
-    """The flow's linear layer trains once a warm-up switched it on (also when a fit
-    continues a fitted or checkpointed model), and stays frozen at zero otherwise."""
-    for part in _models(model):
-        flow = getattr(part, "inference_network", None)
-        if hasattr(flow, "linear_parameters"):
-            for p in flow.linear_parameters():
-                p.requires_grad_(bool(flow.lin_active))
 
 
 #: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').

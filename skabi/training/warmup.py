@@ -1,0 +1,94 @@
+"""The linear warm-up of a coupling flow fitted to a bank (``CouplingFlow(linear_warmup=)``).
+
+Before the full training of a fresh fit, the flow's first layer (a shift and a log-scale
+linear in the conditions) is trained alone: with the rest of the flow at its identity
+start, the model is a Gaussian posterior whose mean and log-sd are linear in the data. The
+full training then starts from it, and early stopping may keep it
+(:func:`~skabi.training.loop.run_epochs` with ``baseline``). The warm-up's epochs come
+first in the history, numbered below 0.
+"""
+
+from .loop import make_optimizer, run_epochs, unflatten_parameters
+
+__all__ = ["warmup_flows", "linear_warmup", "main_epochs", "train_linear_once_active"]
+
+
+def _models(model):
+    """The approximators of ``model``: itself, or the parts of a joint model."""
+    parts = getattr(model, "parts", None)
+    return list(parts.values()) if parts is not None else [model]
+
+
+def warmup_flows(model, source):
+    """The flows a fresh fit of ``model`` on ``source`` warms up (linear layer first)."""
+    flows = []
+    for part in _models(model):
+        flow = getattr(part, "inference_network", None)
+        choice = getattr(flow, "linear_warmup", False)
+        if not hasattr(flow, "linear_parameters") or choice is False:
+            continue
+        if getattr(part, "summary_network", None) is not None:
+            continue   # learned summaries change: a linear fit to their start means nothing
+        if choice is True or not source.online:
+            flows.append(flow)
+    return flows
+
+
+def linear_warmup(model, flows, source, settings, validation, epochs):
+    """Train the linear layer of ``flows`` (inference networks of ``model``) alone
+    (``CouplingFlow(linear_warmup=...)``).
+
+    The rest of the network stays at its identity start, so the model is a Gaussian
+    posterior whose mean and log-sd are linear in the conditions; the flow computes it
+    without its couplings. Same optimizer settings, batches and early stopping as the
+    training that follows, at most ``epochs`` epochs. Afterwards the layer is switched
+    on and trains with the rest.
+
+    Returns its history rows, numbered ``-k .. -1`` (the training proper starts at
+    epoch 0; :func:`main_epochs` counts only those).
+    """
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(False)
+    linear = [p for flow in flows for p in flow.linear_parameters()]
+    for p in linear:
+        p.requires_grad_(True)
+    for flow in flows:
+        flow.linear_only = True
+    try:
+        opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
+                                    weight_decay=settings.weight_decay,
+                                    lr_schedule=settings.lr_schedule,
+                                    total_steps=epochs * source.steps_per_epoch)
+        rows, _ = run_epochs(model, opt, sched, source, epochs=epochs,
+                             clip_grad_norm=settings.clip_grad_norm, validation=validation,
+                             early_stopping=settings.early_stopping,
+                             patience=settings.patience,
+                             weight_averaging=settings.weight_averaging)
+    finally:
+        unflatten_parameters(model)
+        for flow in flows:
+            flow.linear_only = False
+        for p in linear:
+            p.requires_grad_(False)
+        for p in frozen:
+            p.requires_grad_(True)
+    for flow in flows:
+        flow.lin_active.fill_(True)
+    return [{**row, "epoch": i - len(rows)} for i, row in enumerate(rows)]
+
+
+def main_epochs(history):
+    """Epochs of the training proper in ``history`` (a linear warm-up's are numbered
+    below 0)."""
+    return sum(1 for row in history if row.get("epoch", 0) >= 0)
+
+
+def train_linear_once_active(model):
+    """The flow's linear layer trains once a warm-up switched it on (also when a fit
+    continues a fitted or checkpointed model), and stays frozen at zero otherwise."""
+    for part in _models(model):
+        flow = getattr(part, "inference_network", None)
+        if hasattr(flow, "linear_parameters"):
+            for p in flow.linear_parameters():
+                p.requires_grad_(bool(flow.lin_active))
