@@ -205,7 +205,8 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
 
     # ------------------------------------------------------------------ inference
     def sample(self, X=None, num_samples=1000, **kwargs):
-        """Posterior draws: :meth:`skabi.AmortizedPosterior.sample` of the fitted ``posterior_``."""
+        """Posterior draws: :meth:`skabi.AmortizedPosterior.sample` of the fitted
+        ``posterior_``."""
         check_is_fitted(self, "posterior_")
         return self.posterior_.sample(X, num_samples, **kwargs)
 

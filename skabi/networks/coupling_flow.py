@@ -139,7 +139,7 @@ class CouplingFlowModule(InferenceModule):
         return [self.lin_weight, self.lin_bias]
 
     def _linear(self, condition, like):
-        """Shift and log-scale (..., dim) of the linear layer, shaped to broadcast with ``like``."""
+        """Shift and log-scale (..., dim) of the linear layer, broadcastable with ``like``."""
         if condition is None or self.condition_dim == 0:
             out = self.lin_bias.expand(like.shape[:-1] + self.lin_bias.shape)
         else:
