@@ -222,3 +222,26 @@ def test_no_warmup_online_with_a_summary_network_or_when_continuing():
     forced = _flow_posterior(True, epochs=2, batches_per_epoch=3, adapter=online.adapter)
     forced.fit(_linear_gaussian_simulator())
     assert (forced.history_["epoch"] < 0).any()                        # True: online too
+
+
+def test_ctrl_c_in_the_warmup_ends_the_fit_and_leaves_the_estimator():
+    """The warm-up is no fit of its own: an interrupt there fails the whole fit (the
+    estimator keeps its previous fit) instead of training on from a half warm-up."""
+    import skabi.training.sources as sources
+
+    bank = _linear_gaussian(300, 0)
+    est = _flow_posterior("auto", epochs=2).fit(bank["x"], bank["theta"])
+    before = est.approximator_
+    original = sources.MemorySource.epoch
+
+    def interrupted(self, epoch):
+        yield from []
+        raise KeyboardInterrupt
+
+    sources.MemorySource.epoch = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            est.fit(bank["x"], bank["theta"])
+    finally:
+        sources.MemorySource.epoch = original
+    assert est.approximator_ is before

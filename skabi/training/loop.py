@@ -194,6 +194,7 @@ def run_epochs(
     on_epoch_end=None,
     weight_averaging=None,
     baseline=False,
+    keep_on_interrupt=True,
 ):
     """Train ``model`` for ``epochs`` epochs.
 
@@ -215,6 +216,9 @@ def run_epochs(
         Decay of an exponential moving average of the weights (:class:`WeightAverage`),
         updated after every step. Validation and early stopping judge the averaged
         weights, and training ends on them (or on the best of them).
+    keep_on_interrupt : bool, default=True
+        On Ctrl-C (KeyboardInterrupt), keep the weights trained so far and return, with a
+        warning; ``False`` lets the interrupt through (a stage whose result is not a fit).
     baseline : bool, default=False
         With early stopping, count the starting weights as a candidate: their validation
         loss is the one to beat, and they are kept when no epoch beats it (training that
@@ -288,6 +292,8 @@ def run_epochs(
             if average is not None:
                 average.swap()   # back to the weights the optimizer steps
     except KeyboardInterrupt:
+        if not keep_on_interrupt:
+            raise
         if count:  # the steps of the interrupted epoch trained the weights: record them
             rows.append(dict(epoch=epoch, loss=total / count, val_loss=math.nan, lr=lr,
                              seconds=time.perf_counter() - start, steps=count))

@@ -45,7 +45,8 @@ def linear_warmup(model, flows, source, settings, validation, epochs):
     on and trains with the rest.
 
     Returns its history rows, numbered ``-k .. -1`` (the training proper starts at
-    epoch 0; :func:`main_epochs` counts only those).
+    epoch 0; :func:`main_epochs` counts only those). Interrupted with Ctrl-C, it lets the
+    interrupt through: the fit fails as a whole and a fitted estimator stays as it was.
     """
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
@@ -64,7 +65,8 @@ def linear_warmup(model, flows, source, settings, validation, epochs):
                              clip_grad_norm=settings.clip_grad_norm, validation=validation,
                              early_stopping=settings.early_stopping,
                              patience=settings.patience,
-                             weight_averaging=settings.weight_averaging)
+                             weight_averaging=settings.weight_averaging,
+                             keep_on_interrupt=False)   # Ctrl-C here ends the whole fit
     finally:
         unflatten_parameters(model)
         for flow in flows:
