@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from reference_posteriors import BEFORE, PROBLEMS, _parse
+from reference_posteriors import BEFORE, BEFORE_FLOW, PROBLEMS, _parse
 from skabi import AmortizedPosterior
 from skabi.networks import CouplingFlow
 
@@ -76,7 +76,7 @@ def main():
                         help="an ensemble of this many separate fits (mixture)")
     args = parser.parse_args()
     params = {**(BEFORE if args.before else {}), **_parse(args.set)}
-    flow = _parse(args.flow)
+    flow = {**(BEFORE_FLOW if args.before else {}), **_parse(args.flow)}
     label = args.label or " ".join((["before"] if args.before else []) + args.set + args.flow) \
         or "defaults"
     if args.members > 1:

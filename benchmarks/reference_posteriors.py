@@ -223,6 +223,8 @@ PROBLEMS = {
 #: rest (``--before``).
 BEFORE = dict(epochs=200, validation_sims=0.1, early_stopping=True, patience=5,
               learning_rate=2e-3, batch_size=64, lr_schedule="cosine", weight_averaging=None)
+#: ... and the flow as it was then: no linear warm-up.
+BEFORE_FLOW = dict(linear_warmup=False)
 
 
 def _parse(pairs):
@@ -298,7 +300,8 @@ def main():
             for seed in args.seeds:
                 scores, seconds, best, epochs = run_cell(
                     name, budget, seed, args.observations, fast=args.fast,
-                    params=params, flow=_parse(args.flow), history=args.history)
+                    params=params, history=args.history,
+                    flow={**(BEFORE_FLOW if args.before else {}), **_parse(args.flow)})
                 print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
                       f"| {np.mean(scores):.3f} | {best} / {epochs} | {seconds:.0f} |",
                       flush=True)
