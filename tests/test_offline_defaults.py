@@ -219,9 +219,13 @@ def test_no_warmup_online_with_a_summary_network_or_when_continuing():
     est.set_params(warm_start=True).fit(bank["x"], bank["theta"])
     assert int((est.history_["epoch"] < 0).sum()) == k                 # no second warm-up
     assert list(est.history_["epoch"][k:]) == list(range(len(est.history_) - k))
-    forced = _flow_posterior(True, epochs=2, batches_per_epoch=3, adapter=online.adapter)
+    forced = _flow_posterior(True, epochs=2, batches_per_epoch=3, adapter=online.adapter,
+                             validation_sims=64, early_stopping=True)
     forced.fit(_linear_gaussian_simulator())
     assert (forced.history_["epoch"] < 0).any()                        # True: online too
+    unstoppable = _flow_posterior("auto", epochs=3, validation_sims=None)
+    unstoppable.fit(bank["x"], bank["theta"])    # no validation: nothing would keep the fit
+    assert (unstoppable.history_["epoch"] >= 0).all()
 
 
 def test_ctrl_c_in_the_warmup_ends_the_fit_and_leaves_the_estimator():
@@ -245,3 +249,25 @@ def test_ctrl_c_in_the_warmup_ends_the_fit_and_leaves_the_estimator():
     finally:
         sources.MemorySource.epoch = original
     assert est.approximator_ is before
+
+
+def test_warmup_only_for_fixed_conditions_that_validation_can_keep():
+    """Learned summaries (a summary network, or a multilevel model's global summaries,
+    which has no ``fixed_conditions``) and fits without early stopping never warm up."""
+    from types import SimpleNamespace
+
+    from skabi.networks import CouplingFlow
+    from skabi.training.warmup import warmup_flows
+
+    flow = CouplingFlow(depth=1, subnet_width=4).build(2, 2)
+    bank, online = SimpleNamespace(online=False), SimpleNamespace(online=True)
+    stops = SimpleNamespace(early_stopping=True, validation_sims=[{}])
+    assert warmup_flows(SimpleNamespace(inference_network=flow, fixed_conditions=True),
+                        bank, stops) == [flow]
+    assert warmup_flows(SimpleNamespace(inference_network=flow, fixed_conditions=True),
+                        online, stops) == []
+    assert warmup_flows(SimpleNamespace(inference_network=flow, fixed_conditions=False),
+                        bank, stops) == []
+    assert warmup_flows(SimpleNamespace(inference_network=flow), bank, stops) == []
+    assert warmup_flows(SimpleNamespace(inference_network=flow, fixed_conditions=True), bank,
+                        SimpleNamespace(early_stopping=False, validation_sims=[{}])) == []

@@ -114,7 +114,8 @@ class CouplingFlowModule(InferenceModule):
         # posterior when they are the identity. Frozen and skipped until a warm-up trains it.
         self.lin_weight = nn.Parameter(torch.zeros(2 * dim, condition_dim), requires_grad=False)
         self.lin_bias = nn.Parameter(torch.zeros(2 * dim), requires_grad=False)
-        self.register_buffer("lin_active", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("lin_active", torch.zeros((), dtype=torch.bool))   # saved
+        self._linear_on = False   # its value, read on every call without a device sync
         #: Set during the warm-up: the density is that of the linear layer alone (exact
         #: while the rest of the flow is at its identity start).
         self.linear_only = False
@@ -133,6 +134,17 @@ class CouplingFlowModule(InferenceModule):
         for name, value in (("lin_weight", self.lin_weight), ("lin_bias", self.lin_bias),
                             ("lin_active", self.lin_active)):
             state_dict.setdefault(prefix + name, torch.zeros_like(value))
+        self._linear_on = bool(state_dict[prefix + "lin_active"])
+
+    @property
+    def linear_on(self):
+        """Whether the linear layer is part of the flow (after a warm-up)."""
+        return self._linear_on
+
+    def switch_linear_on(self, on=True):
+        """Make the linear layer part of the flow (the warm-up does, once trained)."""
+        self.lin_active.fill_(bool(on))
+        self._linear_on = bool(on)
 
     def linear_parameters(self):
         """The parameters of the linear layer (what the warm-up trains)."""
@@ -157,7 +169,7 @@ class CouplingFlowModule(InferenceModule):
         """
         x = theta
         terms = []
-        if self.linear_only or bool(self.lin_active):
+        if self.linear_only or self._linear_on:
             shift, log_scale = self._linear(condition, theta)
             x = (theta - shift) * torch.exp(-log_scale)
             terms.append(-log_scale.sum(-1))
@@ -175,8 +187,7 @@ class CouplingFlowModule(InferenceModule):
             if ld is not None:
                 terms.append(ld)
         logdet = terms[0] if len(terms) == 1 else sum(terms[1:], terms[0])
-        return x, logdet.expand(theta.shape[:-1]) if logdet.dim() == 0 else logdet.expand(
-            theta.shape[:-1])
+        return x, logdet.expand(theta.shape[:-1])
 
     def inverse_transform(self, z: Tensor, condition: Tensor | None = None) -> Tensor:
         """Map latent ``z`` (..., dim) back to ``theta``."""
@@ -187,7 +198,7 @@ class CouplingFlowModule(InferenceModule):
             x, _ = self.couplings[i](x, condition, inverse=True)
             if scale is not None:
                 x = torch.addcmul(self.an_loc[i], x, scale[i])
-        if bool(self.lin_active):
+        if self._linear_on:
             shift, log_scale = self._linear(condition, x)
             x = torch.addcmul(shift, x, torch.exp(log_scale))
         return x
@@ -271,8 +282,9 @@ default="gelu"
         for fits on a bank (in memory or on disk), not online, where fresh simulations
         leave nothing to overfit and the online training is kept as it was. ``True``:
         online too; ``False``: never. Either way only a fresh fit without a summary
-        network warms up (learned summaries change as they train, so a linear fit to
-        their random start says nothing). The layer is part of the flow always (zero, and
+        network (learned summaries change as they train, so a linear fit to their random
+        start says nothing) and with early stopping on validation simulations (which end
+        the warm-up and judge whether the full flow beats it) warms up. The layer is part of the flow always (zero, and
         skipped, until a warm-up trains it); the warm-up's epochs come first in the
         estimator's ``history_``, numbered below 0.
 

@@ -29,7 +29,7 @@ A bank streamed from disk (too large for memory) takes the bank column except fo
 validation split and early stopping, which stay off unless given. Any parameter set to a
 value other than ``"auto"`` is used as given. With a bank, a coupling flow also starts
 with a linear warm-up (``CouplingFlow(linear_warmup="auto")``,
-:func:`skabi.training.fitting.linear_warmup`).
+:func:`skabi.training.warmup.linear_warmup`).
 """
 
 from __future__ import annotations

@@ -384,7 +384,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     source.start(prepare, state.rng)
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
-    flows = [] if state.history else warmup_flows(model, source)
+    flows = [] if state.history else warmup_flows(model, source, settings)
     baseline, warm_rows = bool(flows), []
     if flows:   # before the optimizer below makes the parameters views of one buffer
         with torch.random.fork_rng(devices=[]):
@@ -417,8 +417,9 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         if "params" in header:   # the values a resume must match, "auto" resolved
             header["params"] = {**header["params"],
                                 **{k: getattr(settings, k) for k in RESUME_SETTINGS}}
-        on_epoch_end = Checkpoint(settings.checkpoint_path, state, header, opt, sched, source,
-                                  world)
+        on_epoch_end = Checkpoint(settings.checkpoint_path,
+                                  state.replace(history=state.history + warm_rows), header,
+                                  opt, sched, source, world)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(state.torch_seed + 1)
         try:

@@ -48,6 +48,12 @@ class Approximator(nn.Module):
             self.register_buffer(f"{name}_std", torch.ones(size))
 
     @property
+    def fixed_conditions(self):
+        """Whether the conditions are fixed features of the data (no summary network to
+        learn them): what a linear warm-up of the flow needs."""
+        return self.summary_network is None
+
+    @property
     def cheap_log_prob(self):
         """Whether log densities of draws cost about as much as the draws (coupling flows)."""
         return bool(getattr(self.inference_network, "cheap_log_prob", True))

@@ -195,6 +195,8 @@ class MemorySource(_Source):
             batch = {}
             for size, keys in groups.items():
                 start, stop = cuts[size][step]
+                if stop == start and size:   # fewer rows than steps: reuse one, not none
+                    start, stop = start % size, start % size + 1
                 idx = orders[size][start:stop]
                 batch.update({k: self._data[k][idx] for k in keys})
             yield batch

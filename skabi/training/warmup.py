@@ -19,16 +19,24 @@ def _models(model):
     return list(parts.values()) if parts is not None else [model]
 
 
-def warmup_flows(model, source):
-    """The flows a fresh fit of ``model`` on ``source`` warms up (linear layer first)."""
+def warmup_flows(model, source, settings):
+    """The flows a fresh fit of ``model`` on ``source`` warms up (linear layer first).
+
+    Only where the warm-up can stop and be kept (early stopping on validation
+    simulations), and only for approximators whose conditions are fixed features
+    (``fixed_conditions``: no learned summaries, whose random start a linear fit would
+    describe).
+    """
+    if not (settings.early_stopping and settings.validation_sims is not None):
+        return []
     flows = []
     for part in _models(model):
         flow = getattr(part, "inference_network", None)
         choice = getattr(flow, "linear_warmup", False)
         if not hasattr(flow, "linear_parameters") or choice is False:
             continue
-        if getattr(part, "summary_network", None) is not None:
-            continue   # learned summaries change: a linear fit to their start means nothing
+        if not getattr(part, "fixed_conditions", False):
+            continue
         if choice is True or not source.online:
             flows.append(flow)
     return flows
@@ -76,7 +84,7 @@ def linear_warmup(model, flows, source, settings, validation, epochs):
         for p in frozen:
             p.requires_grad_(True)
     for flow in flows:
-        flow.lin_active.fill_(True)
+        flow.switch_linear_on()
     return [{**row, "epoch": i - len(rows)} for i, row in enumerate(rows)]
 
 
@@ -93,4 +101,4 @@ def train_linear_once_active(model):
         flow = getattr(part, "inference_network", None)
         if hasattr(flow, "linear_parameters"):
             for p in flow.linear_parameters():
-                p.requires_grad_(bool(flow.lin_active))
+                p.requires_grad_(flow.linear_on)

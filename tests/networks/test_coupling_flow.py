@@ -17,7 +17,7 @@ def _perturbed(holder, dim, cond_dim, scale=0.1, seed=0, linear=True):
     switched on too, as after a warm-up."""
     torch.manual_seed(seed)
     net = holder.build(dim, cond_dim).double()
-    net.lin_active.fill_(linear)
+    net.switch_linear_on(linear)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(scale * torch.randn_like(p))
@@ -139,7 +139,7 @@ def test_float64_sample_and_log_prob(transform):
 def test_loss_backward_reaches_all_parameters():
     torch.manual_seed(0)
     net = CouplingFlow(depth=2, subnet_width=8, permutation="lu").build(3, 2)
-    net.lin_active.fill_(True)            # the linear layer, as after a warm-up
+    net.switch_linear_on()                # the linear layer, as after a warm-up
     for p in net.linear_parameters():
         p.requires_grad_(True)
     with torch.no_grad():
@@ -262,12 +262,12 @@ def test_linear_layer_is_off_until_switched_on_and_loads_into_old_files():
     with torch.no_grad():
         net.lin_weight.add_(1.0)
     torch.testing.assert_close(net.log_prob(theta, cond), before)   # off: not read
-    net.lin_active.fill_(True)
+    net.switch_linear_on()
     assert not torch.allclose(net.log_prob(theta, cond), before)
     old = {k: v for k, v in net.state_dict().items() if not k.startswith("lin_")}
     fresh = CouplingFlow(depth=2, subnet_width=8).build(3, 2).double()
     fresh.load_state_dict(old)
-    assert not bool(fresh.lin_active)
+    assert not bool(fresh.lin_active) and not fresh.linear_on
     torch.testing.assert_close(fresh.log_prob(theta, cond), before)
 
 
@@ -285,7 +285,7 @@ def test_linear_only_is_the_gaussian_of_the_linear_layer():
     net.linear_only = True
     torch.testing.assert_close(net.log_prob(theta, cond), exact)
     net.linear_only = False
-    net.lin_active.fill_(True)
+    net.switch_linear_on()
     torch.testing.assert_close(net.log_prob(theta, cond), exact)   # rest at identity
     draws = net.sample(20000, cond[:1], generator=torch.Generator().manual_seed(0))[0]
     torch.testing.assert_close(draws.mean(0), shift[0], atol=0.05, rtol=0)
