@@ -26,7 +26,7 @@ from .training.threads import torch_threads
 
 __all__ = ["TRAINING_CONSTRAINTS", "WEIGHT_AVERAGING", "NOT_RESTORED", "fit", "commit",
            "fit_state", "header", "observations", "roles", "check_n_features", "n_features",
-           "load", "training_tags"]
+           "set_n_features", "load", "training_tags"]
 
 #: Parameters a saved file never sets: they name a file, a device or the process.
 NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")
@@ -119,6 +119,11 @@ def commit(est, state, n_features_in=None):
     est.size_links_ = state.size_links
     est.history_ = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
     est.n_simulations_ = int(state.n_simulations)
+    set_n_features(est, n_features_in)
+
+
+def set_n_features(est, n_features_in):
+    """``n_features_in_``: the width of the arrays ``est`` was fitted on, or none."""
     if n_features_in is not None:
         est.n_features_in_ = int(n_features_in)
     elif hasattr(est, "n_features_in_"):

@@ -15,7 +15,6 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
-from ._validation import check_positive_int
 
 __all__ = ["AmortizedJoint"]
 
@@ -197,10 +196,7 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         self.posterior_, self.likelihood_ = posterior, likelihood
         self.history_ = posterior.history_
         self.n_simulations_ = posterior.n_simulations_
-        if n_in is not None:
-            self.n_features_in_ = n_in
-        elif hasattr(self, "n_features_in_"):
-            del self.n_features_in_
+        shared.set_n_features(self, n_in)
         return self
 
     # ------------------------------------------------------------------ inference
@@ -236,7 +232,6 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         from .evidence import log_marginal_likelihood
 
         check_is_fitted(self, "posterior_")
-        num_samples = check_positive_int("num_samples", num_samples)
         return log_marginal_likelihood(self.posterior_, self.likelihood_, X,
                                        self.prior if prior is None else prior,
                                        num_samples=num_samples, meta=meta,

@@ -30,7 +30,7 @@ from .persistence import Checkpoint, check_writable_file
 from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
 from .sources import make_source
 from .state import FitState
-from .warmup import linear_warmup, main_epochs, train_linear_once_active, warmup_flows
+from .warmup import main_epochs, warm_up
 
 
 __all__ = ["TrainingSettings", "settings_and_source", "run_fit", "initial_state",
@@ -384,13 +384,8 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     source.start(prepare, state.rng)
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
-    flows = [] if state.history else warmup_flows(model, source, settings)
-    baseline, warm_rows = bool(flows), []
-    if flows:   # before the optimizer below makes the parameters views of one buffer
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(state.torch_seed + 2)
-            warm_rows = linear_warmup(model, flows, source, settings, validation, epochs)
-    train_linear_once_active(model)
+    # before the optimizer below makes the parameters views of one buffer
+    warm_rows = warm_up(state, source, settings, validation, epochs)
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                 weight_decay=settings.weight_decay,
                                 lr_schedule=settings.lr_schedule, total_steps=total)
@@ -430,7 +425,8 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 weight_averaging=settings.weight_averaging,
                 verbose=bool(settings.verbose) and rank == 0,
                 first_epoch=main_epochs(state.history),
-                train_module=train_module, on_epoch_end=on_epoch_end, baseline=baseline)
+                train_module=train_module, on_epoch_end=on_epoch_end,
+                baseline=bool(warm_rows))
         finally:
             unflatten_parameters(model)  # make_optimizer made them views of one buffer
     return state.advanced(warm_rows + rows, source.simulations(rows) * world)

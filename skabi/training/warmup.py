@@ -8,9 +8,28 @@ full training then starts from it, and early stopping may keep it
 first in the history, numbered below 0.
 """
 
+import torch
+
 from .loop import make_optimizer, run_epochs, unflatten_parameters
 
-__all__ = ["warmup_flows", "linear_warmup", "main_epochs", "train_linear_once_active"]
+__all__ = ["warm_up", "warmup_flows", "linear_warmup", "main_epochs",
+           "train_linear_once_active"]
+
+
+def warm_up(state, source, settings, validation, epochs):
+    """Before a fit trains ``state.model``: the linear warm-up where it applies (a fresh
+    fit, :func:`warmup_flows`), then the linear layers set trainable where they are on.
+
+    Returns the warm-up's history rows (empty when none ran).
+    """
+    model, rows = state.model, []
+    flows = [] if state.history else warmup_flows(model, source, settings)
+    if flows:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(state.torch_seed + 2)
+            rows = linear_warmup(model, flows, source, settings, validation, epochs)
+    train_linear_once_active(model)
+    return rows
 
 
 def _models(model):
