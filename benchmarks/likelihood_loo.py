@@ -25,12 +25,18 @@ error of the difference as ``az.compare`` computes it (``sqrt(N * var(pointwise 
 differences))``), whether |difference| <= 1 SE (the issue's target), both Pareto k maxima,
 ``az.compare``'s own ``dse``, and the share of amortized sigma draws below the exact
 posterior's 0.1% quantile (the posterior's tail towards sigma = 0, which breaks PSIS).
+A third source corrects the amortized draws by importance sampling with the learned
+likelihood and the prior (:func:`skabi.importance_sample`, ``--proposals`` proposals per
+draw): the learned model's posterior, without the network's tail.
 
 ``--tutorial`` replaces the prior datasets with the quickstart's observed dataset (12
 pairs), and ``--pooling mean+max`` gives the posterior the quickstart's summary network.
 
+``--noise-floor PAIRS`` measures the criterion for the analytic likelihood against itself
+on PAIRS pairs of independent exact-posterior draw sets (no training).
+
 Usage: ``python benchmarks/likelihood_loo.py [--seeds 0 1 2] [--tutorial] [--pooling
-mean+max] [--fast]``; prints every number.
+mean+max] [--noise-floor 100] [--fast]``; prints every number.
 """
 
 from __future__ import annotations
@@ -48,12 +54,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from tasks import regression_exact_posterior, regression_simulator, regression_task  # noqa: E402
 
-from skabi import AmortizedLikelihood, add_log_likelihood  # noqa: E402
+from skabi import AmortizedLikelihood, add_log_likelihood, importance_sample  # noqa: E402
 from skabi._arviz import from_arviz, to_arviz  # noqa: E402
 from skabi.adapters import AsObservations, Concatenate, Constrain, Rename, make_adapter  # noqa: E402
 from skabi.networks import CouplingFlow  # noqa: E402
 
 N_OBS = 14
+#: The tutorial's prior density (task L), for importance sampling.
+PRIOR = {"beta": stats.norm([2.0, 0.0], [3.0, 1.0]), "sigma": stats.gamma(1.0)}
 DATA_SEED = 20260
 
 
@@ -84,12 +92,13 @@ def analytic_log_lik(draws, observed):
     return stats.norm.logpdf(np.asarray(observed["y"])[None, :], mean, sigma)
 
 
-def fit_likelihood(seed, steps, batch_size=64):
+def fit_likelihood(seed, steps, batch_size=64, linear_warmup="auto"):
     adapter = make_adapter(AsObservations(["x", "y"]), Constrain("sigma", lower=0),
                            Rename("y", "inference_variables"),
                            Concatenate(["beta", "sigma", "x"], into="inference_conditions"))
     batches = min(100, steps)
-    lik = AmortizedLikelihood(adapter=adapter, inference_network=CouplingFlow(depth=4),
+    lik = AmortizedLikelihood(adapter=adapter, inference_network=CouplingFlow(depth=4,
+                                                                linear_warmup=linear_warmup),
                               epochs=max(1, steps // batches), batches_per_epoch=batches,
                               batch_size=batch_size, random_state=seed)
     return lik.fit(regression_simulator())
@@ -121,12 +130,12 @@ def loo_pair(idata_learned, idata_analytic, k):
                 max_abs_pointwise=float(np.max(np.abs(diff))))
 
 
-def _report_sigma_tail(seed, amortized, exact_sigma):
+def _report_sigma_tail(seed, amortized, exact_sigma, label="amortized"):
     amort_sigma = from_arviz(amortized)[0]["sigma"][..., 0]     # (K, S)
     q = np.quantile(exact_sigma, 0.001, axis=1)
-    print(f"[seed {seed}] amortized sigma draws below the exact posterior's 0.1% quantile: "
+    print(f"[seed {seed}] {label} sigma draws below the exact posterior's 0.1% quantile: "
           f"{', '.join(f'{np.mean(amort_sigma[k] < q[k]):.2%}' for k in range(len(q)))} "
-          f"(expected 0.1%); smallest amortized sigma per dataset: "
+          f"(expected 0.1%); smallest {label} sigma per dataset: "
           f"{', '.join(f'{v:.4f}' for v in amort_sigma.min(1))}; exact: "
           f"{', '.join(f'{v:.4f}' for v in exact_sigma.min(1))}", flush=True)
 
@@ -142,7 +151,8 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
               f"train {time.perf_counter() - start:.1f} s, final loss "
               f"{est.history_['loss'].iloc[-1]:.3f}", flush=True)
     start = time.perf_counter()
-    lik = fit_likelihood(seed, args.lik_steps, args.lik_batch)
+    lik = fit_likelihood(seed, args.lik_steps, args.lik_batch,
+                         linear_warmup=True if args.lik_linear_warmup else "auto")
     print(f"[seed {seed}] likelihood q(y_n | x_n, beta, sigma): {args.lik_steps} steps of "
           f"{args.lik_batch}, "
           f"train {time.perf_counter() - start:.1f} s, final loss "
@@ -158,6 +168,19 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
         sources["amortized"] = est.sample(observed, num_samples=args.draws,
                                           random_state=seed + 300)
         _report_sigma_tail(seed, sources["amortized"], exact_sigma)
+        # The amortized draws corrected by the learned likelihood (importance resampling).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = time.perf_counter()
+            sources["amortized+IS"] = importance_sample(
+                est, lik, observed, PRIOR, num_samples=args.draws, proposals=args.proposals,
+                random_state=seed + 700)
+        st = sources["amortized+IS"].sample_stats
+        print(f"[seed {seed}] importance sampling ({args.proposals} x {args.draws} proposals, "
+              f"learned likelihood, {time.perf_counter() - start:.1f} s): Pareto k "
+              f"{', '.join(f'{v:.2f}' for v in st['pareto_k'].values)}; ess "
+              f"{', '.join(f'{v:.0f}' for v in st['ess'].values)}", flush=True)
+        _report_sigma_tail(seed, sources["amortized+IS"], exact_sigma, "corrected")
     rows = []
     for source, idata in sources.items():
         learned = add_log_likelihood(idata, lik)
@@ -190,6 +213,31 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
     return rows
 
 
+def noise_floor(observed, draws, reps, seed=0):
+    """The criterion for the analytic likelihood against ITSELF: ``az.loo`` on two
+    independent sets of exact posterior draws, ``reps`` pairs per dataset. Prints how often
+    the two elpd_loo agree within one se of their difference, and the sd of the difference
+    (the Monte Carlo error of PSIS-LOO at this number of draws)."""
+    rng = np.random.default_rng(seed)
+    for k in range(observed["x"].shape[0]):
+        one = {"x": observed["x"][k:k + 1], "y": observed["y"][k:k + 1]}
+        z, diffs = [], []
+        for _ in range(reps):
+            pair = []
+            for _ in range(2):
+                beta, sigma = regression_exact_posterior(one["x"], one["y"], draws, rng)
+                idata = to_arviz({"beta": beta, "sigma": sigma[..., None]}, observed=one)
+                pair.append(add_log_likelihood(idata, analytic_log_lik))
+            r = loo_pair(pair[0], pair[1], 0)
+            z.append(r["diff"] / r["se_diff"])
+            diffs.append(r["diff"])
+        z = np.abs(np.asarray(z))
+        print(f"noise floor, dataset {k}, {draws} draws, {reps} pairs of independent exact "
+              f"draw sets, analytic against analytic: within 1 se on {np.mean(z <= 1):.0%}, "
+              f"median |diff| / se {np.median(z):.2f}, sd of diff {np.std(diffs):.3f} nats",
+              flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -199,6 +247,11 @@ def main(argv=None):
     parser.add_argument("--post-batches", type=int, default=128)
     parser.add_argument("--lik-steps", type=int, default=2000)
     parser.add_argument("--lik-batch", type=int, default=64)
+    parser.add_argument("--proposals", type=int, default=8,
+                        help="importance sampling: proposal draws per corrected draw")
+    parser.add_argument("--lik-linear-warmup", action="store_true",
+                        help="the likelihood flow's linear warm-up online too "
+                             "(CouplingFlow(linear_warmup=True))")
     parser.add_argument("--posterior-transform", default="spline",
                         choices=["affine", "spline"],
                         help="the coupling transform of the task-L posterior")
@@ -209,6 +262,9 @@ def main(argv=None):
                         help="the quickstart's observed dataset instead of prior datasets")
     parser.add_argument("--exact-only", action="store_true",
                         help="skip the amortized posterior: exact posterior draws only")
+    parser.add_argument("--noise-floor", type=int, default=0, metavar="PAIRS",
+                        help="only the criterion's Monte Carlo floor: the analytic likelihood "
+                             "against itself on PAIRS pairs of independent exact draw sets")
     parser.add_argument("--fast", action="store_true", help="smoke run: tiny budgets")
     args = parser.parse_args(argv)
     if args.fast:
@@ -222,10 +278,13 @@ def main(argv=None):
         observed, beta, sigma = observed_datasets(args.datasets)
         print(f"{args.datasets} observed datasets of N = {N_OBS} (data seed {DATA_SEED}); "
               f"{args.draws} posterior draws each", flush=True)
+    if args.noise_floor:
+        noise_floor(observed, args.draws, args.noise_floor)
+        return
     allrows = []
     for seed in args.seeds:
         allrows += run_seed(seed, args, observed, beta, sigma)
-    for source in ("amortized", "exact"):
+    for source in ("amortized", "amortized+IS", "exact"):
         sub = [r for r in allrows if r["source"] == source]
         if not sub:
             continue

@@ -23,6 +23,7 @@ _PUBLIC = {
     "add_log_likelihood": "skabi.evidence",
     "log_marginal_likelihood": "skabi.evidence",
     "log_bayes_factor": "skabi.evidence",
+    "importance_sample": "skabi.importance",
     "AmortizedMultilevelPosterior": "skabi.multilevel",
     "MultilevelSimulator": "skabi.multilevel_simulators",
     "make_multilevel_simulator": "skabi.multilevel_simulators",

@@ -57,6 +57,27 @@ def arviz_major_version():
     return int(arviz.__version__.split(".")[0])
 
 
+def psis_log_weights(log_ratios):
+    """Pareto-smoothed importance sampling (Vehtari et al. 2024) along the last axis of
+    ``log_ratios`` (finite): the smoothed log weights, normalised to sum to 1, and Pareto k
+    per row."""
+    log_ratios = np.asarray(log_ratios, dtype=float)
+    if arviz_major_version() >= 1:   # arviz-stats takes log likelihoods (ratios negated)
+        from arviz_stats.base import array_stats
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            lw, k = array_stats.psislw(-log_ratios, axis=-1)
+    else:
+        import arviz
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            lw, k = arviz.psislw(log_ratios)
+    lw = np.asarray(lw, dtype=float)
+    top = lw.max(axis=-1, keepdims=True)
+    lw = lw - (top + np.log(np.exp(lw - top).sum(axis=-1, keepdims=True)))
+    return lw, np.atleast_1d(np.asarray(k, dtype=float))
+
+
 def size_coord(dim):
     """Name of the coordinate holding each dataset's size along the observation dim."""
     return f"n_{dim}"

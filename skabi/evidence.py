@@ -15,24 +15,14 @@ and Bayes factors.
 import numpy as np
 import pandas as pd
 
-from . import _estimators as shared
-from ._validation import as_numpy_rng, check_positive_int
-from .bank import batch_size_of, is_ragged
 from .exceptions import ShapeError
+from .importance import _dataset, analytic_pointwise
 
 __all__ = ["add_log_likelihood", "log_marginal_likelihood", "log_bayes_factor"]
 
 
 def _is_learned(likelihood):
     return hasattr(likelihood, "log_prob") and hasattr(likelihood, "data_names_")
-
-
-def _dataset(value, k):
-    """Dataset ``k`` of a batch variable (ragged list, (K, ...) array, or 0-d meta)."""
-    if isinstance(value, list):
-        return np.asarray(value[k])
-    arr = np.asarray(value)
-    return arr if arr.ndim == 0 else arr[k]
 
 
 def _learned_pointwise(likelihood, draws, observed):
@@ -44,19 +34,6 @@ def _learned_pointwise(likelihood, draws, observed):
     out = likelihood.log_prob(batch, pointwise=True)
     if isinstance(out, list):
         out = np.stack(out)
-    return out
-
-
-def _analytic_pointwise(fn, draws, observed, k):
-    s = len(next(iter(draws.values())))
-    out = np.asarray(fn(draws, observed), dtype=float)
-    if out.ndim != 2 or out.shape[0] != s:
-        raise ShapeError(f"The log likelihood returned shape {out.shape} for dataset {k}; "
-                         f"expected ({s}, N): one value per posterior draw and observation.")
-    bad = ~np.isfinite(out)
-    if bad.any():
-        raise ValueError(f"The log likelihood returned {int(bad.sum())} non-finite values "
-                         f"for dataset {k} (e.g. at draw {int(np.argwhere(bad)[0][0])}).")
     return out
 
 
@@ -142,7 +119,7 @@ def add_log_likelihood(idata, likelihood, *, var_name=None):
         post = {name: v[k] for name, v in draws.items()}
         obs = {name: _dataset(v, k) for name, v in data.items()}
         rows.append(_learned_pointwise(likelihood, post, obs) if learned
-                    else _analytic_pointwise(likelihood, post, obs, k))
+                    else analytic_pointwise(likelihood, post, obs, k))
     values = np.stack(rows, axis=1)[None]   # (chain, draw, dataset, observation)
     obs_dim = next((str(v.dims[1]) for v in observed_group.data_vars.values()
                     if v.ndim > 1 and v.dims[0] == "dataset"), "observation")
@@ -155,34 +132,6 @@ def add_log_likelihood(idata, likelihood, *, var_name=None):
     groups = {g: tree[g].to_dataset() for g in tree.children}
     groups["log_likelihood"] = ds
     return from_datatree(xr.DataTree.from_dict(groups))
-
-
-def _log_prior(prior, draws):
-    """log p(theta) of draws ``{name: (K, S, ...)}`` as (K, S)."""
-    if prior is None:
-        raise ValueError(
-            "The marginal likelihood needs the prior density, which skabi cannot read off "
-            "a simulator: pass prior={name: scipy.stats frozen distribution} (one per "
-            f"parameter of {sorted(draws)!r}) or a callable prior(draws) -> (K, S).")
-    k, s = next(iter(draws.values())).shape[:2]
-    if callable(prior) and not isinstance(prior, dict):
-        out = np.asarray(prior(draws), dtype=float)
-        if out.shape != (k, s):
-            raise ShapeError(f"prior(draws) returned shape {out.shape}; expected ({k}, {s}).")
-        return out
-    missing = [name for name in draws if name not in prior]
-    if missing:
-        raise ValueError(f"prior has no density for {missing!r}; pass a scipy.stats frozen "
-                         f"distribution for each of {sorted(draws)!r}.")
-    total = np.zeros((k, s))
-    for name, value in draws.items():
-        dist = prior[name]
-        density = getattr(dist, "logpdf", None) or getattr(dist, "logpmf", None)
-        if density is None:
-            raise TypeError(f"prior[{name!r}] has no logpdf; pass a scipy.stats frozen "
-                            f"distribution (got {type(dist).__name__}).")
-        total += np.asarray(density(value), dtype=float).reshape(k, s, -1).sum(axis=-1)
-    return total
 
 
 def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000, meta=None,
@@ -199,9 +148,10 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
     ----------
     posterior : AmortizedPosterior
         Fitted on the model's simulations.
-    likelihood : AmortizedLikelihood
+    likelihood : AmortizedLikelihood or callable
         Fitted on the same model (same parameter names), or any object with
-        ``log_prob(batch)`` returning one value per dataset.
+        ``log_prob(batch)`` returning one value per dataset, or an analytic pointwise log
+        likelihood ``fn(draws, observed) -> (S, N)`` as for :func:`add_log_likelihood`.
     X : dict of arrays, list of dict, SimulationBank or DataFrame
         Observed datasets, as for :meth:`skabi.AmortizedPosterior.sample`.
     prior : dict of str to scipy.stats frozen distribution, or callable
@@ -227,29 +177,11 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
     --------
     See :doc:`/likelihood` for a worked example with two conjugate models.
     """
-    from .training import inference
-    from .training.threads import torch_threads
+    from .importance import proposal_weights
 
-    num_samples = check_positive_int("num_samples", num_samples)
-    data = shared.observations(posterior, X, meta)
-    roles, _ = shared.roles(posterior, data, need_theta=False,
-                            skip=posterior.parameter_names_)
-    rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)
-    with torch_threads(getattr(posterior, "n_threads", 1)):
-        draws, log_q = inference.draw(posterior._fit_state(), roles, num_samples, rng,
-                                      log_q=True)
-    log_p = _log_prior(prior, draws)
-    k = log_q.shape[0]
-    observed = {name: v for name, v in data.items() if name not in draws}
-    log_lik = np.empty((k, num_samples))
-    for i in range(k):
-        batch = {name: (v if batch_size_of(v) is None else
-                        [np.asarray(v[i])] * num_samples if is_ragged(v) else
-                        np.repeat(np.asarray(v)[i:i + 1], num_samples, axis=0))
-                 for name, v in observed.items()}
-        batch.update({name: v[i] for name, v in draws.items()})
-        log_lik[i] = likelihood.log_prob(batch)
-    w = log_p + log_lik - log_q
+    _, w, _ = proposal_weights(posterior, likelihood, X, prior, num_samples=num_samples,
+                               meta=meta, random_state=random_state)
+    k = w.shape[0]
     if not np.all(np.isfinite(w)):
         bad = sorted(set(np.argwhere(~np.isfinite(w))[:, 0].tolist()))
         raise ValueError(f"Non-finite log weights for dataset(s) {bad[:10]}: a posterior draw "

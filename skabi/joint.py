@@ -200,11 +200,41 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         return self
 
     # ------------------------------------------------------------------ inference
-    def sample(self, X=None, num_samples=1000, **kwargs):
+    def sample(self, X=None, num_samples=1000, *, importance=False, prior=None, proposals=4,
+               **kwargs):
         """Posterior draws: :meth:`skabi.AmortizedPosterior.sample` of the fitted
-        ``posterior_``."""
+        ``posterior_``, or, with ``importance=True``, those draws corrected by the learned
+        likelihood (:func:`skabi.importance_sample`).
+
+        Parameters
+        ----------
+        X, num_samples, **kwargs
+            As for :meth:`skabi.AmortizedPosterior.sample`.
+        importance : bool, default=False
+            Resample ``proposals * num_samples`` posterior draws in proportion to
+            ``p(theta) q(x | theta) / q(theta | x)``: draws of the learned likelihood's
+            posterior where the posterior network covers it, with Pareto k per dataset in
+            ``sample_stats``. Needs the prior density.
+        prior : dict or callable, optional
+            With ``importance``: the prior density; default: the ``prior`` parameter.
+        proposals : int, default=4
+            With ``importance``: proposal draws per result draw.
+        """
         check_is_fitted(self, "posterior_")
-        return self.posterior_.sample(X, num_samples, **kwargs)
+        if not importance:
+            return self.posterior_.sample(X, num_samples, **kwargs)
+        from .importance import importance_sample
+
+        unknown = sorted(set(kwargs) - {"conditions", "meta", "random_state", "dims",
+                                        "coords"})
+        if unknown:
+            raise TypeError(f"sample(importance=True) does not take {unknown!r}.")
+        if X is None:
+            X = kwargs.pop("conditions", None)
+        kwargs.pop("conditions", None)
+        return importance_sample(self.posterior_, self.likelihood_, X,
+                                 self.prior if prior is None else prior, num_samples,
+                                 proposals=proposals, **kwargs)
 
     def log_marginal_likelihood(self, X, num_samples=1000, *, prior=None, meta=None,
                                 random_state=None):

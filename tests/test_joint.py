@@ -158,6 +158,24 @@ def test_joint_fit_gives_the_exact_evidence_and_posterior(conjugate_fit):
     np.testing.assert_allclose(draws.std(axis=0), exact_sd, rtol=0.1)
 
 
+def test_importance_sampling_with_the_learned_likelihood(conjugate_fit):
+    model, est = conjugate_fit
+    x = model.sample(3, random_state=8)["x"]
+    out = est.sample({"x": x}, 1000, importance=True, random_state=0)
+    draws = out.posterior["mu"].values[0]
+    precision = 1 / model.tau ** 2 + N_OBS
+    mean, sd = x.sum(axis=1) / precision, precision ** -0.5
+    np.testing.assert_array_less(np.abs(draws.mean(axis=0) - mean) / sd, 0.3)
+    np.testing.assert_allclose(draws.std(axis=0) / sd, 1.0, atol=0.15)
+    assert np.all(out.sample_stats["pareto_k"].values < 0.7)
+    with pytest.raises(TypeError, match="does not take \\['return_type'\\]"):
+        est.sample({"x": x}, 10, importance=True, return_type="numpy")
+    bare = clone(est).set_params(prior=None)
+    bare.posterior_, bare.likelihood_ = est.posterior_, est.likelihood_
+    with pytest.raises(ValueError, match="prior density"):
+        bare.sample({"x": x}, 10, importance=True)
+
+
 def test_prior_from_the_call_or_the_parameter(conjugate_fit):
     _, est = conjugate_fit
     x = {"x": np.zeros((2, N_OBS))}
