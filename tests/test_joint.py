@@ -96,6 +96,26 @@ def test_a_likelihood_on_a_bank_trains_on_every_observation():
     assert sum(seen) == 40 * N_OBS and len(seen) == 3
 
 
+def test_validation_batches_are_bounded_by_elements(conjugate_fit, monkeypatch):
+    """Validation is cut so that every part's tensors stay within CHUNK_ELEMENTS: the
+    likelihood has N_OBS rows per simulation, so it sets the size."""
+    import skabi.training.inference as inference
+    from skabi.training.joint import JointPrepare
+
+    _, est = conjugate_fit
+    states = {"posterior": est.posterior_._fit_state(), "likelihood": est.likelihood_._fit_state()}
+    prepare = JointPrepare(states, torch.device("cpu"), torch.float32)
+    sims = normal_mean().sample(100, random_state=0)
+    whole = prepare.batches(sims)
+    assert len(whole) == 1
+    monkeypatch.setattr(inference, "CHUNK_ELEMENTS", 10 * N_OBS * 2)   # 20 rows of 2 values
+    cut = prepare.batches(sims)
+    assert len(cut) == 10 and all(len(b["likelihood/inference_variables"]) <= 10 * N_OBS
+                                  for b in cut)
+    for key, value in whole[0].items():
+        torch.testing.assert_close(torch.cat([b[key] for b in cut]), value)
+
+
 def test_joint_loss_gives_each_half_the_gradient_of_its_own_loss():
     """The halves share no weights: the joint loss is the sum of the parts' losses, and
     its gradient for each half's weights is that of the half's own loss."""

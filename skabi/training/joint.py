@@ -73,9 +73,8 @@ class JointPrepare:
         Where the tensors go.
     """
 
-    #: simulations per validation batch
-    chunk = 512
-
+    #: simulations read to size the validation batches
+    probe = 64
     def __init__(self, states, device, dtype):
         self.prepares = {name: Prepare(s.adapter, s.shapes, device, dtype)
                          for name, s in states.items()}
@@ -87,11 +86,28 @@ class JointPrepare:
                         for role, value in prepare(batch).items()})
         return out
 
+    def chunk(self, bank):
+        """Simulations per validation batch: as many as keep every part's tensors within
+        :data:`~skabi.training.inference.CHUNK_ELEMENTS` (sized on the first
+        :attr:`probe` simulations; a likelihood of observations has N rows each)."""
+        from .inference import chunk_rows
+        from .roles import n_rows
+
+        probe = bank[np.arange(min(self.probe, len(bank)))].to_dict()
+        sizes = []
+        for prepare in self.prepares.values():
+            roles = prepare.adapter.transform(probe)
+            rows_per_sim = n_rows(roles) / max(1, min(self.probe, len(bank)))
+            sizes.append(int(chunk_rows(roles) / max(rows_per_sim, 1e-9)))
+        return max(1, min(sizes))
+
     def batches(self, sims):
-        """``sims`` (a dict of simulations) in validation batches of :attr:`chunk`."""
+        """``sims`` (a dict of simulations) in validation batches of bounded size
+        (:meth:`chunk`)."""
         bank = as_bank(sims)
-        return [self(bank[np.arange(i, min(i + self.chunk, len(bank)))].to_dict())
-                for i in range(0, len(bank), self.chunk)]
+        step = self.chunk(bank)
+        return [self(bank[np.arange(i, min(i + step, len(bank)))].to_dict())
+                for i in range(0, len(bank), step)]
 
 
 def joint_state(states):
