@@ -22,6 +22,7 @@ the ratio of the unnormalised posterior to the proposal. Two things follow:
 import warnings
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
 from ._validation import as_numpy_rng, check_positive_int
@@ -98,6 +99,18 @@ def _log_likelihood(likelihood, draws, observed, k, s):
     return analytic_pointwise(likelihood, post, data, k, allow_zero=True).sum(axis=1)
 
 
+def _check_models(posterior, likelihood):
+    import skabi   # the estimator through the public package, as AmortizedJoint does
+
+    if not isinstance(posterior, skabi.AmortizedPosterior):
+        raise TypeError("posterior must be a fitted AmortizedPosterior (the proposal); got "
+                        f"{type(posterior).__name__}.")
+    check_is_fitted(posterior, "approximator_")
+    if not (hasattr(likelihood, "log_prob") or callable(likelihood)):
+        raise TypeError("likelihood must be a fitted AmortizedLikelihood or a callable "
+                        f"fn(draws, observed) -> (S, N); got {type(likelihood).__name__}.")
+
+
 def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=None,
                      random_state=None):
     """Draws of the amortized posterior and their log importance weights.
@@ -139,9 +152,7 @@ def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=
     from .training import inference
     from .training.threads import torch_threads
 
-    if not (hasattr(likelihood, "log_prob") or callable(likelihood)):
-        raise TypeError("likelihood must be a fitted AmortizedLikelihood or a callable "
-                        f"fn(draws, observed) -> (S, N); got {type(likelihood).__name__}.")
+    _check_models(posterior, likelihood)
     num_samples = check_positive_int("num_samples", num_samples)
     data = shared.observations(posterior, X, meta)
     roles, _ = shared.roles(posterior, data, need_theta=False,
@@ -276,6 +287,7 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
 
     from ._arviz import as_datatree, from_datatree, to_arviz
 
+    _check_models(posterior, likelihood)
     num_samples = check_positive_int("num_samples", num_samples)
     proposals = check_positive_int("proposals", proposals)
     rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)

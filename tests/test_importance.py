@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from models import NormalMean
 from scipy import stats
+from sklearn.exceptions import NotFittedError
 
 from skabi import AmortizedPosterior, importance_sample, log_marginal_likelihood
 from skabi.adapters import Rename, make_adapter
@@ -109,6 +110,10 @@ def test_bad_input_is_refused(rough):
     x = {"x": model.sample(2, random_state=7)["x"]}
     with pytest.raises(ValueError, match="needs the prior density"):
         importance_sample(est, normal_log_lik, x, None)
+    with pytest.raises(TypeError, match="fitted AmortizedPosterior"):
+        importance_sample(object(), normal_log_lik, x, PRIOR)
+    with pytest.raises(NotFittedError):
+        importance_sample(AmortizedPosterior(), normal_log_lik, x, PRIOR)
     with pytest.raises(TypeError, match="AmortizedLikelihood or a callable"):
         importance_sample(est, 3, x, PRIOR)
     with pytest.raises(ShapeError, match="expected \\(40, N\\)"):
