@@ -180,8 +180,9 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
                   "checkpoint_path": None}
         settings, source = fitting.settings_and_source(params, X, y)
         with torch_threads(self.n_threads):
-            states = {"posterior": posterior._initial_state(settings, source),
-                      "likelihood": likelihood._initial_state(settings, source)}
+            pilots = joint.SharedPilots(source)     # one pilot for both halves
+            states = {"posterior": posterior._initial_state(settings, pilots),
+                      "likelihood": likelihood._initial_state(settings, pilots)}
             mmd = posterior.summary_mmd_weight
             states["posterior"].model.loss_terms = fitting.loss_terms(
                 dataclasses.replace(settings, summary_mmd_weight=mmd), states["posterior"].model)

@@ -116,6 +116,49 @@ def test_validation_batches_are_bounded_by_elements(conjugate_fit, monkeypatch):
         torch.testing.assert_close(torch.cat([b[key] for b in cut]), value)
 
 
+def test_a_joint_fit_simulates_as_much_as_one_fit():
+    """The pilots are drawn once for both halves: a joint run calls the simulator for as
+    many simulations as the posterior alone does."""
+    class Counting(NormalMean):
+        simulated = 0
+
+        def sample(self, batch_size, random_state=None):
+            self.simulated += batch_size
+            return super().sample(batch_size, random_state)
+
+    settings = dict(epochs=1, batches_per_epoch=3, batch_size=16, pilot_size=64,
+                    random_state=0)
+    posterior, likelihood = halves(width=8, depth=1)
+    alone, joint = Counting(n_obs=N_OBS), Counting(n_obs=N_OBS)
+    clone(posterior).set_params(**settings).fit(alone)
+    AmortizedJoint(posterior, likelihood, **settings).fit(joint)
+    assert joint.simulated == alone.simulated > 64
+
+
+def test_shared_pilots_draw_once_and_hand_out_copies():
+    from skabi.training.joint import SharedPilots
+
+    class Source:
+        calls = 0
+        batch_size = 7
+
+        def pilot(self, size, rng):
+            self.calls += 1
+            return {"x": np.zeros(size)}
+
+        def extra_pilots(self, batch_size, rng):
+            self.calls += 1
+            return [{"x": np.ones(batch_size)}]
+
+    source = Source()
+    shared = SharedPilots(source)
+    a, b = shared.pilot(5, None), shared.pilot(5, None)
+    a["x"][0] = 3.0
+    assert b["x"][0] == 0.0 and len(shared.extra_pilots(4, None)[0]["x"]) == 4
+    shared.extra_pilots(4, None)
+    assert source.calls == 2 and shared.batch_size == 7
+
+
 def test_joint_loss_gives_each_half_the_gradient_of_its_own_loss():
     """The halves share no weights: the joint loss is the sum of the parts' losses, and
     its gradient for each half's weights is that of the half's own loss."""

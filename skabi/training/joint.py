@@ -14,6 +14,8 @@ estimator's ``initial`` hook); :func:`joint_state` puts them side by side:
 :func:`split_state` gives each part its trained model back, with the joint history.
 """
 
+import copy
+
 import numpy as np
 from torch import nn
 
@@ -21,7 +23,8 @@ from ..bank import as_bank
 from .roles import Prepare
 from .state import FitState
 
-__all__ = ["JointModel", "JointPrepare", "joint_state", "split_state", "SEPARATOR"]
+__all__ = ["JointModel", "JointPrepare", "SharedPilots", "joint_state", "split_state",
+           "SEPARATOR"]
 
 #: Between a part's name and a role in the keys of a joint batch.
 SEPARATOR = "/"
@@ -108,6 +111,33 @@ class JointPrepare:
         step = self.chunk(bank)
         return [self(bank[np.arange(i, min(i + step, len(bank)))].to_dict())
                 for i in range(0, len(bank), step)]
+
+
+class SharedPilots:
+    """A training source whose pilot batches are drawn once and given to every part.
+
+    Each part's fresh state fits its adapter on pilot simulations; without this, a joint
+    fit of two parts would simulate its pilots twice. Every other attribute is the
+    wrapped source's. Each part gets its own copy, so no part sees another's changes.
+    """
+
+    def __init__(self, source):
+        self._source, self._drawn = source, {}
+
+    def _once(self, key, draw):
+        if key not in self._drawn:
+            self._drawn[key] = draw()
+        return copy.deepcopy(self._drawn[key])
+
+    def pilot(self, size, rng):
+        return self._once(("pilot", size), lambda: self._source.pilot(size, rng))
+
+    def extra_pilots(self, batch_size, rng):
+        return self._once(("extra", batch_size),
+                          lambda: self._source.extra_pilots(batch_size, rng))
+
+    def __getattr__(self, name):
+        return getattr(self._source, name)
 
 
 def joint_state(states):
