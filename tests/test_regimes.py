@@ -85,6 +85,22 @@ def test_rounds_are_honoured_when_they_do_not_divide_the_epochs():
     assert len(sim.calls) == 1 + 7 + 4 * 2
 
 
+def test_a_warm_up_does_not_shift_the_round_schedule():
+    """After a warm-up epoch inside round 0, the training proper gets its own schedule:
+    round 0 (already simulated) for its share of epochs, then round 1; two rounds in all."""
+    from skabi.training.sources import RoundSource
+
+    sim = _Counting()
+    source = RoundSource(sim, batch_size=8, batches_per_epoch=2, rounds=2, epochs=4)
+    source.start(lambda batch: batch, np.random.default_rng(0))
+    list(source.epoch(0))                      # the warm-up: one epoch of round 0
+    source.restart_schedule()
+    for epoch in range(4):
+        list(source.epoch(epoch))
+    assert len(sim.calls) == 2 * 2             # rounds 0 and 1, two batches each
+    assert source.n_simulated == 2 * 2 * 8
+
+
 def test_replay_buffer_training():
     est = tiny(epochs=2, replay_capacity=100).fit(Gaussian())
     assert est.n_simulations_ == 2 * 5 * 32

@@ -38,6 +38,10 @@ class _Source:
     def extra_pilots(self, batch_size, rng):
         return []
 
+    def restart_schedule(self):
+        """The training proper starts after a warm-up: a source whose batches follow a
+        schedule over the epochs restarts it (the warm-up's epochs do not count)."""
+
     def simulations(self, rows):
         """Simulations used by the epochs ``rows`` of training (pilots excluded); an
         interrupted epoch counts the steps it ran (``row["steps"]``)."""
@@ -126,6 +130,10 @@ class RoundSource(_SimulatorSource):
     @property
     def steps_per_epoch(self):
         return self.batches_per_epoch
+
+    def restart_schedule(self):
+        # The current round's simulations stay: a warm-up within round 0 costs none.
+        self._epochs_seen = 0
 
     def epoch(self, epoch):
         prepare, rng = self.prepare, self.rng

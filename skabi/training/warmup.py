@@ -28,6 +28,7 @@ def warm_up(state, source, settings, validation, epochs):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state.torch_seed + 2)
             rows = linear_warmup(model, flows, source, settings, validation, epochs)
+        source.restart_schedule()   # a round schedule counts the training proper only
     train_linear_once_active(model)
     return rows
 
