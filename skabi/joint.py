@@ -62,7 +62,9 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
     likelihood_ : AmortizedLikelihood
         The fitted likelihood half (``sample``, ``log_prob``, ``save``).
     history_ : pandas.DataFrame
-        Per epoch, the summed losses (the halves carry the same history).
+        Per epoch, the summed losses (the halves carry the same history). The epochs of a
+        linear warm-up (numbered below 0, fits on banks) hold the losses of the halves
+        that warm up only: the others are frozen and not computed.
     n_simulations_ : int
 
     See Also

@@ -266,6 +266,32 @@ def test_a_bank_is_split_validated_and_stopped():
     assert np.isfinite(score)
 
 
+def test_only_the_warming_half_computes_its_loss_during_the_warm_up(monkeypatch):
+    """A posterior with a summary network does not warm up; the likelihood does, and
+    while it does, the joint loss skips the posterior's forward pass."""
+    seen = []
+    original = JointModel.loss
+
+    def spy(self, batch):
+        seen.append(None if self.active is None else tuple(sorted(self.active)))
+        return original(self, batch)
+
+    monkeypatch.setattr(JointModel, "loss", spy)
+    posterior = AmortizedPosterior(
+        adapter=make_adapter(AsSet("x"), Rename("x", "summary_variables"),
+                             Rename("mu", "inference_variables")),
+        inference_network=CouplingFlow(depth=1, subnet_width=8),
+        summary_network=DeepSet(summary_dim=4))
+    _, likelihood = halves(width=8, depth=1)
+    est = AmortizedJoint(posterior, likelihood, epochs=2, random_state=0).fit(
+        normal_mean().sample(300, random_state=0))
+    assert (est.history_["epoch"] < 0).any()
+    assert not bool(est.posterior_.inference_network_.lin_active)
+    assert bool(est.likelihood_.inference_network_.lin_active)
+    assert ("likelihood",) in seen and seen[-1] is None
+    assert seen.index(None) > seen.index(("likelihood",))   # warm-up first, then both
+
+
 def test_score_is_the_sum_of_the_halves(conjugate_fit):
     _, est = conjugate_fit
     held = normal_mean().sample(30, random_state=2)

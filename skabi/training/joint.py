@@ -57,9 +57,13 @@ class JointModel(nn.Module):
     def __init__(self, parts):
         super().__init__()
         self.parts = nn.ModuleDict(parts)
+        #: the names of the parts whose losses count; ``None``: all (a stage that trains
+        #: some parts only, such as the linear warm-up, skips the others' forward passes)
+        self.active = None
 
     def loss(self, batch):
-        return sum(part.loss(_part(batch, name)) for name, part in self.parts.items())
+        return sum(part.loss(_part(batch, name)) for name, part in self.parts.items()
+                   if self.active is None or name in self.active)
 
     def forward(self, batch):
         return self.loss(batch)

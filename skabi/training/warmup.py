@@ -84,6 +84,10 @@ def linear_warmup(model, flows, source, settings, validation, epochs):
         p.requires_grad_(True)
     for flow in flows:
         flow.linear_only = True
+    parts = getattr(model, "parts", None)
+    if parts is not None:   # a joint model: only the parts that warm up compute a loss
+        model.active = {name for name, part in parts.items()
+                        if getattr(part, "inference_network", None) in flows}
     try:
         opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                     weight_decay=settings.weight_decay,
@@ -96,6 +100,8 @@ def linear_warmup(model, flows, source, settings, validation, epochs):
                              weight_averaging=settings.weight_averaging,
                              keep_on_interrupt=False)   # Ctrl-C here ends the whole fit
     finally:
+        if parts is not None:
+            model.active = None
         unflatten_parameters(model)
         for flow in flows:
             flow.linear_only = False
