@@ -37,6 +37,15 @@ def halves(width=32, depth=2):
     return posterior, likelihood
 
 
+def set_posterior():
+    """A posterior template that reads the observations as a set (a summary network)."""
+    return AmortizedPosterior(
+        adapter=make_adapter(AsSet("x"), Rename("x", "summary_variables"),
+                             Rename("mu", "inference_variables")),
+        inference_network=CouplingFlow(depth=1, subnet_width=8),
+        summary_network=DeepSet(summary_dim=4))
+
+
 TINY = dict(epochs=2, batches_per_epoch=5, batch_size=16, pilot_size=64, random_state=0)
 
 
@@ -277,11 +286,7 @@ def test_only_the_warming_half_computes_its_loss_during_the_warm_up(monkeypatch)
         return original(self, batch)
 
     monkeypatch.setattr(JointModel, "loss", spy)
-    posterior = AmortizedPosterior(
-        adapter=make_adapter(AsSet("x"), Rename("x", "summary_variables"),
-                             Rename("mu", "inference_variables")),
-        inference_network=CouplingFlow(depth=1, subnet_width=8),
-        summary_network=DeepSet(summary_dim=4))
+    posterior = set_posterior()
     _, likelihood = halves(width=8, depth=1)
     est = AmortizedJoint(posterior, likelihood, epochs=2, random_state=0).fit(
         normal_mean().sample(300, random_state=0))
@@ -316,11 +321,7 @@ def test_arrays_and_grid_search():
 def test_set_data_as_summary_variables():
     """The posterior half may have a summary network while the likelihood models single
     observations of the same set."""
-    posterior = AmortizedPosterior(
-        adapter=make_adapter(AsSet("x"), Rename("x", "summary_variables"),
-                             Rename("mu", "inference_variables")),
-        inference_network=CouplingFlow(depth=1, subnet_width=8),
-        summary_network=DeepSet(summary_dim=4))
+    posterior = set_posterior()
     _, likelihood = halves(width=8, depth=1)
     est = AmortizedJoint(posterior, likelihood, **TINY).fit(make_simulator(
         [lambda rng: dict(mu=rng.normal()), lambda mu, rng: dict(x=mu + rng.normal(size=5))]))
