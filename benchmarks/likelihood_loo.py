@@ -142,6 +142,26 @@ def _report_sigma_tail(seed, amortized, exact_sigma, label="amortized"):
           f"{', '.join(f'{v:.4f}' for v in exact_sigma.min(1))}", flush=True)
 
 
+def _report_c2st(seed, sources, observed, n_draws):
+    """C2ST of the network's and of the corrected draws against fresh exact posterior
+    draws, per dataset; resampled draws repeat, so their number of distinct draws is
+    printed beside."""
+    from skabi.diagnostics import c2st
+
+    beta, sigma = regression_exact_posterior(observed["x"], observed["y"], n_draws,
+                                             np.random.default_rng(seed + 1100))
+    reference = {"beta": beta, "sigma": sigma[..., None]}
+    for source in ("amortized", "amortized+IS"):
+        draws = from_arviz(sources[source])[0]
+        draws = {k: (v if v.ndim == 3 else v[..., None]) for k, v in draws.items()}
+        score = c2st(draws, reference)
+        distinct = [len(np.unique(draws["sigma"][k, :, 0])) for k in range(len(score))]
+        print(f"[seed {seed}] C2ST of the {source} draws against exact draws: "
+              f"{', '.join(f'{v:.3f}' for v in score)} (distinct draws "
+              f"{', '.join(str(d) for d in distinct)} of {draws['sigma'].shape[1]})",
+              flush=True)
+
+
 def run_seed(seed, args, observed, truth_beta, truth_sigma):
     if not args.exact_only:
         est, sim = regression_task(seed, transform=args.posterior_transform,
@@ -183,6 +203,7 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
               f"{', '.join(f'{v:.2f}' for v in st['pareto_k'].values)}; ess "
               f"{', '.join(f'{v:.0f}' for v in st['ess'].values)}", flush=True)
         _report_sigma_tail(seed, sources["amortized+IS"], exact_sigma, "corrected")
+        _report_c2st(seed, sources, observed, args.draws)
     rows = []
     pairs = {}
     for source, idata in sources.items():
