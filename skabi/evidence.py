@@ -171,7 +171,9 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
         One row per dataset: ``log_ml`` (the estimate), ``mc_se`` (its Monte Carlo
         standard error, delta method), ``ess`` (effective sample size of the weights),
         ``mean_estimate`` (the mean of ``w_s``, JANA's estimator) and ``spread`` (the sd
-        of ``w_s``: 0 for exact networks; large values mean the networks disagree).
+        of ``w_s``: 0 for exact networks; large values mean the networks disagree). A
+        draw where the prior density or the likelihood is 0 has weight 0 (``w_s = -inf``):
+        it counts in ``log_ml`` and is left out of ``mean_estimate`` and ``spread``.
 
     Examples
     --------
@@ -182,10 +184,11 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
     _, w, _ = proposal_weights(posterior, likelihood, X, prior, num_samples=num_samples,
                                meta=meta, random_state=random_state)
     k = w.shape[0]
-    if not np.all(np.isfinite(w)):
-        bad = sorted(set(np.argwhere(~np.isfinite(w))[:, 0].tolist()))
-        raise ValueError(f"Non-finite log weights for dataset(s) {bad[:10]}: a posterior draw "
-                         "lies outside the prior's support or the likelihood's range.")
+    dead = ~np.isfinite(w).any(axis=1)
+    if dead.any():
+        raise ValueError(f"Every log weight of dataset(s) {np.flatnonzero(dead)[:10].tolist()} "
+                         "is -inf: every posterior draw lies where the prior density or the "
+                         "likelihood is 0.")
     top = w.max(axis=1, keepdims=True)
     e = np.exp(w - top)
     mean_e = e.mean(axis=1)
@@ -193,8 +196,10 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
     se = e.std(axis=1, ddof=1) / (np.sqrt(num_samples) * mean_e) if num_samples > 1 \
         else np.full(k, np.nan)
     ess = e.sum(axis=1) ** 2 / (e ** 2).sum(axis=1)
+    finite = np.where(np.isfinite(w), w, np.nan)   # draws of weight 0 (-inf) left out
     return pd.DataFrame({"log_ml": log_ml, "mc_se": se, "ess": ess,
-                         "mean_estimate": w.mean(axis=1), "spread": w.std(axis=1)})
+                         "mean_estimate": np.nanmean(finite, axis=1),
+                         "spread": np.nanstd(finite, axis=1)})
 
 
 def log_bayes_factor(a, b):

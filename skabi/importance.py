@@ -33,6 +33,8 @@ __all__ = ["importance_sample", "proposal_weights"]
 
 #: Pareto k above which importance sampling is unreliable (Vehtari et al. 2024).
 PARETO_K_LIMIT = 0.7
+#: Fewest proposals per dataset: PSIS fits its Pareto tail to at least 5 of them.
+MIN_PROPOSALS = 25
 
 
 def _dataset(value, k):
@@ -99,16 +101,19 @@ def _log_likelihood(likelihood, draws, observed, k, s):
     return analytic_pointwise(likelihood, post, data, k, allow_zero=True).sum(axis=1)
 
 
-def _check_models(posterior, likelihood):
+def _check_models(posterior, likelihood, prior):
     import skabi   # the estimator through the public package, as AmortizedJoint does
 
     if not isinstance(posterior, skabi.AmortizedPosterior):
         raise TypeError("posterior must be a fitted AmortizedPosterior (the proposal); got "
                         f"{type(posterior).__name__}.")
     check_is_fitted(posterior, "approximator_")
-    if not (hasattr(likelihood, "log_prob") or callable(likelihood)):
+    if isinstance(likelihood, skabi.AmortizedPosterior) or not (
+            hasattr(likelihood, "log_prob") or callable(likelihood)):
         raise TypeError("likelihood must be a fitted AmortizedLikelihood or a callable "
                         f"fn(draws, observed) -> (S, N); got {type(likelihood).__name__}.")
+    if prior is None:   # before any draw is made (log_prior says the same for its callers)
+        log_prior(None, {name: None for name in posterior.parameter_names_})
 
 
 def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=None,
@@ -141,7 +146,7 @@ def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=
         ``{name: (K, num_samples, ...)}`` on the user's scale.
     log_w : ndarray of shape (K, num_samples)
         ``log p(theta) + log p(x | theta) - log q(theta | x)``; ``-inf`` where the prior
-        density is 0.
+        density or the likelihood is 0.
     data : dict
         The observed datasets as the posterior read them.
 
@@ -152,7 +157,7 @@ def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=
     from .training import inference
     from .training.threads import torch_threads
 
-    _check_models(posterior, likelihood)
+    _check_models(posterior, likelihood, prior)
     num_samples = check_positive_int("num_samples", num_samples)
     data = shared.observations(posterior, X, meta)
     roles, _ = shared.roles(posterior, data, need_theta=False,
@@ -234,7 +239,8 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
         Draws per dataset in the result.
     proposals : int, default=4
         Proposal draws per result draw. More give more distinct draws where the weights
-        are uneven.
+        are uneven. ``proposals * num_samples`` must be at least 25 (Pareto k is fitted
+        to the largest weights).
     meta : dict, optional
     random_state : None, int or numpy.random.Generator, default=None
         ``None`` uses the posterior's ``random_state``.
@@ -287,9 +293,13 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
 
     from ._arviz import as_datatree, from_datatree, to_arviz
 
-    _check_models(posterior, likelihood)
+    _check_models(posterior, likelihood, prior)
     num_samples = check_positive_int("num_samples", num_samples)
     proposals = check_positive_int("proposals", proposals)
+    if proposals * num_samples < MIN_PROPOSALS:
+        raise ValueError(f"proposals * num_samples = {proposals * num_samples}: importance "
+                         f"sampling needs at least {MIN_PROPOSALS} proposals per dataset for "
+                         "Pareto k (the tail of its weights); raise proposals.")
     rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)
     draws, log_w, data = proposal_weights(posterior, likelihood, X, prior,
                                           num_samples=proposals * num_samples, meta=meta,
@@ -297,8 +307,9 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
     dead = ~np.isfinite(log_w).any(axis=1)
     if dead.any():
         raise ValueError(f"Every proposal of dataset(s) {np.flatnonzero(dead)[:10].tolist()} "
-                         "lies where the prior density is 0; importance sampling cannot "
-                         "correct a posterior network that misses the prior's support.")
+                         "lies where the prior density or the likelihood is 0; importance "
+                         "sampling cannot correct a posterior network that misses where the "
+                         "posterior is.")
     smoothed, k = psis(log_w)
     weights = np.exp(smoothed)
     weights /= weights.sum(axis=1, keepdims=True)

@@ -212,7 +212,8 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         Parameters
         ----------
         X, num_samples, **kwargs
-            As for :meth:`skabi.AmortizedPosterior.sample`.
+            As for :meth:`skabi.AmortizedPosterior.sample`; ``random_state=None`` uses
+            the joint estimator's ``random_state``.
         importance : bool, default=False
             Resample ``proposals * num_samples`` posterior draws in proportion to
             ``p(theta) q(x | theta) / q(theta | x)``: draws of the learned likelihood's
@@ -224,6 +225,8 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
             With ``importance``: proposal draws per result draw.
         """
         check_is_fitted(self, "posterior_")
+        if kwargs.get("random_state") is None:     # the joint estimator's seed
+            kwargs["random_state"] = self.random_state
         if not importance:
             return self.posterior_.sample(X, num_samples, **kwargs)
         from .importance import importance_sample
@@ -232,10 +235,13 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
                                         "coords"})
         if unknown:
             raise TypeError(f"sample(importance=True) does not take {unknown!r}.")
-        if X is None:
-            X = kwargs.pop("conditions", None)
-        kwargs.pop("conditions", None)
-        return importance_sample(self.posterior_, self.likelihood_, X,
+        conditions = kwargs.pop("conditions", None)
+        if (X is None) == (conditions is None):
+            raise TypeError("sample needs the data once: sample(X, ...) or, as in BayesFlow, "
+                            f"sample(conditions=X, ...); got X={type(X).__name__} and "
+                            f"conditions={type(conditions).__name__}.")
+        return importance_sample(self.posterior_, self.likelihood_,
+                                 X if conditions is None else conditions,
                                  self.prior if prior is None else prior, num_samples,
                                  proposals=proposals, **kwargs)
 
@@ -268,7 +274,8 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         return log_marginal_likelihood(self.posterior_, self.likelihood_, X,
                                        self.prior if prior is None else prior,
                                        num_samples=num_samples, meta=meta,
-                                       random_state=random_state)
+                                       random_state=(self.random_state if random_state is None
+                                                     else random_state))
 
     def score(self, X, y=None):
         """Mean ``log q(theta | x) + log q(x | theta)`` over held-out simulations (the

@@ -85,7 +85,7 @@ def test_draws_outside_the_prior_support_get_no_weight(rough):
     assert np.all(out.posterior["mu"].values >= 0)
 
 
-def test_a_proposal_narrower_than_the_posterior_warns(rough):
+def test_a_proposal_much_wider_than_the_posterior_warns(rough):
     model, est = rough
     x = model.sample(2, random_state=6)["x"]
 
@@ -120,7 +120,26 @@ def test_bad_input_is_refused(rough):
         importance_sample(est, lambda d, o: np.zeros(3), x, PRIOR, 10)
     with pytest.raises(ValueError, match="num_samples"):
         importance_sample(est, normal_log_lik, x, PRIOR, 0)
+    with pytest.raises(ValueError, match="at least 25 proposals"):
+        importance_sample(est, normal_log_lik, x, PRIOR, 5)          # 4 x 5 proposals
+    with pytest.raises(TypeError, match="AmortizedLikelihood or a callable"):
+        importance_sample(est, est, x, PRIOR)       # a posterior is not a likelihood
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        with pytest.raises(ValueError, match="prior density is 0"):
+        with pytest.raises(ValueError, match="prior density or the likelihood is 0"):
             importance_sample(est, normal_log_lik, x, {"mu": stats.uniform(50, 1)}, 10)
+
+
+def test_the_marginal_likelihood_counts_zero_prior_density_as_zero_weight(rough):
+    """A half-normal prior gives draws below 0 weight 0: both functions give the same
+    log p(x) instead of an error."""
+    model, est = rough
+    x = {"x": model.sample(2, random_state=5)["x"] * 0.0 + 0.05}
+    half = {"mu": stats.halfnorm()}
+    out = log_marginal_likelihood(est, normal_log_lik, x, half, num_samples=400,
+                                  random_state=3)
+    _, log_w, _ = proposal_weights(est, normal_log_lik, x, half, num_samples=400,
+                                   random_state=3)
+    assert np.isinf(log_w).any() and np.all(np.isfinite(out.to_numpy()))
+    top = log_w.max(axis=1, keepdims=True)
+    np.testing.assert_allclose(out["log_ml"], np.log(np.exp(log_w - top).mean(1)) + top[:, 0])

@@ -242,6 +242,12 @@ def test_importance_sampling_with_the_learned_likelihood(conjugate_fit):
     assert np.all(out.sample_stats["pareto_k"].values < 0.7)
     with pytest.raises(TypeError, match="does not take \\['return_type'\\]"):
         est.sample({"x": x}, 10, importance=True, return_type="numpy")
+    with pytest.raises(TypeError, match="needs the data once"):
+        est.sample({"x": x}, 10, importance=True, conditions={"x": x})
+    with pytest.raises(TypeError, match="needs the data once"):
+        est.sample(num_samples=10, importance=True)
+    again = est.sample(conditions={"x": x}, num_samples=1000, importance=True)
+    np.testing.assert_array_equal(again.posterior["mu"].values, out.posterior["mu"].values)
     bare = clone(est).set_params(prior=None)
     bare.posterior_, bare.likelihood_ = est.posterior_, est.likelihood_
     with pytest.raises(ValueError, match="prior density"):

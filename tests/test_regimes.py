@@ -101,6 +101,30 @@ def test_a_warm_up_does_not_shift_the_round_schedule():
     assert source.n_simulated == 2 * 2 * 8
 
 
+def test_a_fit_with_a_warm_up_restarts_the_round_schedule(monkeypatch):
+    from skabi.adapters import Rename, make_adapter
+    from skabi.networks import CouplingFlow
+    from skabi.training.sources import RoundSource
+
+    class Means(_Counting):                       # fixed conditions: the warm-up applies
+        def simulate(self, batch_size, rng):
+            out = super().simulate(batch_size, rng)
+            return {"theta": out["theta"], "x": out["x"].mean(axis=1)}
+
+    restarts = []
+    original = RoundSource.restart_schedule
+    monkeypatch.setattr(RoundSource, "restart_schedule",
+                        lambda self: (restarts.append(self._epochs_seen), original(self)))
+    est = tiny(adapter=make_adapter(Rename("theta", "inference_variables"),
+                                    Rename("x", "inference_conditions")),
+               summary_network=None,
+               inference_network=CouplingFlow(depth=2, subnet_width=16, linear_warmup=True),
+               epochs=4, rounds=2, batches_per_epoch=3, pilot_size=50, validation_sims=64,
+               early_stopping=True).fit(Means())
+    warm = int((est.history_["epoch"] < 0).sum())
+    assert warm > 0 and restarts == [warm]        # once, after the warm-up's epochs
+
+
 def test_replay_buffer_training():
     est = tiny(epochs=2, replay_capacity=100).fit(Gaussian())
     assert est.n_simulations_ == 2 * 5 * 32

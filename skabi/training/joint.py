@@ -82,6 +82,7 @@ class JointPrepare:
 
     #: simulations read to size the validation batches
     probe = 64
+
     def __init__(self, states, device, dtype):
         self.prepares = {name: Prepare(s.adapter, s.shapes, device, dtype)
                          for name, s in states.items()}

@@ -132,7 +132,8 @@ class RoundSource(_SimulatorSource):
         return self.batches_per_epoch
 
     def restart_schedule(self):
-        # The current round's simulations stay: a warm-up within round 0 costs none.
+        # The current round's simulations stay: a warm-up within round 0 costs no extra
+        # round; one that ran into later rounds has simulated those on top of ``rounds``.
         self._epochs_seen = 0
 
     def epoch(self, epoch):
