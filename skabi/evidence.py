@@ -179,23 +179,11 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
     --------
     See :doc:`/likelihood` for a worked example with two conjugate models.
     """
-    from .importance import proposal_weights
+    from .importance import proposal_weights, raw_weights_summary
 
     _, w, _ = proposal_weights(posterior, likelihood, X, prior, num_samples=num_samples,
                                meta=meta, random_state=random_state)
-    k = w.shape[0]
-    dead = ~np.isfinite(w).any(axis=1)
-    if dead.any():
-        raise ValueError(f"Every log weight of dataset(s) {np.flatnonzero(dead)[:10].tolist()} "
-                         "is -inf: every posterior draw lies where the prior density or the "
-                         "likelihood is 0.")
-    top = w.max(axis=1, keepdims=True)
-    e = np.exp(w - top)
-    mean_e = e.mean(axis=1)
-    log_ml = np.log(mean_e) + top[:, 0]
-    se = e.std(axis=1, ddof=1) / (np.sqrt(num_samples) * mean_e) if num_samples > 1 \
-        else np.full(k, np.nan)
-    ess = e.sum(axis=1) ** 2 / (e ** 2).sum(axis=1)
+    log_ml, se, ess = raw_weights_summary(w)
     finite = np.where(np.isfinite(w), w, np.nan)   # draws of weight 0 (-inf) left out
     return pd.DataFrame({"log_ml": log_ml, "mc_se": se, "ess": ess,
                          "mean_estimate": np.nanmean(finite, axis=1),

@@ -180,6 +180,24 @@ def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=
     return draws, log_w, data
 
 
+def raw_weights_summary(log_w):
+    """Per dataset (row) of log weights: ``log mean exp`` (the estimate of ``log p(x)``),
+    its Monte Carlo standard error (delta method) and the effective sample size of the
+    raw weights. A dataset whose every weight is 0 (``-inf``) is refused."""
+    dead = ~np.isfinite(log_w).any(axis=1)
+    if dead.any():
+        raise ValueError(f"Every proposal of dataset(s) {np.flatnonzero(dead)[:10].tolist()} "
+                         "lies where the prior density or the likelihood is 0: the posterior "
+                         "network misses where the posterior is.")
+    n = log_w.shape[1]
+    top = log_w.max(axis=1, keepdims=True)
+    e = np.exp(log_w - top)
+    mean_e = e.mean(axis=1)
+    se = e.std(axis=1, ddof=1) / (np.sqrt(n) * mean_e) if n > 1 \
+        else np.full(len(log_w), np.nan)
+    return np.log(mean_e) + top[:, 0], se, e.sum(axis=1) ** 2 / (e ** 2).sum(axis=1)
+
+
 def psis(log_w):
     """Pareto-smoothed, normalised log weights along the last axis, and Pareto k per row.
 
@@ -304,18 +322,11 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
     draws, log_w, data = proposal_weights(posterior, likelihood, X, prior,
                                           num_samples=proposals * num_samples, meta=meta,
                                           random_state=rng)
-    dead = ~np.isfinite(log_w).any(axis=1)
-    if dead.any():
-        raise ValueError(f"Every proposal of dataset(s) {np.flatnonzero(dead)[:10].tolist()} "
-                         "lies where the prior density or the likelihood is 0; importance "
-                         "sampling cannot correct a posterior network that misses where the "
-                         "posterior is.")
+    log_ml, _, _ = raw_weights_summary(log_w)
     smoothed, k = psis(log_w)
     weights = np.exp(smoothed)
     weights /= weights.sum(axis=1, keepdims=True)
     ess = 1.0 / (weights ** 2).sum(axis=1)
-    top = log_w.max(axis=1, keepdims=True)
-    log_ml = np.log(np.exp(log_w - top).mean(axis=1)) + top[:, 0]
     picks = np.stack([_systematic(w, num_samples, rng) for w in weights])  # (K, num_samples)
     chosen = {name: np.take_along_axis(v, picks.reshape(picks.shape + (1,) * (v.ndim - 2)),
                                        axis=1)

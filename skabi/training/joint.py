@@ -101,11 +101,12 @@ class JointPrepare:
         from .inference import chunk_rows
         from .roles import n_rows
 
-        probe = bank[np.arange(min(self.probe, len(bank)))].to_dict()
+        n = min(self.probe, len(bank))
+        probe = bank[np.arange(n)].to_dict()
         sizes = []
         for prepare in self.prepares.values():
             roles = prepare.adapter.transform(probe)
-            rows_per_sim = n_rows(roles) / max(1, min(self.probe, len(bank)))
+            rows_per_sim = n_rows(roles) / max(1, n)
             sizes.append(int(chunk_rows(roles) / max(rows_per_sim, 1e-9)))
         return max(1, min(sizes))
 
