@@ -1,6 +1,7 @@
 """Neural networks of skabi: tensors in, tensors out.
 
-Inference networks (conditional densities): :class:`CouplingFlow`, :class:`FlowMatching`.
+Inference networks (conditional densities): :class:`CouplingFlow`, :class:`FlowMatching`,
+:class:`DiffusionModel`.
 Summary networks (data set -> vector): :class:`DeepSet`, :class:`SetTransformer`,
 :class:`TimeSeriesNetwork`. Heads (conditions -> estimates or model logits):
 :class:`DenseHead`. Each class is a scikit-learn hyperparameter holder whose
@@ -10,6 +11,7 @@ Summary networks (data set -> vector): :class:`DeepSet`, :class:`SetTransformer`
 from ._base import InferenceModule, InferenceNetwork, SummaryModule, SummaryNetwork
 from .coupling_flow import CouplingFlow
 from .deep_set import DeepSet
+from .diffusion import DiffusionModel
 from .flow_matching import FlowMatching
 from .heads import DenseHead
 from .set_transformer import SetTransformer
@@ -22,6 +24,7 @@ __all__ = [
     "SummaryModule",
     "CouplingFlow",
     "FlowMatching",
+    "DiffusionModel",
     "DeepSet",
     "SetTransformer",
     "TimeSeriesNetwork",

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import ACTIVATIONS, ConditionalMLP, FourierTimeEmbedding
+from ._ode import field_and_divergence
 
 __all__ = ["FlowMatching", "FlowMatchingModule"]
 
@@ -140,14 +141,7 @@ class FlowMatchingModule(InferenceModule):
         condition = self._check_condition(condition, theta.shape[0])
 
         def f(state, t):
-            x = state[0].detach().requires_grad_(True)
-            with torch.enable_grad():
-                v = self.velocity(x, t, condition)
-                div = torch.zeros_like(v[..., 0])
-                for i in range(self.dim):
-                    g, = torch.autograd.grad(v[..., i].sum(), x, retain_graph=i < self.dim - 1)
-                    div = div + g[..., i]
-            return v.detach(), div.detach()
+            return field_and_divergence(lambda x: self.velocity(x, t, condition), state[0])
 
         x0, int_div = self._integrate(f, (theta.detach(), theta.new_zeros(theta.shape[0])),
                                       1.0, 0.0)

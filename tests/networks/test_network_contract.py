@@ -3,16 +3,19 @@
 import pytest
 import torch
 
-from skabi.networks import CouplingFlow, DeepSet, FlowMatching, SetTransformer, TimeSeriesNetwork
+from skabi.networks import (CouplingFlow, DeepSet, DiffusionModel, FlowMatching, SetTransformer,
+                            TimeSeriesNetwork)
 
 
 @pytest.mark.parametrize("inference", [CouplingFlow(depth=2, subnet_width=16),
                                        CouplingFlow(depth=2, transform="spline", subnet_width=16),
-                                       FlowMatching(subnet_width=16, steps=3)],
-                         ids=["affine", "spline", "flow-matching"])
-@pytest.mark.parametrize("summary", [DeepSet(summary_dim=4), SetTransformer(summary_dim=4),
+                                       FlowMatching(subnet_width=16, steps=3),
+                                       DiffusionModel(subnet_width=16, steps=3)],
+                         ids=["affine", "spline", "flow-matching", "diffusion"])
+@pytest.mark.parametrize("summary", [DeepSet(summary_dim=4), DeepSet(summary_dim=4, moment_dim=3),
+                                     SetTransformer(summary_dim=4),
                                      TimeSeriesNetwork(summary_dim=4)],
-                         ids=["deepset", "set-transformer", "time-series"])
+                         ids=["deepset", "deepset-moments", "set-transformer", "time-series"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_joint_training_step_and_sampling(inference, summary, dtype):
     torch.manual_seed(0)
@@ -49,6 +52,7 @@ def test_cheap_log_prob_says_whether_log_densities_cost_about_a_draw():
     assert CouplingFlow(depth=1).build(2, 0).cheap_log_prob is True
     assert CouplingFlow(depth=1, transform="spline").build(2, 0).cheap_log_prob is True
     assert FlowMatching(steps=1).build(2, 0).cheap_log_prob is False  # ODE per density
+    assert DiffusionModel(steps=1).build(2, 0).cheap_log_prob is False
 
 
 def test_block_rows_blocks_cpu_only():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator, clone
 
-from skabi.networks import (CouplingFlow, DeepSet, FlowMatching, InferenceNetwork,
-                            SetTransformer, SummaryNetwork, TimeSeriesNetwork)
+from skabi.networks import (CouplingFlow, DeepSet, DiffusionModel, FlowMatching,
+                            InferenceNetwork, SetTransformer, SummaryNetwork, TimeSeriesNetwork)
 
-INFERENCE = [CouplingFlow, FlowMatching]
+INFERENCE = [CouplingFlow, FlowMatching, DiffusionModel]
 SUMMARY = [DeepSet, SetTransformer, TimeSeriesNetwork]
 
 
@@ -104,6 +104,10 @@ BAD_INFERENCE = [
     (FlowMatching(sigma_min=-0.1), "'sigma_min'"),
     (FlowMatching(time_embedding_dim=0), "'time_embedding_dim'"),
     (FlowMatching(subnet_depth=True), "'subnet_depth'"),
+    (DiffusionModel(sigma_min=0.0), "'sigma_min'"),
+    (DiffusionModel(sigma_min=2.0, sigma_max=1.0), "sigma_min < sigma_max. Got sigma_min=2.0"),
+    (DiffusionModel(p_std=-1.0), "'p_std'"),
+    (DiffusionModel(steps=0), "'steps'"),
 ]
 
 
@@ -136,6 +140,8 @@ BAD_SUMMARY = [
     (DeepSet(pooling="mean+mean"), "'pooling'.*'mean\\+mean'"),
     (DeepSet(pooling=None), "'pooling'.*Got None"),
     (DeepSet(num_equivariant=-1), "'num_equivariant'"),
+    (DeepSet(moment_dim=-1), "'moment_dim'"),
+    (DeepSet(moment_dim=2.5), "'moment_dim'"),
     (SetTransformer(embed_dim=30, num_heads=4), "'embed_dim'.*num_heads=4.*30"),
     (SetTransformer(num_inducing_points=-2), "'num_inducing_points'"),
     (SetTransformer(layer_norm=None), "'layer_norm'"),
@@ -156,7 +162,8 @@ def test_bad_summary_hyperparameters_fail_in_build(holder, match):
 
 @pytest.mark.parametrize("holder", [CouplingFlow(depth=3, permutation="lu"),
                                     CouplingFlow(depth=3, transform="spline"),
-                                    FlowMatching(subnet_width=8, steps=3)])
+                                    FlowMatching(subnet_width=8, steps=3),
+                                    DiffusionModel(subnet_width=8, steps=3)])
 def test_state_dict_round_trip_into_a_fresh_build(holder, tmp_path):
     """What persistence does: build again (other seed), load the saved weights."""
     torch.manual_seed(0)
@@ -175,7 +182,7 @@ def test_state_dict_round_trip_into_a_fresh_build(holder, tmp_path):
     torch.testing.assert_close(fresh.sample(4, cond, generator=gen.manual_seed(0)), draws)
 
 
-@pytest.mark.parametrize("holder", [DeepSet(num_equivariant=1),
+@pytest.mark.parametrize("holder", [DeepSet(num_equivariant=1), DeepSet(moment_dim=3),
                                     SetTransformer(num_inducing_points=3), TimeSeriesNetwork()])
 def test_summary_state_dict_round_trip(holder):
     torch.manual_seed(0)

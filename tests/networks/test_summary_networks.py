@@ -9,11 +9,12 @@ from skabi.networks import DeepSet, SetTransformer, TimeSeriesNetwork
 SET_HOLDERS = [
     DeepSet(summary_dim=5),
     DeepSet(summary_dim=5, pooling="mean+max+sum+min", num_equivariant=2),
+    DeepSet(summary_dim=5, num_equivariant=1, moment_dim=4),
     SetTransformer(summary_dim=5, embed_dim=16, num_heads=2),
     SetTransformer(summary_dim=5, embed_dim=16, num_heads=2, num_inducing_points=4,
                    num_seeds=2),
 ]
-IDS = ["deepset", "deepset-equivariant", "sab", "isab"]
+IDS = ["deepset", "deepset-equivariant", "deepset-moments", "sab", "isab"]
 
 
 def _build(holder, feature_dim, seed=0):
@@ -91,8 +92,8 @@ def test_time_series_is_order_sensitive():
     assert not torch.allclose(net(x), net(x.flip(1)), atol=1e-4)
 
 
-@pytest.mark.parametrize("holder", SET_HOLDERS[:3] + [TimeSeriesNetwork(summary_dim=5)],
-                         ids=IDS[:3] + ["time-series"])
+@pytest.mark.parametrize("holder", SET_HOLDERS[:4] + [TimeSeriesNetwork(summary_dim=5)],
+                         ids=IDS[:4] + ["time-series"])
 def test_float64_and_backward(holder):
     net = _build(holder, 3).double().train()
     x = torch.randn(4, 9, 3, dtype=torch.float64)
@@ -104,7 +105,7 @@ def test_float64_and_backward(holder):
     assert all(p.grad is not None for p in net.parameters())
 
 
-@pytest.mark.parametrize("holder", [SET_HOLDERS[0], SET_HOLDERS[2], TimeSeriesNetwork()],
+@pytest.mark.parametrize("holder", [SET_HOLDERS[0], SET_HOLDERS[3], TimeSeriesNetwork()],
                          ids=["deepset", "sab", "time-series"])
 def test_shape_errors(holder):
     net = _build(holder, 3)
@@ -112,3 +113,64 @@ def test_shape_errors(holder):
         net(torch.randn(4, 9, 2))
     with pytest.raises(ShapeError, match="'mask'"):
         net(torch.randn(4, 9, 3), torch.ones(4, 8, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------- second-order pooling
+def _regression_sets(n_sets, n, sigma, dtype=torch.float64, seed=0):
+    """Sets of (x, y) pairs, y = 2 + 3 x + sigma e, with a trend much larger than sigma."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n_sets, n, 1, generator=gen, dtype=dtype)
+    y = 2.0 + 3.0 * x + sigma * torch.randn(n_sets, n, 1, generator=gen, dtype=dtype)
+    return torch.cat([x, y], dim=-1)
+
+
+@pytest.mark.parametrize("sigma", [1.0, 1e-2])
+def test_moment_pool_gives_the_least_squares_fit_of_the_raw_features(sigma):
+    """Starting as the identity on the raw features, the pooled moments are the sufficient
+    statistics of a regression: means, the slope and log sqrt(RSS / n), in float32 too,
+    where the residual sd is 1/300 of the sd of y."""
+    from skabi.networks._moments import MomentPool
+    sets = _regression_sets(3, 9, sigma)
+    pool = MomentPool(in_dim=2, k=2, identity=2)
+    out = pool(sets.float(), None).double()
+    x, y = sets[..., 0], sets[..., 1]
+    xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
+    slope = (xc * yc).sum(1) / xc.square().sum(1)
+    rss = (yc - slope[:, None] * xc).square().sum(1)
+    expected = torch.stack([x.mean(1), y.mean(1), 0.5 * torch.log(xc.square().mean(1)),
+                            0.5 * torch.log(rss / 9), slope], dim=-1)
+    torch.testing.assert_close(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_moment_pool_masks_padding_and_survives_one_element_sets():
+    from skabi.networks._moments import MomentPool
+    torch.manual_seed(0)
+    pool = MomentPool(in_dim=3, k=3, identity=1)
+    pieces = [torch.randn(n, 3) for n in (6, 1, 4)]
+    padded = torch.full((3, 6, 3), 1e3)
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    for i, piece in enumerate(pieces):
+        padded[i, :len(piece)], mask[i, :len(piece)] = piece, True
+    padded.requires_grad_(True)
+    out = pool(padded, mask)
+    for i, piece in enumerate(pieces):
+        torch.testing.assert_close(out[i], pool(piece[None], None)[0], rtol=1e-5, atol=1e-5)
+    out.sum().backward()                      # a one-element set: residuals 0, no NaN
+    assert torch.isfinite(out).all() and torch.isfinite(padded.grad).all()
+
+
+def test_deepset_moments_change_the_summary_and_keep_it_invariant():
+    """moment_dim adds inputs to the outer network (the summary changes) and a linear path
+    from the moments to the summary; mean pooling of the same weights is unaffected."""
+    sets = _regression_sets(4, 12, 0.1, dtype=torch.float32)
+    torch.manual_seed(0)
+    with_moments = DeepSet(summary_dim=3, moment_dim=2).build(2).eval()
+    out = with_moments(sets)
+    perm = torch.randperm(12)
+    torch.testing.assert_close(with_moments(sets[:, perm]), out, rtol=0, atol=1e-5)
+    # the moments carry the residual scale: shrinking the noise moves the summary
+    sharper = _regression_sets(4, 12, 0.01, dtype=torch.float32)
+    assert (with_moments(sharper) - out).abs().max() > 1e-2
+    n_moment_params = sum(p.numel() for n, p in with_moments.named_parameters()
+                          if n.startswith("moment"))
+    assert n_moment_params == (2 + 64 + 1) * 2 + 5 * 3
