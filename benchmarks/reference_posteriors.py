@@ -30,7 +30,8 @@ Published NPE numbers for the sbibm tasks (Lueckmann et al. 2021, Fig. 3: NPE at
 0.55-0.6 / 0.52-0.55 on two moons and the mixture) are the comparison points.
 
 Run ``python benchmarks/reference_posteriors.py [problem ...] [--budgets 1000 10000]
-[--seeds 0] [--observations 5] [--fast]``. Prints one markdown row per cell.
+[--seeds 0] [--observations 5] [--network spline|flow_matching|diffusion] [--fast]``.
+Prints one markdown row per cell.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ import numpy as np
 from skabi import AmortizedPosterior, make_adapter
 from skabi.adapters import AsTimeSeries, Concatenate, Constrain, Rename, Standardize
 from skabi.diagnostics import c2st
-from skabi.networks import CouplingFlow, TimeSeriesNetwork
+from skabi.networks import CouplingFlow, DiffusionModel, FlowMatching, TimeSeriesNetwork
 
 N_REF = 10_000
 
@@ -242,8 +243,16 @@ def _parse(pairs):
     return out
 
 
+#: ``--network``: the inference network (``--flow`` sets its parameters)
+NETWORKS = {
+    "spline": lambda **kw: CouplingFlow(**{"transform": "spline", **kw}),
+    "flow_matching": lambda **kw: FlowMatching(**kw),
+    "diffusion": lambda **kw: DiffusionModel(**kw),
+}
+
+
 def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
-             history=False):
+             history=False, network="spline"):
     problem = PROBLEMS[name]
     rng = np.random.default_rng(seed)
     bank = problem["simulate"](budget, rng)
@@ -252,7 +261,7 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
     if fast:
         settings["epochs"] = 3
     est = AmortizedPosterior(adapter=problem["adapter"](),
-                             inference_network=CouplingFlow(**{"transform": "spline", **(flow or {})}),
+                             inference_network=NETWORKS[network](**(flow or {})),
                              summary_network=problem.get("summary", lambda: None)(),
                              random_state=seed, **settings)
     t0 = time.perf_counter()
@@ -286,7 +295,9 @@ def main():
     parser.add_argument("--set", nargs="*", metavar="KEY=VALUE",
                         help="AmortizedPosterior parameters, e.g. batch_size=128")
     parser.add_argument("--flow", nargs="*", metavar="KEY=VALUE",
-                        help="CouplingFlow parameters, e.g. subnet_width=64")
+                        help="the inference network's parameters, e.g. subnet_width=64")
+    parser.add_argument("--network", choices=list(NETWORKS), default="spline",
+                        help="inference network (default: the spline CouplingFlow)")
     parser.add_argument("--history", action="store_true", help="print the loss per epoch")
     parser.add_argument("--before", action="store_true",
                         help="the settings a user had to choose before the offline defaults")
@@ -300,7 +311,7 @@ def main():
             for seed in args.seeds:
                 scores, seconds, best, epochs = run_cell(
                     name, budget, seed, args.observations, fast=args.fast,
-                    params=params, history=args.history,
+                    params=params, history=args.history, network=args.network,
                     flow={**(BEFORE_FLOW if args.before else {}), **_parse(args.flow)})
                 print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
                       f"| {np.mean(scores):.3f} | {best} / {epochs} | {seconds:.0f} |",

@@ -49,6 +49,7 @@ SUMMARY_NETWORKS = {
     "meanmax_eq2": lambda: DeepSet(summary_dim=10, pooling="mean+max", num_equivariant=2),
     "settransformer": lambda: SetTransformer(summary_dim=10),
     # second-order pooling of 4 learned projections beside mean (or mean+max) pooling
+    "mean_moments2": lambda: DeepSet(summary_dim=10, moment_dim=2),
     "mean_moments4": lambda: DeepSet(summary_dim=10, moment_dim=4),
     "meanmax_moments4": lambda: DeepSet(summary_dim=10, pooling="mean+max", moment_dim=4),
     # mean+max and the log residual sd of a least-squares fit beside sqrt(N)

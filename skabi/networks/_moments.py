@@ -39,9 +39,11 @@ class MomentPool(nn.Module):
         Features per element.
     k : int
         Number of projections.
-    identity : int, default=0
-        The first ``min(identity, k, in_dim)`` projections start as the identity on the
-        first inputs (the rest at PyTorch's default initialisation).
+    raw_dim : int, default=0
+        The first ``raw_dim`` inputs are an element's raw features: the first
+        ``min(raw_dim, k)`` projections are linear maps of those alone, starting as the
+        features themselves, and come first in the orthogonalisation; the others read all
+        ``in_dim`` inputs.
 
     Attributes
     ----------
@@ -53,9 +55,7 @@ class MomentPool(nn.Module):
     --------
     >>> import torch
     >>> from skabi.networks._moments import MomentPool
-    >>> pool = MomentPool(in_dim=2, k=2)
-    >>> with torch.no_grad():
-    ...     _ = pool.proj.weight.copy_(torch.eye(2)); _ = pool.proj.bias.zero_()
+    >>> pool = MomentPool(in_dim=2, k=2, raw_dim=2)     # starts as the raw x and y
     >>> x = torch.randn(1, 200, 1)
     >>> y = 1.0 + 2.0 * x + 0.1 * torch.randn(1, 200, 1)
     >>> out = pool(torch.cat([x, y], -1), None)     # mean x, mean y, log sds, slope
@@ -63,19 +63,21 @@ class MomentPool(nn.Module):
     (2.0, 0.1)
     """
 
-    def __init__(self, in_dim: int, k: int, identity: int = 0):
+    def __init__(self, in_dim: int, k: int, raw_dim: int = 0):
         super().__init__()
         self.k = k
-        self.proj = nn.Linear(in_dim, k)
-        self.out_dim = k * (k + 3) // 2
-        m = min(identity, k, in_dim)
-        if m:
-            # the first m projections start as the first m inputs themselves, so that the
-            # pooled moments of the raw features are exact from the first step
+        self.raw_dim = raw_dim
+        self.n_raw = min(raw_dim, k)
+        # projections of the raw features alone, starting as those features: their moments
+        # are exact from the first step and never mixed with nonlinear per-element features
+        # (whose part that is not linear in the raw features would add to a residual)
+        self.raw = nn.Linear(raw_dim, self.n_raw) if self.n_raw else None
+        if self.raw is not None:
             with torch.no_grad():
-                self.proj.weight[:m].zero_()
-                self.proj.weight[:m, :m] = torch.eye(m)
-                self.proj.bias[:m].zero_()
+                self.raw.weight.copy_(torch.eye(self.n_raw, raw_dim))
+                self.raw.bias.zero_()
+        self.proj = nn.Linear(in_dim, k - self.n_raw) if k > self.n_raw else None
+        self.out_dim = k * (k + 3) // 2
 
     def forward(self, u: Tensor, mask: Tensor | None) -> Tensor:
         """Moments (B, out_dim) of the projections of ``u`` (B, N, in_dim).
@@ -83,7 +85,12 @@ class MomentPool(nn.Module):
         ``mask`` (B, N) is True for real elements; padding contributes nothing. A set of
         one element has residuals 0 (its log sds read the absolute floor).
         """
-        z = self.proj(u)
+        parts = []
+        if self.raw is not None:
+            parts.append(self.raw(u[..., :self.raw_dim]))
+        if self.proj is not None:
+            parts.append(self.proj(u))
+        z = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
         if mask is None:
             weight = torch.ones_like(z[..., :1])
         else:

@@ -62,13 +62,14 @@ class DeepSetModule(SummaryModule):
         self.inner = MLP(feature_dim, None, width, inner_depth, activation, dropout)
         self.equivariant = nn.ModuleList(
             _Equivariant(width, methods, activation) for _ in range(num_equivariant))
-        # second-order pooling reads each element's raw features beside its learned ones
-        # (starting as the moments of the raw features themselves), and its moments also
-        # reach the summary through a linear map, so they need not pass an activation
+        # second-order pooling: linear maps of each element's raw features (starting as
+        # the features themselves), then projections of raw and learned features together;
+        # the moments also reach the summary through a linear map, so they need not pass
+        # an activation
         self.moments = self.moment_skip = None
         pooled = width * len(methods)
         if moment_dim:
-            self.moments = MomentPool(feature_dim + width, moment_dim, identity=feature_dim)
+            self.moments = MomentPool(feature_dim + width, moment_dim, raw_dim=feature_dim)
             self.moment_skip = nn.Linear(self.moments.out_dim, summary_dim, bias=False)
             pooled += self.moments.out_dim
         self.outer = MLP(pooled, summary_dim, width, outer_depth - 1, activation, dropout)
@@ -118,10 +119,12 @@ class DeepSet(SummaryNetwork):
         Number of equivariant layers between the per-element network and the pooling.
     moment_dim : int, default=0
         Second-order pooling beside ``pooling``: ``moment_dim`` learned linear projections of
-        each element (of its raw features and its per-element features) are pooled into
+        each element are pooled into
         their means, their least-squares coefficients on one another and the log of their
         residual sds, computed exactly by a masked Gram-Schmidt orthogonalisation
-        (``moment_dim * (moment_dim + 3) / 2`` numbers more for the outer network). These
+        (``moment_dim * (moment_dim + 3) / 2`` numbers more for the outer network). The first
+        ``min(moment_dim, F)`` projections read the ``F`` raw features alone and start as
+        those features; the others read the raw and the per-element features. These
         are the sufficient statistics of linear-Gaussian models, which mean and max
         pooling of learned features reach only approximately: on the regression tutorial
         (task L of ``benchmarks/``) ``moment_dim=4`` brings the posterior of the noise sd

@@ -21,8 +21,11 @@ from torch import Tensor
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import ACTIVATIONS, ConditionalMLP, FourierTimeEmbedding
 from ._ode import field_and_divergence
+from ._residual import ResidualConditionalMLP
 
 __all__ = ["DiffusionModel", "DiffusionModule"]
+
+_BACKBONES = ("mlp", "residual")
 
 #: sd of the (standardized) inference variables the preconditioning assumes
 SIGMA_DATA = 1.0
@@ -53,13 +56,18 @@ class DiffusionModule(InferenceModule):
     cheap_log_prob = False
 
     def __init__(self, dim, condition_dim, width, depth, activation, dropout,
-                 time_embedding_dim, sigma_min, sigma_max, rho, p_mean, p_std, steps):
+                 time_embedding_dim, sigma_min, sigma_max, rho, p_mean, p_std, steps,
+                 backbone="mlp"):
         super().__init__(dim, condition_dim)
         self.sigma_min, self.sigma_max, self.rho = sigma_min, sigma_max, rho
         self.p_mean, self.p_std, self.steps = p_mean, p_std, steps
         self.time_embedding = FourierTimeEmbedding(time_embedding_dim)
-        self.net = ConditionalMLP(dim, condition_dim + time_embedding_dim, dim, width, depth,
-                                  activation, dropout, zero_last=False)
+        if backbone == "residual":
+            self.net = ResidualConditionalMLP(dim, condition_dim + time_embedding_dim, dim,
+                                              width, depth, activation, dropout)
+        else:
+            self.net = ConditionalMLP(dim, condition_dim + time_embedding_dim, dim, width,
+                                      depth, activation, dropout, zero_last=False)
         self.split = condition_dim
 
     # the denoiser --------------------------------------------------------------------
@@ -231,6 +239,11 @@ default="silu"
         32 steps, 1.002 at 50 (99 network evaluations, as many as flow matching's 25 RK4
         steps), and log densities are within 0.01-0.03 nats at 50 steps; EDM's 18 steps
         for images give 1.025 and 0.03-0.1 nats.
+    backbone : {"mlp", "residual"}, default="mlp"
+        The network: ``"mlp"``, an MLP that reads the noise level and the condition in its
+        first layer; ``"residual"``, ``subnet_depth`` residual blocks of two layers each
+        that read them in every block (about twice the weights at the same depth and
+        width; see ``benchmarks/README.md`` for what it gains).
 
     Examples
     --------
@@ -256,11 +269,12 @@ default="silu"
         "p_mean": [NumberInterval(Real, None, None, closed="neither")],
         "p_std": [NumberInterval(Real, 0, None, closed="neither")],
         "steps": [NumberInterval(Integral, 1, None, closed="left")],
+        "backbone": [StrOptions(set(_BACKBONES))],
     }
 
     def __init__(self, *, subnet_width=128, subnet_depth=4, activation="silu", dropout=0.0,
                  time_embedding_dim=16, sigma_min=0.002, sigma_max=20.0, rho=7.0,
-                 p_mean=-1.2, p_std=1.2, steps=50):
+                 p_mean=-1.2, p_std=1.2, steps=50, backbone="mlp"):
         self.subnet_width = subnet_width
         self.subnet_depth = subnet_depth
         self.activation = activation
@@ -272,6 +286,7 @@ default="silu"
         self.p_mean = p_mean
         self.p_std = p_std
         self.steps = steps
+        self.backbone = backbone
 
     def build(self, dim: int, condition_dim: int) -> DiffusionModule:
         """Validate the hyperparameters and return a new float32 ``DiffusionModule``.
@@ -293,5 +308,5 @@ default="silu"
             width=p["subnet_width"], depth=p["subnet_depth"], activation=p["activation"],
             dropout=p["dropout"], time_embedding_dim=p["time_embedding_dim"],
             sigma_min=p["sigma_min"], sigma_max=p["sigma_max"], rho=p["rho"],
-            p_mean=p["p_mean"], p_std=p["p_std"], steps=p["steps"],
+            p_mean=p["p_mean"], p_std=p["p_std"], steps=p["steps"], backbone=p["backbone"],
         )

@@ -11,8 +11,11 @@ from torch import Tensor
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import ACTIVATIONS, ConditionalMLP, FourierTimeEmbedding
 from ._ode import field_and_divergence
+from ._residual import ResidualConditionalMLP
 
 __all__ = ["FlowMatching", "FlowMatchingModule"]
+
+_BACKBONES = ("mlp", "residual")
 
 _INTEGRATORS = ("euler", "midpoint", "rk4")
 
@@ -38,12 +41,16 @@ class FlowMatchingModule(InferenceModule):
     cheap_log_prob = False
 
     def __init__(self, dim, condition_dim, width, depth, activation, dropout,
-                 time_embedding_dim, sigma_min, steps, integrator):
+                 time_embedding_dim, sigma_min, steps, integrator, backbone="mlp"):
         super().__init__(dim, condition_dim)
         self.sigma_min, self.steps, self.integrator = sigma_min, steps, integrator
         self.time_embedding = FourierTimeEmbedding(time_embedding_dim)
-        self.net = ConditionalMLP(dim, condition_dim + time_embedding_dim, dim, width, depth,
-                                  activation, dropout, zero_last=False)
+        if backbone == "residual":
+            self.net = ResidualConditionalMLP(dim, condition_dim + time_embedding_dim, dim,
+                                              width, depth, activation, dropout)
+        else:
+            self.net = ConditionalMLP(dim, condition_dim + time_embedding_dim, dim, width,
+                                      depth, activation, dropout, zero_last=False)
         self.split = condition_dim
 
     def _context_term(self, t: Tensor, condition: Tensor | None) -> Tensor:
@@ -180,6 +187,11 @@ default="silu"
         to well below the network's own error; use ``"euler"`` with more steps for speed.
     integrator : {"euler", "midpoint", "rk4"}, default="rk4"
         Fixed-step ODE integrator (1, 2 or 4 velocity evaluations per step).
+    backbone : {"mlp", "residual"}, default="mlp"
+        The network: ``"mlp"``, an MLP that reads the noise level and the condition in its
+        first layer; ``"residual"``, ``subnet_depth`` residual blocks of two layers each
+        that read them in every block (about twice the weights at the same depth and
+        width; see ``benchmarks/README.md`` for what it gains).
 
     Examples
     --------
@@ -201,11 +213,13 @@ default="silu"
         "time_embedding_dim": [NumberInterval(Integral, 1, None, closed="left")],
         "sigma_min": [NumberInterval(Real, 0, 1, closed="left")],
         "steps": [NumberInterval(Integral, 1, None, closed="left")],
+        "backbone": [StrOptions(set(_BACKBONES))],
         "integrator": [StrOptions(set(_INTEGRATORS))],
     }
 
     def __init__(self, *, subnet_width=128, subnet_depth=4, activation="silu", dropout=0.0,
-                 time_embedding_dim=16, sigma_min=1e-4, steps=25, integrator="rk4"):
+                 time_embedding_dim=16, sigma_min=1e-4, steps=25, integrator="rk4",
+                 backbone="mlp"):
         self.subnet_width = subnet_width
         self.subnet_depth = subnet_depth
         self.activation = activation
@@ -214,6 +228,7 @@ default="silu"
         self.sigma_min = sigma_min
         self.steps = steps
         self.integrator = integrator
+        self.backbone = backbone
 
     def build(self, dim: int, condition_dim: int) -> FlowMatchingModule:
         """Validate the hyperparameters and return a new float32 ``FlowMatchingModule``.
@@ -235,4 +250,5 @@ default="silu"
             sigma_min=p["sigma_min"],
             steps=p["steps"],
             integrator=p["integrator"],
+            backbone=p["backbone"],
         )

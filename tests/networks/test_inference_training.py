@@ -10,7 +10,7 @@ misses by about 0.9 nats.
 import pytest
 import torch
 
-from skabi.networks import CouplingFlow, FlowMatching
+from skabi.networks import CouplingFlow, DiffusionModel, FlowMatching
 
 A = torch.tensor([[1.0, 0.5], [-0.5, 1.0]])
 S = torch.tensor([0.5, 0.3])
@@ -68,6 +68,19 @@ def test_spline_coupling_flow_learns_conditional_gaussian():
 def test_flow_matching_learns_conditional_gaussian():
     gap = _gap_after_training(FlowMatching(subnet_width=64, subnet_depth=3, steps=20),
                               steps=1000)
+    assert abs(gap) < TOL, gap
+
+
+def test_residual_flow_matching_learns_conditional_gaussian():
+    gap = _gap_after_training(FlowMatching(subnet_width=64, subnet_depth=2, steps=20,
+                                           backbone="residual"), steps=1000)
+    assert abs(gap) < TOL, gap
+
+
+def test_diffusion_model_learns_conditional_gaussian():
+    """At the default 50 noise levels the ODE log density is within 0.01 nats here (at 30
+    levels its discretisation error alone is about +0.05 nats on this target)."""
+    gap = _gap_after_training(DiffusionModel(subnet_width=64, subnet_depth=3), steps=1000)
     assert abs(gap) < TOL, gap
 
 

@@ -10,8 +10,11 @@ from skabi.networks import (CouplingFlow, DeepSet, DiffusionModel, FlowMatching,
 @pytest.mark.parametrize("inference", [CouplingFlow(depth=2, subnet_width=16),
                                        CouplingFlow(depth=2, transform="spline", subnet_width=16),
                                        FlowMatching(subnet_width=16, steps=3),
-                                       DiffusionModel(subnet_width=16, steps=3)],
-                         ids=["affine", "spline", "flow-matching", "diffusion"])
+                                       FlowMatching(subnet_width=16, steps=3, backbone="residual"),
+                                       DiffusionModel(subnet_width=16, steps=3),
+                                       DiffusionModel(subnet_width=16, steps=3, backbone="residual")],
+                         ids=["affine", "spline", "flow-matching", "flow-matching-residual",
+                              "diffusion", "diffusion-residual"])
 @pytest.mark.parametrize("summary", [DeepSet(summary_dim=4), DeepSet(summary_dim=4, moment_dim=3),
                                      SetTransformer(summary_dim=4),
                                      TimeSeriesNetwork(summary_dim=4)],

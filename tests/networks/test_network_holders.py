@@ -108,6 +108,8 @@ BAD_INFERENCE = [
     (DiffusionModel(sigma_min=2.0, sigma_max=1.0), "sigma_min < sigma_max. Got sigma_min=2.0"),
     (DiffusionModel(p_std=-1.0), "'p_std'"),
     (DiffusionModel(steps=0), "'steps'"),
+    (DiffusionModel(backbone="resnet"), "'backbone'.*'resnet'"),
+    (FlowMatching(backbone="residul"), "'backbone'.*Did you mean 'residual'"),
 ]
 
 
@@ -163,7 +165,8 @@ def test_bad_summary_hyperparameters_fail_in_build(holder, match):
 @pytest.mark.parametrize("holder", [CouplingFlow(depth=3, permutation="lu"),
                                     CouplingFlow(depth=3, transform="spline"),
                                     FlowMatching(subnet_width=8, steps=3),
-                                    DiffusionModel(subnet_width=8, steps=3)])
+                                    DiffusionModel(subnet_width=8, steps=3),
+                                    FlowMatching(subnet_width=8, steps=3, backbone="residual")])
 def test_state_dict_round_trip_into_a_fresh_build(holder, tmp_path):
     """What persistence does: build again (other seed), load the saved weights."""
     torch.manual_seed(0)

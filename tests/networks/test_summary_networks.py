@@ -131,7 +131,7 @@ def test_moment_pool_gives_the_least_squares_fit_of_the_raw_features(sigma):
     where the residual sd is 1/300 of the sd of y."""
     from skabi.networks._moments import MomentPool
     sets = _regression_sets(3, 9, sigma)
-    pool = MomentPool(in_dim=2, k=2, identity=2)
+    pool = MomentPool(in_dim=2, k=2, raw_dim=2)
     out = pool(sets.float(), None).double()
     x, y = sets[..., 0], sets[..., 1]
     xc, yc = x - x.mean(1, keepdim=True), y - y.mean(1, keepdim=True)
@@ -145,7 +145,7 @@ def test_moment_pool_gives_the_least_squares_fit_of_the_raw_features(sigma):
 def test_moment_pool_masks_padding_and_survives_one_element_sets():
     from skabi.networks._moments import MomentPool
     torch.manual_seed(0)
-    pool = MomentPool(in_dim=3, k=3, identity=1)
+    pool = MomentPool(in_dim=3, k=3, raw_dim=1)
     pieces = [torch.randn(n, 3) for n in (6, 1, 4)]
     padded = torch.full((3, 6, 3), 1e3)
     mask = torch.zeros(3, 6, dtype=torch.bool)
@@ -160,8 +160,8 @@ def test_moment_pool_masks_padding_and_survives_one_element_sets():
 
 
 def test_deepset_moments_change_the_summary_and_keep_it_invariant():
-    """moment_dim adds inputs to the outer network (the summary changes) and a linear path
-    from the moments to the summary; mean pooling of the same weights is unaffected."""
+    """moment_dim adds the moments to the outer network's input and a linear path from
+    them to the summary; the summary stays permutation invariant and sees the noise scale."""
     sets = _regression_sets(4, 12, 0.1, dtype=torch.float32)
     torch.manual_seed(0)
     with_moments = DeepSet(summary_dim=3, moment_dim=2).build(2).eval()
@@ -173,4 +173,21 @@ def test_deepset_moments_change_the_summary_and_keep_it_invariant():
     assert (with_moments(sharper) - out).abs().max() > 1e-2
     n_moment_params = sum(p.numel() for n, p in with_moments.named_parameters()
                           if n.startswith("moment"))
-    assert n_moment_params == (2 + 64 + 1) * 2 + 5 * 3
+    # two projections of the raw (x, y), none of the per-element features, a 5 -> 3 skip
+    assert n_moment_params == (2 + 1) * 2 + 5 * 3
+
+
+def test_raw_projections_read_the_raw_features_only():
+    """Projections of the raw features are not mixed with the per-element features: a
+    change of those moves only the moments that involve the other projections."""
+    from skabi.networks._moments import MomentPool
+    torch.manual_seed(0)
+    pool = MomentPool(in_dim=5, k=3, raw_dim=2)
+    u = torch.randn(2, 8, 5)
+    other = u.clone()
+    other[..., 2:] = torch.randn(2, 8, 3)
+    a, b = pool(u, None), pool(other, None)
+    # layout: means (3), log sds (3), coefficients c21, c31, c32
+    same = [0, 1, 3, 4, 6]
+    torch.testing.assert_close(a[:, same], b[:, same])
+    assert (a[:, [2, 5, 7, 8]] - b[:, [2, 5, 7, 8]]).abs().min() > 1e-4
