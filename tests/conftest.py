@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from models import likelihood, meta, prior
 
@@ -7,3 +8,13 @@ from models import likelihood, meta, prior
 def regression_functions():
     """The BayesFlow linear-regression tutorial as single-draw functions."""
     return prior, likelihood, meta
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: small batches gain nothing from threads, and lose a
+    lot on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

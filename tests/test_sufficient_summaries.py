@@ -3,40 +3,22 @@ DeepSet, and a hand-made statistic routed to the conditions beside learned summa
 
 import numpy as np
 import pytest
-import torch
+from models import likelihood, meta, prior
 
 from skabi import AmortizedPosterior, make_adapter, make_simulator
 from skabi.adapters import AsSet, Broadcast, Concatenate, Constrain, Rename, Sqrt
 from skabi.networks import CouplingFlow, DeepSet
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def prior():
-    return dict(beta=np.random.normal([2, 0], [3, 1]), sigma=np.random.gamma(1, 1))
-
-
-def likelihood(beta, sigma, N):
-    x = np.random.normal(0, 1, size=N)
-    return dict(x=x, y=np.random.normal(beta[0] + beta[1] * x, sigma, size=N))
-
-
-def likelihood_with_statistic(beta, sigma, N):
+def likelihood_with_statistic(beta, sigma, N, rng):
     """The documented hybrid: the log residual sd of a least-squares fit beside the data."""
-    out = likelihood(beta, sigma, N)
+    out = likelihood(beta, sigma, N, rng)
     design = np.column_stack([np.ones(N), out["x"]])
     resid = out["y"] - design @ np.linalg.lstsq(design, out["y"], rcond=None)[0]
     return {**out, "log_resid_sd": np.log(np.sqrt(resid @ resid / (N - 2)))}
-
-
-def meta():
-    return dict(N=np.random.randint(5, 15))
 
 
 def _adapter(conditions):

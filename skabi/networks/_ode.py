@@ -1,13 +1,48 @@
-"""What the ODE-based inference networks share: the exact divergence of a vector field."""
+"""What the ODE-based inference networks (flow matching, diffusion) share: their backbone,
+the hyperparameters that choose it, and the exact divergence of a vector field."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from numbers import Integral, Real
 
 import torch
-from torch import Tensor
+from sklearn.utils._param_validation import StrOptions
+from torch import Tensor, nn
 
-__all__ = ["field_and_divergence"]
+from .._validation import NumberInterval
+from ._layers import ACTIVATIONS, ConditionalMLP
+from ._residual import ResidualConditionalMLP
+
+__all__ = ["BACKBONES", "BACKBONE_CONSTRAINTS", "build_backbone", "field_and_divergence"]
+
+BACKBONES = ("mlp", "residual")
+
+#: scikit-learn constraints of the hyperparameters every ODE network has
+BACKBONE_CONSTRAINTS: dict = {
+    "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
+    "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
+    "activation": [StrOptions(set(ACTIVATIONS))],
+    "dropout": [NumberInterval(Real, 0, 1, closed="left")],
+    "time_embedding_dim": [NumberInterval(Integral, 1, None, closed="left")],
+    "steps": [NumberInterval(Integral, 1, None, closed="left")],
+    "backbone": [StrOptions(set(BACKBONES))],
+}
+
+
+def build_backbone(backbone: str, dim: int, context_dim: int, width: int, depth: int,
+                   activation: str, dropout: float) -> nn.Module:
+    """The network ``(x, context term) -> (dim,)`` of an ODE network.
+
+    ``"mlp"``: a :class:`~skabi.networks._layers.ConditionalMLP` (the context enters the
+    first layer); ``"residual"``: a
+    :class:`~skabi.networks._residual.ResidualConditionalMLP` (the context enters every
+    block). Both expose ``context_weight`` and take the context's projection by it.
+    """
+    if backbone == "residual":
+        return ResidualConditionalMLP(dim, context_dim, dim, width, depth, activation, dropout)
+    return ConditionalMLP(dim, context_dim, dim, width, depth, activation, dropout,
+                          zero_last=False)
 
 
 def field_and_divergence(field: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:

@@ -12,20 +12,16 @@ second-order (Heun) sampler of the probability-flow ODE on the ``rho = 7`` noise
 from __future__ import annotations
 
 import math
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
-from sklearn.utils._param_validation import StrOptions
 from torch import Tensor
 
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
-from ._layers import ACTIVATIONS, ConditionalMLP, FourierTimeEmbedding
-from ._ode import field_and_divergence
-from ._residual import ResidualConditionalMLP
+from ._layers import FourierTimeEmbedding
+from ._ode import BACKBONE_CONSTRAINTS, build_backbone, field_and_divergence
 
 __all__ = ["DiffusionModel", "DiffusionModule"]
-
-_BACKBONES = ("mlp", "residual")
 
 #: sd of the (standardized) inference variables the preconditioning assumes
 SIGMA_DATA = 1.0
@@ -62,12 +58,8 @@ class DiffusionModule(InferenceModule):
         self.sigma_min, self.sigma_max, self.rho = sigma_min, sigma_max, rho
         self.p_mean, self.p_std, self.steps = p_mean, p_std, steps
         self.time_embedding = FourierTimeEmbedding(time_embedding_dim)
-        if backbone == "residual":
-            self.net = ResidualConditionalMLP(dim, condition_dim + time_embedding_dim, dim,
-                                              width, depth, activation, dropout)
-        else:
-            self.net = ConditionalMLP(dim, condition_dim + time_embedding_dim, dim, width,
-                                      depth, activation, dropout, zero_last=False)
+        self.net = build_backbone(backbone, dim, condition_dim + time_embedding_dim, width,
+                                  depth, activation, dropout)
         self.split = condition_dim
 
     # the denoiser --------------------------------------------------------------------
@@ -258,18 +250,12 @@ default="silu"
     """
 
     _parameter_constraints: dict = {
-        "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
-        "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
-        "time_embedding_dim": [NumberInterval(Integral, 1, None, closed="left")],
+        **BACKBONE_CONSTRAINTS,
         "sigma_min": [NumberInterval(Real, 0, None, closed="neither")],
         "sigma_max": [NumberInterval(Real, 0, None, closed="neither")],
         "rho": [NumberInterval(Real, 0, None, closed="neither")],
         "p_mean": [NumberInterval(Real, None, None, closed="neither")],
         "p_std": [NumberInterval(Real, 0, None, closed="neither")],
-        "steps": [NumberInterval(Integral, 1, None, closed="left")],
-        "backbone": [StrOptions(set(_BACKBONES))],
     }
 
     def __init__(self, *, subnet_width=128, subnet_depth=4, activation="silu", dropout=0.0,

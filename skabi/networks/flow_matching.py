@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import torch
 from sklearn.utils._param_validation import StrOptions
 from torch import Tensor
 
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
-from ._layers import ACTIVATIONS, ConditionalMLP, FourierTimeEmbedding
-from ._ode import field_and_divergence
-from ._residual import ResidualConditionalMLP
+from ._layers import FourierTimeEmbedding
+from ._ode import BACKBONE_CONSTRAINTS, build_backbone, field_and_divergence
 
 __all__ = ["FlowMatching", "FlowMatchingModule"]
-
-_BACKBONES = ("mlp", "residual")
 
 _INTEGRATORS = ("euler", "midpoint", "rk4")
 
@@ -45,12 +42,8 @@ class FlowMatchingModule(InferenceModule):
         super().__init__(dim, condition_dim)
         self.sigma_min, self.steps, self.integrator = sigma_min, steps, integrator
         self.time_embedding = FourierTimeEmbedding(time_embedding_dim)
-        if backbone == "residual":
-            self.net = ResidualConditionalMLP(dim, condition_dim + time_embedding_dim, dim,
-                                              width, depth, activation, dropout)
-        else:
-            self.net = ConditionalMLP(dim, condition_dim + time_embedding_dim, dim, width,
-                                      depth, activation, dropout, zero_last=False)
+        self.net = build_backbone(backbone, dim, condition_dim + time_embedding_dim, width,
+                                  depth, activation, dropout)
         self.split = condition_dim
 
     def _context_term(self, t: Tensor, condition: Tensor | None) -> Tensor:
@@ -206,14 +199,8 @@ default="silu"
     """
 
     _parameter_constraints: dict = {
-        "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
-        "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "dropout": [NumberInterval(Real, 0, 1, closed="left")],
-        "time_embedding_dim": [NumberInterval(Integral, 1, None, closed="left")],
+        **BACKBONE_CONSTRAINTS,
         "sigma_min": [NumberInterval(Real, 0, 1, closed="left")],
-        "steps": [NumberInterval(Integral, 1, None, closed="left")],
-        "backbone": [StrOptions(set(_BACKBONES))],
         "integrator": [StrOptions(set(_INTEGRATORS))],
     }
 

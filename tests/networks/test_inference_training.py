@@ -17,13 +17,7 @@ S = torch.tensor([0.5, 0.3])
 TOL = 0.05
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Small batches gain nothing from threads, and lose a lot on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _simulate(n, generator):
