@@ -118,18 +118,20 @@ class DeepSet(SummaryNetwork):
     num_equivariant : int, default=0
         Number of equivariant layers between the per-element network and the pooling.
     moment_dim : int, default=0
-        Second-order pooling beside ``pooling``: ``moment_dim`` learned linear projections of
-        each element are pooled into
-        their means, their least-squares coefficients on one another and the log of their
-        residual sds, computed exactly by a masked Gram-Schmidt orthogonalisation
-        (``moment_dim * (moment_dim + 3) / 2`` numbers more for the outer network). The first
-        ``min(moment_dim, F)`` projections read the ``F`` raw features alone and start as
-        those features; the others read the raw and the per-element features. These
-        are the sufficient statistics of linear-Gaussian models, which mean and max
-        pooling of learned features reach only approximately: on the regression tutorial
-        (task L of ``benchmarks/``) ``moment_dim=4`` brings the posterior of the noise sd
-        to the exact one where mean pooling leaves it 1.5-4 times too wide (see the
-        user guide's section on summary statistics). 0 turns it off.
+        Second-order pooling beside ``pooling``: ``moment_dim`` learned linear projections
+        of each element are pooled into their means, their least-squares coefficients on
+        one another and the log of their residual sds, computed exactly by a masked
+        Gram-Schmidt orthogonalisation (``moment_dim * (moment_dim + 3) / 2`` numbers more
+        for the outer network, which also reach the summary through a linear map). The
+        first ``min(moment_dim, F)`` projections read the ``F`` raw features alone and
+        start as those features; the others read the raw and the per-element features.
+        These are the sufficient statistics of linear-Gaussian models, which mean and max
+        pooling of learned features reach only approximately. On the regression tutorial
+        (task L of ``benchmarks/``, spline flow, 60 x 128 steps, 100 datasets per N)
+        ``moment_dim=4`` gave posterior sds of the noise sd 0.97-1.03 times the exact ones
+        (median; at most 1.18 at the 90th percentile) with 0.18-0.28% of the draws below
+        the exact 0.1% quantile, on three seeds; mean pooling alone gave 1.10 (2.7-5.1)
+        and 9.5-9.8% (user guide: "Sufficient summaries"). 0 turns it off.
     activation : {"gelu", "relu", "silu", "elu", "tanh", "leaky_relu", "softplus", "mish"}, \
 default="gelu"
         Hidden activation.
