@@ -18,6 +18,9 @@ from . import _estimators as shared
 
 __all__ = ["AmortizedJoint"]
 
+#: joint.json is read up to this many bytes (a record is a few hundred)
+JOINT_RECORD_LIMIT = 1 << 20
+
 #: The training parameters of the joint fit (the templates' own are not used).
 _TRAINING = ("epochs", "batches_per_epoch", "batch_size", "learning_rate", "lr_schedule",
              "weight_decay", "clip_grad_norm", "validation_sims", "early_stopping",
@@ -324,10 +327,18 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
 
         from .exceptions import LoadError
 
+        from .training.persistence import check_regular_file
+
+        record = os.path.join(path, "joint.json")
         try:
-            with open(os.path.join(path, "joint.json"), encoding="utf-8") as f:
-                config = json.load(f)
-        except (OSError, json.JSONDecodeError) as exc:
+            check_regular_file(record, "joint record")
+            with open(record, "rb") as f:
+                raw = f.read(JOINT_RECORD_LIMIT + 1)
+            if len(raw) > JOINT_RECORD_LIMIT:
+                raise OSError(f"larger than {JOINT_RECORD_LIMIT:,} bytes; a record is a few "
+                              "hundred")
+            config = json.loads(raw.decode("utf-8"))
+        except (OSError, ValueError, RecursionError) as exc:   # JSON and UTF-8 errors too
             raise LoadError(f"{os.fspath(path)!r} is not a folder written by "
                             f"AmortizedJoint.save ({type(exc).__name__}: {exc}).") from None
         if not isinstance(config, dict) or config.get("format") != "skabi-joint":

@@ -378,3 +378,25 @@ def test_save_load_round_trip(conjugate_fit, tmp_path):
 
     with pytest.raises(LoadError, match="not a folder written by AmortizedJoint.save"):
         AmortizedJoint.load(tmp_path)
+
+
+@pytest.mark.parametrize("record", ["/dev/zero", b"\xff\xfe{}", b"[" * 100_000,
+                                    b" " * (2 << 20)],
+                         ids=["device", "not utf-8", "deeply nested", "too large"])
+def test_a_bad_joint_record_is_a_load_error(conjugate_fit, tmp_path, record):
+    """joint.json symlinked to /dev/zero was read without bound; bad bytes gave raw
+    UnicodeDecode and Recursion errors."""
+    import os
+
+    from skabi.exceptions import LoadError
+
+    _, est = conjugate_fit
+    est.save(tmp_path / "pair")
+    target = tmp_path / "pair" / "joint.json"
+    target.unlink()
+    if isinstance(record, str):
+        os.symlink(record, target)
+    else:
+        target.write_bytes(record)
+    with pytest.raises(LoadError, match="not a folder written by AmortizedJoint.save"):
+        AmortizedJoint.load(tmp_path / "pair")

@@ -205,3 +205,56 @@ def test_another_skabi_or_torch_version_warns(saved, tmp_path):
     _rewrite(path, older)
     with pytest.warns(UserWarning, match="written with .*0.0.1"):
         AmortizedPosterior.load(path)
+
+
+# ------------------------------------------------------- issue 29: what load reads at all
+@pytest.mark.parametrize("kind", ["device", "symlink to a device", "fifo", "folder"])
+def test_load_refuses_what_is_not_a_regular_file_before_reading(kind, tmp_path):
+    """/dev/zero read without bound and a FIFO blocked before the check existed."""
+    import os
+
+    path = tmp_path / "model.skabi"
+    if kind == "device":
+        path = "/dev/zero"
+    elif kind == "symlink to a device":
+        os.symlink("/dev/zero", path)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    match = "is a folder" if kind == "folder" else "not a regular file"
+    with pytest.raises(LoadError, match=match):
+        AmortizedPosterior.load(path)
+
+
+@pytest.mark.parametrize("device", ["cuda:7", "meta", 123, "gpu"])
+def test_load_names_a_device_problem_before_reading(saved, tmp_path, device):
+    import torch
+
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that GPU")
+    path = tmp_path / "model.skabi"
+    path.write_bytes(saved[1])
+    with pytest.raises(ValueError, match=f"device={device!r} is not available"):
+        AmortizedPosterior.load(path, device=device)
+    with pytest.raises(ValueError, match="is not available"):   # before the file is read
+        AmortizedPosterior.load(tmp_path / "missing.skabi", device=device)
+
+
+def test_save_keeps_the_mode_of_the_file_it_replaces(saved, tmp_path):
+    """A save replaced a 0644 file by a 0600 one (the temporary file's mode)."""
+    import os
+    import stat
+
+    est, _ = saved
+    path = tmp_path / "model.skabi"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o644)
+    est.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    umask = os.umask(0o022)
+    try:
+        est.save(tmp_path / "new.skabi")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.skabi").st_mode) == 0o644

@@ -13,6 +13,7 @@ import io
 import json
 import numbers
 import os
+import stat
 import tempfile
 import warnings
 import zipfile
@@ -23,7 +24,7 @@ from sklearn.base import clone
 
 from .._version import __version__
 from ..exceptions import LoadError
-from .model import resolve_device
+from .model import check_device, resolve_device
 from .state import HISTORY_COLUMNS, FitState
 
 __all__ = ["save", "load", "Checkpoint", "check_writable_file", "FORMAT", "FORMAT_VERSION"]
@@ -85,6 +86,34 @@ def check_writable_file(path, what="path"):
                          "does not exist; create it first.")
 
 
+def _file_mode(path):
+    """The permission bits ``path`` should have after a save: those of the file it replaces,
+    else what creating it with ``open`` would give (0666 less the umask)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def check_regular_file(path, what="file"):
+    """Raise ``LoadError`` when ``path`` (after symbolic links) is not a regular file: a
+    device such as /dev/zero, a FIFO or a socket would be read without end or block."""
+    shown = os.fspath(path)
+    try:
+        mode = os.stat(shown).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise LoadError(f"{what} {shown!r} cannot be read ({exc}).") from None
+    if stat.S_ISDIR(mode):
+        raise LoadError(f"{what} {shown!r} is a folder, not a skabi file.")
+    if not stat.S_ISREG(mode):
+        raise LoadError(f"{what} {shown!r} is not a regular file (a device, FIFO or socket); "
+                        "skabi reads estimators from regular files only.")
+
+
 def save(path, state, *, owner, params, extra=None, training_state=None):
     """Write a fitted state and the estimator's parameters to ``path`` atomically
     (temporary file, then rename).
@@ -133,6 +162,7 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skabi-", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp, _file_mode(path))   # mkstemp makes 0600; keep what a plain write gives
     members = {"config.json": json.dumps(config, indent=1).encode("utf-8"),
                "weights.pt": weights.getvalue()}
     if training_state is not None:
@@ -205,6 +235,7 @@ def _member(zf, name, path):
 
 def _read(path):
     shown = os.fspath(path)
+    check_regular_file(path)
     try:
         with zipfile.ZipFile(path) as zf:
             raw = {name: _member(zf, name, shown)
@@ -283,6 +314,7 @@ def load(path, *, device="auto", build, owner=None):
     """
     from ..adapters import adapter_from_config
 
+    check_device(device)              # a device problem is named before anything is read
     config, weights, training = _read(path)
     if owner is not None and config.get("class", owner) != owner:
         raise LoadError(f"{os.fspath(path)!r} holds a {config.get('class')}, not a {owner}; "
