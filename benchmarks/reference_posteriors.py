@@ -251,12 +251,31 @@ NETWORKS = {
 }
 
 
-def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
-             history=False, network="spline"):
+def cell_data(name, budget, seed, n_obs):
+    """The bank, the observed datasets and the random stream of the reference draws of one
+    cell: every method scored on the cell sees the same three."""
     problem = PROBLEMS[name]
     rng = np.random.default_rng(seed)
     bank = problem["simulate"](budget, rng)
     observed = problem["simulate"](n_obs, np.random.default_rng(10_000 + seed))
+    return bank, observed, rng
+
+
+def c2st_scores(name, draws, observed, rng):
+    """C2ST of ``draws[i]`` (n_draws, D) against as many reference draws for observed
+    dataset ``i``, the references taken from ``rng`` in order."""
+    scores = []
+    for i, sample in enumerate(draws):
+        kwargs = {"theta_true": np.asarray(observed["theta"][i])} if name == "slcp" else {}
+        ref = PROBLEMS[name]["reference"](observed["x"][i], len(sample), rng, **kwargs)
+        scores.append(float(c2st(sample, ref).iloc[0]))
+    return scores
+
+
+def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
+             history=False, network="spline"):
+    problem = PROBLEMS[name]
+    bank, observed, rng = cell_data(name, budget, seed, n_obs)
     settings = dict(params or {})
     if fast:
         settings["epochs"] = 3
@@ -271,11 +290,7 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
     names = problem.get("names", ["theta"])
     out = est.sample({"x": observed["x"]}, n_draws, return_type="numpy", random_state=seed)
     draws = np.concatenate([out[k].reshape(n_obs, n_draws, -1) for k in names], axis=2)
-    scores = []
-    for i in range(n_obs):
-        kwargs = {"theta_true": np.asarray(observed["theta"][i])} if name == "slcp" else {}
-        ref = problem["reference"](observed["x"][i], n_draws, rng, **kwargs)
-        scores.append(float(c2st(draws[i], ref).iloc[0]))
+    scores = c2st_scores(name, draws, observed, rng)
     hist = est.history_
     if history:
         print(hist[["loss", "val_loss", "lr"]].round(4).to_string())

@@ -10,11 +10,11 @@ Runs in an environment with sbi installed beside skabi (sbi is no skabi dependen
 For each (problem, budget, seed) the bank, the observed datasets and the reference draws
 come from the same random streams as ``reference_posteriors.run_cell`` (the bank from
 ``default_rng(seed)``, the observations from ``default_rng(10_000 + seed)``, the
-references from the bank's stream after the bank), so the rows compare with its rows
-cell by cell. sbi trains ``NPE(prior, density_estimator=...)`` with its defaults (a
-neural spline flow, ``"nsf"``, unless ``--estimator`` says otherwise; its own 10%
-validation split and early stopping with patience 20) and samples 10,000 draws per
-observation; C2ST is skabi's (``skabi.diagnostics.c2st``), the same as for skabi's rows.
+references from the bank's stream after the bank; ``reference_posteriors.cell_data`` and
+``c2st_scores`` serve both scripts), so the rows compare with its rows cell by cell. sbi
+trains ``NPE(prior, density_estimator=...)`` with its defaults (a neural spline flow,
+``"nsf"``, unless ``--estimator`` says otherwise; its own 10% validation split and early
+stopping with patience 20) and samples 10,000 draws per observation; C2ST is skabi's (``skabi.diagnostics.c2st``), the same as for skabi's rows.
 The vector problems only: the time series (``ar1``) would need an embedding network.
 """
 
@@ -28,8 +28,7 @@ import torch
 from sbi.inference import NPE
 from sbi.utils import BoxUniform
 
-from reference_posteriors import N_REF, PROBLEMS
-from skabi.diagnostics import c2st
+from reference_posteriors import N_REF, c2st_scores, cell_data
 
 #: sbi priors of the vector problems (what its leakage correction needs)
 PRIORS = {
@@ -42,10 +41,7 @@ PRIORS = {
 
 
 def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF):
-    problem = PROBLEMS[name]
-    rng = np.random.default_rng(seed)
-    bank = problem["simulate"](budget, rng)
-    observed = problem["simulate"](n_obs, np.random.default_rng(10_000 + seed))
+    bank, observed, rng = cell_data(name, budget, seed, n_obs)
     torch.manual_seed(seed)
     theta = torch.as_tensor(bank["theta"], dtype=torch.float32).reshape(budget, -1)
     x = torch.as_tensor(bank["x"], dtype=torch.float32).reshape(budget, -1)
@@ -54,14 +50,10 @@ def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF):
     inference.append_simulations(theta, x).train()
     posterior = inference.build_posterior()
     seconds = time.perf_counter() - start
-    scores = []
-    for i in range(n_obs):
-        x_o = torch.as_tensor(observed["x"][i], dtype=torch.float32).reshape(1, -1)
-        draws = posterior.sample((n_draws,), x=x_o, show_progress_bars=False).numpy()
-        kwargs = {"theta_true": np.asarray(observed["theta"][i])} if name == "slcp" else {}
-        ref = problem["reference"](observed["x"][i], n_draws, rng, **kwargs)
-        scores.append(float(c2st(draws, ref).iloc[0]))
-    return scores, seconds
+    draws = [posterior.sample((n_draws,), show_progress_bars=False,
+                              x=torch.as_tensor(x_o, dtype=torch.float32).reshape(1, -1)).numpy()
+             for x_o in observed["x"]]
+    return c2st_scores(name, draws, observed, rng), seconds
 
 
 def main():

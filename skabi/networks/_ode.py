@@ -14,7 +14,8 @@ from .._validation import NumberInterval
 from ._layers import ACTIVATIONS, ConditionalMLP
 from ._residual import ResidualConditionalMLP
 
-__all__ = ["BACKBONES", "BACKBONE_CONSTRAINTS", "build_backbone", "field_and_divergence"]
+__all__ = ["BACKBONES", "BACKBONE_CONSTRAINTS", "build_backbone", "field_and_divergence",
+           "add_scaled"]
 
 BACKBONES = ("mlp", "residual")
 
@@ -43,6 +44,21 @@ def build_backbone(backbone: str, dim: int, context_dim: int, width: int, depth:
         return ResidualConditionalMLP(dim, context_dim, dim, width, depth, activation, dropout)
     return ConditionalMLP(dim, context_dim, dim, width, depth, activation, dropout,
                           zero_last=False)
+
+
+def add_scaled(state, step, c):
+    """``state + c * step`` for an ODE state that is a tensor or a tuple of tensors (the
+    point and its accumulated log-determinant).
+
+    Examples
+    --------
+    >>> import torch
+    >>> add_scaled((torch.ones(2), torch.zeros(2)), (torch.ones(2), torch.ones(2)), 0.5)
+    (tensor([1.5000, 1.5000]), tensor([0.5000, 0.5000]))
+    """
+    if isinstance(state, tuple):
+        return tuple(a + c * b for a, b in zip(state, step))
+    return state + c * step
 
 
 def field_and_divergence(field: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:

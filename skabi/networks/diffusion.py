@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import FourierTimeEmbedding
-from ._ode import BACKBONE_CONSTRAINTS, build_backbone, field_and_divergence
+from ._ode import BACKBONE_CONSTRAINTS, add_scaled, build_backbone, field_and_divergence
 
 __all__ = ["DiffusionModel", "DiffusionModule"]
 
@@ -90,8 +90,7 @@ class DiffusionModule(InferenceModule):
     def denoise(self, x: Tensor, sigma: Tensor, condition: Tensor | None = None) -> Tensor:
         """The denoised estimate ``D(x; sigma)`` of ``theta`` (..., dim) from ``x = theta +
         sigma n``; ``sigma`` is a scalar tensor or one per row."""
-        condition = self._check_condition(condition, x.shape[0] if condition is not None
-                                          else None)
+        condition = self._check_condition(condition, x.shape[0])
         if sigma.dim() == 0:
             sigma = sigma.expand(x.shape[:-1])
         return self._denoise(x, sigma, self._condition_term(condition))
@@ -123,18 +122,13 @@ class DiffusionModule(InferenceModule):
     def _heun(self, field, state, levels: Tensor):
         """Heun's method over the noise ``levels`` for ``d state / d sigma = field(state,
         sigma)`` (a tensor or a tuple); Euler on a last step that ends at 0."""
-        def add(s, k, c):
-            if isinstance(s, tuple):
-                return tuple(a + c * b for a, b in zip(s, k))
-            return s + c * k
-
         for i in range(len(levels) - 1):
             s0, s1 = levels[i], levels[i + 1]
             d0 = field(state, s0)
-            nxt = add(state, d0, s1 - s0)
+            nxt = add_scaled(state, d0, s1 - s0)
             if float(s1) > 0:
                 d1 = field(nxt, s1)
-                nxt = add(state, add(d0, d1, 1.0), (s1 - s0) / 2)
+                nxt = add_scaled(state, add_scaled(d0, d1, 1.0), (s1 - s0) / 2)
             state = nxt
         return state
 
@@ -193,8 +187,9 @@ class DiffusionModel(InferenceNetwork):
     Trains a denoiser of noisy parameters ``theta + sigma n`` given the conditions with
     the preconditioning, noise distribution and loss weight of Karras et al. (2022), and
     samples by Heun's second-order method on the probability-flow ODE over ``steps`` noise
-    levels (``2 steps - 1`` network evaluations per draw). This is neural posterior score estimation (NPSE) as in sbi and BayesFlow's
-    diffusion models, with EDM's deterministic sampler instead of a stochastic one.
+    levels (``2 steps - 1`` network evaluations per draw). This is neural posterior score
+    estimation (NPSE) as in sbi and BayesFlow's diffusion models, with EDM's deterministic
+    sampler instead of a stochastic one.
 
     ``log_prob`` integrates the same ODE with its exact divergence: one backward pass per
     dimension per network evaluation, so it costs far more than drawing; the estimator's

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._base import InferenceModule, InferenceNetwork, NumberInterval
 from ._layers import FourierTimeEmbedding
-from ._ode import BACKBONE_CONSTRAINTS, build_backbone, field_and_divergence
+from ._ode import BACKBONE_CONSTRAINTS, add_scaled, build_backbone, field_and_divergence
 
 __all__ = ["FlowMatching", "FlowMatchingModule"]
 
@@ -81,22 +81,17 @@ class FlowMatchingModule(InferenceModule):
         def tensor(v):
             return torch.full((), v, device=ref.device, dtype=ref.dtype)
 
-        def add(s, k, c):
-            if isinstance(s, tuple):
-                return tuple(a + c * b for a, b in zip(s, k))
-            return s + c * k
-
         for i in range(self.steps):
             t = t0 + i * h
             k1 = f(state, tensor(t))
             if self.integrator == "euler":
-                state = add(state, k1, h)
+                state = add_scaled(state, k1, h)
             elif self.integrator == "midpoint":
-                state = add(state, f(add(state, k1, h / 2), tensor(t + h / 2)), h)
+                state = add_scaled(state, f(add_scaled(state, k1, h / 2), tensor(t + h / 2)), h)
             else:
-                k2 = f(add(state, k1, h / 2), tensor(t + h / 2))
-                k3 = f(add(state, k2, h / 2), tensor(t + h / 2))
-                k4 = f(add(state, k3, h), tensor(t + h))
+                k2 = f(add_scaled(state, k1, h / 2), tensor(t + h / 2))
+                k3 = f(add_scaled(state, k2, h / 2), tensor(t + h / 2))
+                k4 = f(add_scaled(state, k3, h), tensor(t + h))
                 if isinstance(state, tuple):
                     state = tuple(s + h / 6 * (a + 2 * b + 2 * c + d)
                                   for s, a, b, c, d in zip(state, k1, k2, k3, k4))
