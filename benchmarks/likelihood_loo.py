@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tasks import regression_exact_posterior, regression_simulator, regression_task  # noqa: E402
 
 from skabi import AmortizedLikelihood, add_log_likelihood, importance_sample  # noqa: E402
-from skabi._arviz import from_arviz, to_arviz  # noqa: E402
+from skabi import from_arviz, to_arviz  # noqa: E402
 from skabi.adapters import AsObservations, Concatenate, Constrain, Rename, make_adapter  # noqa: E402
 from skabi.networks import CouplingFlow  # noqa: E402
 

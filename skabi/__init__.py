@@ -8,7 +8,7 @@ subpackages (``skabi.adapters``, ``skabi.networks``, ``skabi.diagnostics``) load
 when needed.
 """
 
-import importlib
+from importlib import import_module as _import_module
 
 from ._version import __version__
 
@@ -31,6 +31,8 @@ _PUBLIC = {
     "SequentialSimulator": "skabi.simulators",
     "make_simulator": "skabi.simulators",
     "concat_datasets": "skabi._arviz",
+    "to_arviz": "skabi._arviz",
+    "from_arviz": "skabi._arviz",
     "sample_predictive": "skabi.predictive",
 }
 
@@ -39,11 +41,13 @@ __all__ = ["__version__", *sorted(_PUBLIC)]
 
 def __getattr__(name):
     if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        value = getattr(_import_module(_PUBLIC[name]), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'skabi' has no attribute {name!r}")
 
 
 def __dir__():
-    return sorted(set(globals()) | set(__all__))
+    # the public names and subpackages, without the helpers of this module
+    return sorted(name for name in set(globals()) | set(__all__)
+                  if not name.startswith("_") or name in ("__version__", "__all__"))

@@ -330,9 +330,50 @@ def as_datatree(container):
 
 
 def to_arviz(posterior=None, **kwargs):
-    """Draws as the installed arviz's container (``InferenceData`` or ``DataTree``).
+    """Arrays of draws and data as the container ``est.sample`` returns.
 
-    Same parameters as :func:`to_datatree`.
+    For draws that did not come from an estimator (an MCMC run, an exact posterior, a
+    reference sampler) that skabi's functions should read like its own:
+    :func:`skabi.sample_predictive`, :func:`skabi.add_log_likelihood`,
+    :func:`skabi.concat_datasets` and :mod:`skabi.diagnostics`. The layout is that of
+    :ref:`the container <arviz>`; the type is the installed arviz's (``InferenceData`` on
+    arviz 0.x, ``xarray.DataTree`` on arviz >= 1.0). :func:`from_arviz` reads it back.
+
+    Parameters
+    ----------
+    posterior : dict of str to ndarray of shape (K, S, ...), optional
+        Draws of each parameter for ``K`` datasets, ``S`` draws each.
+    true_values : dict of str to ndarray of shape (K, ...), optional
+        The true parameters of each dataset (validation simulations).
+    observed : dict of str to ndarray of shape (K, ...), list of K arrays, or scalar, optional
+        The data; a list of arrays (one per dataset) when their sizes differ.
+    log_q : ndarray of shape (K, S), optional
+        Log density of each draw (``sample_stats``).
+    constant_keys : collection of str
+        Variables of ``observed`` that go to ``constant_data`` (meta variables such as
+        ``N``); 0-d values always do.
+    prior : dict of str to ndarray of shape (K, S, ...), optional
+        Prior draws.
+    prior_predictive, posterior_predictive : dict, optional
+        Data per draw: ``(K, S, n, ...)`` arrays or lists of K arrays ``(S, n_k, ...)``.
+    dims : dict of str to list of str, optional
+        Names of each variable's trailing dims (for data: the observation dim first).
+    coords : dict of str to array-like, optional
+        Coordinate values of named dims.
+
+    Returns
+    -------
+    arviz.InferenceData or xarray.DataTree
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi import from_arviz, to_arviz
+    >>> idata = to_arviz({"mu": np.zeros((2, 100, 1))}, observed={"y": np.ones((2, 5))})
+    >>> idata.posterior["mu"].dims
+    ('chain', 'draw', 'dataset')
+    >>> from_arviz(idata)[0]["mu"].shape
+    (2, 100, 1)
     """
     return from_datatree(to_datatree(posterior, **kwargs))
 
@@ -369,7 +410,7 @@ def _draws_of(group, name):
 
 
 def from_arviz(container, group="posterior"):
-    """Read draws and true values back as plain arrays.
+    """Read draws and true values back as plain arrays (the inverse of :func:`to_arviz`).
 
     Parameters
     ----------
@@ -462,8 +503,7 @@ def concat_datasets(containers):
     Examples
     --------
     >>> import numpy as np
-    >>> from skabi import concat_datasets
-    >>> from skabi._arviz import to_arviz
+    >>> from skabi import concat_datasets, to_arviz
     >>> a = to_arviz({"mu": np.zeros((2, 10, 1))}, observed={"y": np.zeros((2, 5)), "N": 5},
     ...              constant_keys=["N"])
     >>> b = to_arviz({"mu": np.ones((1, 10, 1))}, observed={"y": np.ones((1, 7)), "N": 7},

@@ -77,7 +77,7 @@ def add_log_likelihood(idata, likelihood, *, var_name=None):
     >>> import numpy as np
     >>> from scipy import stats
     >>> from skabi import add_log_likelihood
-    >>> from skabi._arviz import to_arviz
+    >>> from skabi import to_arviz
     >>> rng = np.random.default_rng(0)
     >>> idata = to_arviz({"mu": rng.normal(size=(1, 200, 1))},
     ...                  observed={"y": rng.normal(size=(1, 8))})

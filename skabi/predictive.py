@@ -115,13 +115,14 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
         :meth:`skabi.Simulator.sample_given`).
     num_samples : int, default=200
         Predictive draws per dataset (at most the posterior's draws for the posterior
-        predictive group).
+        predictive group). ArviZ's LOO-PIT (``az.plot_loo_pit``) pairs every predictive
+        draw with a posterior draw: give it the posterior's number of draws.
     groups : sequence of {"prior", "posterior"}, default=("prior", "posterior")
         Which predictive groups to add.
     given : list of str, optional
         Observed variables to hold at their observed values instead of simulating them
         (covariates such as ``x``): they are passed to the simulator's functions that take
-        them as arguments (e.g. ``def likelihood(beta, sigma, N, x=None, rng)``) and
+        them as arguments (e.g. ``def likelihood(beta, sigma, N, rng, x=None)``) and
         copied into the predictive groups.
     random_state : None, int or numpy.random.Generator, default=None
         Seed of the simulations; the same integer gives the same groups.
@@ -138,7 +139,7 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
     --------
     >>> import numpy as np
     >>> from skabi import make_simulator, sample_predictive
-    >>> from skabi._arviz import to_arviz
+    >>> from skabi import to_arviz
     >>> def prior(rng):
     ...     return dict(mu=rng.normal())
     >>> def likelihood(mu, N, rng):

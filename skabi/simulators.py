@@ -213,7 +213,7 @@ class Simulator:
         The functions that draw the given variables still run (their other outputs are
         kept), but what they return for a given variable is replaced by its given value
         before any later function reads it; functions that take a given variable as an
-        argument (also an optional one, ``def likelihood(beta, sigma, N, x=None, rng)``)
+        argument (also an optional one, ``def likelihood(beta, sigma, N, rng, x=None)``)
         receive it. So ``given`` = posterior draws of the parameters plus the dataset's
         ``N`` gives posterior predictive data.
 

@@ -348,3 +348,20 @@ def test_page_blocks_run(page, tmp_path, monkeypatch, small_budgets):
                 plt.close("all")
             ran += 1
     assert ran, f"no Python block of {page} ran"
+
+
+_INLINE_DEF = re.compile(r"``(def \w+\([^`]*\)[^`]*)``")
+
+
+def test_inline_signatures_compile():
+    """``def f(...)`` written inline in a docstring or page is valid Python."""
+    root = DOC.parent
+    broken = []
+    for path in [*sorted((root / "skabi").rglob("*.py")), *sorted(DOC.glob("*.rst"))]:
+        text = " ".join(path.read_text(encoding="utf-8").split())
+        for signature in _INLINE_DEF.findall(text):
+            try:
+                compile(signature.rstrip(":") + ": pass", str(path), "exec")
+            except SyntaxError as exc:
+                broken.append(f"{path.relative_to(root)}: {signature} ({exc.msg})")
+    assert not broken, broken

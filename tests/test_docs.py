@@ -96,3 +96,19 @@ def test_every_api_entry_exists():
         except (ImportError, AttributeError):
             unknown.append(name)
     assert not unknown, f"doc/*.rst lists names that skabi does not have: {unknown}"
+
+
+def test_dir_lists_public_names_only():
+    import skabi
+
+    names = dir(skabi)
+    assert "importlib" not in names and "_import_module" not in names
+    assert [n for n in names if n.startswith("_") and n not in ("__version__", "__all__")] == []
+    assert set(skabi.__all__) <= set(names)
+
+
+def test_arviz_converters_are_public():
+    import skabi
+    from skabi import _arviz
+
+    assert skabi.to_arviz is _arviz.to_arviz and skabi.from_arviz is _arviz.from_arviz
