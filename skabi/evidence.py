@@ -160,7 +160,7 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
         ``prior(draws) -> (K, S)`` for draws ``{name: (K, S, ...)}``. Required: skabi
         cannot read a density off a simulator.
     num_samples : int, default=1000
-        Posterior draws per dataset.
+        Posterior draws per dataset, at least 2 (for the standard error).
     meta : dict, optional
     random_state : None, int or numpy.random.Generator, default=None
         ``None`` uses the posterior's ``random_state``.
@@ -179,8 +179,13 @@ def log_marginal_likelihood(posterior, likelihood, X, prior, *, num_samples=1000
     --------
     See :doc:`/likelihood` for a worked example with two conjugate models.
     """
+    from ._validation import check_positive_int
     from .importance import proposal_weights, raw_weights_summary
 
+    if check_positive_int("num_samples", num_samples) < 2:
+        raise ValueError(f"num_samples must be at least 2 for log_marginal_likelihood; got "
+                         f"{num_samples!r}: the Monte Carlo standard error mc_se needs two "
+                         "draws per dataset or more.")
     _, w, _ = proposal_weights(posterior, likelihood, X, prior, num_samples=num_samples,
                                meta=meta, random_state=random_state)
     log_ml, se, ess = raw_weights_summary(w)

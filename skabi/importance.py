@@ -45,6 +45,25 @@ def _dataset(value, k):
     return arr if arr.ndim == 0 else arr[k]
 
 
+def _callable_name(fn):
+    """How a user's callable is named in a message: its ``__name__`` or its type."""
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+def real_values(value, what, expected):
+    """``value`` as a float array, refusing what would lose information on the way.
+
+    Complex values (whose imaginary part ``float`` would drop), strings, objects and
+    booleans are no log densities: a ``TypeError`` names ``what`` (the callable), the
+    dtype got and the ``expected`` shape.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{what} returned values of dtype {arr.dtype} (shape {arr.shape}); "
+                        f"expected real log densities (floats) of shape {expected}.")
+    return arr.astype(float, copy=False)
+
+
 def log_prior(prior, draws):
     """log p(theta) of draws ``{name: (K, S, ...)}`` as (K, S)."""
     if prior is None:
@@ -54,9 +73,11 @@ def log_prior(prior, draws):
             f"{sorted(draws)!r}) or a callable prior(draws) -> (K, S).")
     k, s = next(iter(draws.values())).shape[:2]
     if callable(prior) and not isinstance(prior, dict):
-        out = np.asarray(prior(draws), dtype=float)
+        what = f"The prior {_callable_name(prior)}(draws)"
+        out = real_values(prior(draws), what, (k, s))
         if out.shape != (k, s):
-            raise ShapeError(f"prior(draws) returned shape {out.shape}; expected ({k}, {s}).")
+            raise ShapeError(f"{what} returned shape {out.shape}; expected ({k}, {s}): one "
+                             "log density per dataset and draw.")
         return out
     missing = [name for name in draws if name not in prior]
     if missing:
@@ -69,17 +90,50 @@ def log_prior(prior, draws):
         if density is None:
             raise TypeError(f"prior[{name!r}] has no logpdf; pass a scipy.stats frozen "
                             f"distribution (got {type(dist).__name__}).")
-        total += np.asarray(density(value), dtype=float).reshape(k, s, -1).sum(axis=-1)
+        value = np.asarray(value)
+        what = f"prior[{name!r}].{density.__name__}"
+        dim = getattr(dist, "dim", None)   # multivariate: scipy would broadcast quietly
+        if dim is None and np.ndim(getattr(dist, "alpha", None)) == 1:
+            dim = len(dist.alpha)
+        size = value.shape[-1] if value.ndim > 2 else 1
+        if dim is not None and int(dim) != size:
+            raise ShapeError(
+                f"prior[{name!r}] is a {dim}-dimensional distribution, but {name!r} has "
+                f"{size} element(s) per draw (draws of shape {value.shape}); expected a "
+                f"distribution of dimension {size}.")
+        out = real_values(density(value), what, value.shape)
+        # elementwise (univariate) or one value per draw (multivariate over the last axis)
+        if out.shape not in (value.shape, (k, s)):
+            raise ShapeError(
+                f"{what} returned shape {out.shape} for draws of {name!r} of shape "
+                f"{value.shape}; expected {value.shape} (one value per element) or "
+                f"{(k, s)} (one per draw): the distribution has another dimension than the "
+                "parameter.")
+        total += out.reshape(k, s, -1).sum(axis=-1)
     return total
 
 
+def _observation_sizes(observed):
+    """The numbers of observations a dataset's data may have: the sizes of the first axes
+    of its arrays (those of size 1 left out when others are larger: values per dataset
+    such as ``N`` of shape (1,))."""
+    sizes = {int(np.shape(v)[0]) for v in observed.values()
+             if not isinstance(v, list) and np.ndim(v) >= 1}
+    return sizes - {1} if len(sizes) > 1 else sizes
+
+
 def analytic_pointwise(fn, draws, observed, k, *, allow_zero=False):
-    """``fn(draws, observed)`` checked: (S, N) and finite (``-inf`` too if ``allow_zero``)."""
+    """``fn(draws, observed)`` checked: real, (S, N) with N the dataset's observations,
+    and finite (``-inf`` too if ``allow_zero``)."""
     s = len(next(iter(draws.values())))
-    out = np.asarray(fn(draws, observed), dtype=float)
-    if out.ndim != 2 or out.shape[0] != s:
-        raise ShapeError(f"The log likelihood returned shape {out.shape} for dataset {k}; "
-                         f"expected ({s}, N): one value per posterior draw and observation.")
+    sizes = sorted(_observation_sizes(observed))
+    shown = f"({s}, {sizes[0]})" if len(sizes) == 1 else f"({s}, N)"
+    what = f"The log likelihood {_callable_name(fn)}(draws, observed)"
+    out = real_values(fn(draws, observed), what, shown)
+    if out.ndim != 2 or out.shape[0] != s or (sizes and out.shape[1] not in sizes):
+        have = f" (its data have {' or '.join(map(str, sizes))} observations)" if sizes else ""
+        raise ShapeError(f"{what} returned shape {out.shape} for dataset {k}; expected "
+                         f"{shown}{have}: one value per posterior draw and observation.")
     bad = np.isnan(out) | (out == np.inf) if allow_zero else ~np.isfinite(out)
     if bad.any():
         raise ValueError(f"The log likelihood returned {int(bad.sum())} non-finite values "

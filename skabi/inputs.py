@@ -14,11 +14,12 @@ import os
 
 import numpy as np
 
-from .bank import SimulationBank, as_bank, as_rows, is_ragged, stack_datasets
+from .bank import SimulationBank, as_bank, as_rows, batch_size_of, is_ragged, stack_datasets
 from .exceptions import ShapeError
 
 __all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "array_bank", "fit_input",
-           "finite_rows", "as_observations", "size_links", "check_size_links"]
+           "finite_rows", "as_observations", "check_datasets", "size_links",
+           "check_size_links"]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -120,20 +121,54 @@ def finite_rows(bank):
 
 
 def _one_dimensional(key, arr, expected):
-    """Refuse to read a 1-D array as one value per dataset when training had more."""
+    """Refuse to read an array without its leading dataset axis as several datasets.
+
+    A 1-D array where training had more than one value per simulation, or an array of
+    higher rank whose shape is that of ONE simulation in training (``x`` of shape (8, 1)
+    where training had ``x`` of shape (batch, N, 1)), would be read as ``len(arr)``
+    datasets of the wrong rank: it is refused, naming the spellings that say what is meant.
+    """
     trailing = expected.get(key)
-    if trailing is None or tuple(trailing) in ((), (1,)) or arr.ndim != 1:
-        return  # unknown, meta in training (now one value per dataset), or one value
+    if trailing is None or tuple(trailing) in ((), (1,)) or arr.ndim != len(trailing):
+        return  # unknown, meta in training (now one value per dataset), or another rank
+    if arr.ndim > 1 and not all(t is None or t == s for t, s in zip(trailing, arr.shape)):
+        return  # not the shape of one simulation: left to the adapter's checks
     shown = tuple("N" if s is None else s for s in trailing)
+    per_sim = f"(batch, {', '.join(map(str, shown))})"
+    if arr.ndim == 1:
+        what = "a 1-D array as one value per dataset"
+    else:
+        what = "the first axis of an array as its datasets"
     raise ShapeError(
-        f"{key!r} has shape {arr.shape}: skabi reads a 1-D array as one value per dataset "
-        f"({arr.shape[0]} datasets), but in training {key!r} had shape (batch, "
-        f"{', '.join(map(str, shown))}) per simulation. For ONE dataset pass "
-        f"{{{key!r}: {key}[None]}} (shape (1, {arr.shape[0]})) or a list of datasets "
+        f"{key!r} has shape {arr.shape}: skabi reads {what} ({arr.shape[0]} datasets), but "
+        f"in training {key!r} had shape {per_sim} per simulation. For ONE dataset pass "
+        f"{{{key!r}: {key}[None]}} (shape {(1, *arr.shape)}) or a list of datasets "
         "[{...}, {...}]; for several, stack them along a leading axis.")
 
 
-def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
+def check_datasets(data, name="X"):
+    """Raise ``ValueError`` when the batch ``data`` holds 0 datasets (a leading dataset
+    axis of length 0), naming the argument ``name`` and a variable of that length.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.inputs import check_datasets
+    >>> check_datasets({"x": np.zeros((0, 8)), "N": 8})
+    Traceback (most recent call last):
+    ...
+    ValueError: X holds 0 datasets ('x' has shape (0, 8)); at least 1 dataset is expected (a leading dataset axis of length >= 1, or a non-empty list of datasets).
+    """
+    for key, value in data.items():
+        if batch_size_of(value) == 0:
+            shape = "an empty list" if is_ragged(value) else f"shape {np.shape(value)}"
+            raise ValueError(
+                f"{name} holds 0 datasets ({key!r} has {shape}); at least 1 dataset is "
+                "expected (a leading dataset axis of length >= 1, or a non-empty list of "
+                "datasets).")
+
+
+def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None, name="X"):
     """A batch with a leading dataset axis from the forms ``sample`` / ``log_prob`` accept.
 
     Parameters
@@ -148,7 +183,10 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
     expected : dict of str to tuple, optional
         Trailing shapes of the variables in training (the adapter's ``input_variables_``):
         a 1-D array of a variable that had more than one value per simulation is refused
-        instead of being read as one value per dataset.
+        instead of being read as one value per dataset (and so is an array of higher
+        rank with the shape of one simulation).
+    name : str, default="X"
+        The argument the data came in, for the error when they hold 0 datasets.
 
     Examples
     --------
@@ -171,10 +209,13 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
     elif isinstance(X, dict):
         data = {}
         for k, v in X.items():
-            if not is_ragged(v) and np.ndim(v) == 1:
+            if not is_ragged(v) and np.ndim(v) >= 1:
                 _one_dimensional(k, np.asarray(v), expected)
             data[k] = as_rows(v, k)
     elif isinstance(X, list):
+        if not X:
+            raise ValueError(f"{name} is an empty list: 0 datasets; at least 1 dataset is "
+                             "expected (a list of one dict per dataset).")
         data = stack_datasets(X, expected)
     elif isinstance(X, SimulationBank):
         data = X.to_dict()
@@ -187,6 +228,7 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None):
         data = as_bank(X).to_dict()
     if meta:
         data.update(meta)
+    check_datasets(data, name)
     return data
 
 
@@ -201,12 +243,46 @@ def _meta_size(value):
     return None
 
 
-def size_links(batches):
-    """Axes whose size equalled a meta variable in every batch, where that meta variable
-    took at least two values: ``{"N": [["x", 1], ["y", 1]]}``.
+def _row_sizes(value, rows):
+    """The integer a size variable takes in each of ``rows`` datasets: a batch scalar
+    (meta, such as ``N``) repeated, or one integer per dataset (``(rows,)`` or
+    ``(rows, 1)``, as :class:`~skabi.model_comparison.ModelMixture` gives ``N`` when the
+    models draw it separately); None for anything else."""
+    size = _meta_size(value)
+    if size is not None:
+        return [size] * rows
+    if is_ragged(value) or isinstance(value, (bool, np.bool_)):
+        return None
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2) or arr.shape[0] != rows \
+            or arr.size != rows:
+        return None
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        return None
+    return [int(v) for v in arr.ravel()]
 
-    Learned from the pilot batches of online training (where ``N`` varies between
-    batches) and checked when sampling (:func:`check_size_links`).
+
+def _axis_sizes(arr, axis):
+    """The size of ``axis`` (counted with the dataset axis) in each dataset of a batch
+    variable (ragged or not); None where it has no such axis."""
+    if is_ragged(arr):
+        shapes = [np.shape(a) for a in arr]
+        if not all(len(s) > axis - 1 for s in shapes):
+            return None
+        return [s[axis - 1] for s in shapes]
+    if np.ndim(arr) <= axis:
+        return None
+    return [np.shape(arr)[axis]] * np.shape(arr)[0]
+
+
+def size_links(batches):
+    """Axes whose size equalled a size variable in every dataset of every batch, where
+    that variable took at least two values: ``{"N": [["x", 1], ["y", 1]]}``.
+
+    A size variable is a batch scalar (``N`` drawn once per batch) or an integer per
+    dataset (``N`` of shape (batch, 1) when the datasets of a batch differ in size).
+    Learned from the pilot batches of training (where ``N`` varies between batches or
+    between datasets) and checked when sampling (:func:`check_size_links`).
 
     Examples
     --------
@@ -221,22 +297,27 @@ def size_links(batches):
     ...
     skabi.exceptions.ShapeError: N=9 but 'x' has 7 along axis 1; in every training batch N equalled the size of axis 1 of 'x'. Pass N=7 (meta=) or the data it describes.
     """
-    if len(batches) < 2:
+    if not batches:
         return {}
+
+    def rows(batch):
+        return next((batch_size_of(v) for v in batch.values()
+                     if batch_size_of(v) is not None), 0)
+
     links = {}
-    for key, value in batches[0].items():
-        if _meta_size(value) is None:
-            continue
-        sizes = [_meta_size(b.get(key)) for b in batches]
-        if None in sizes or len(set(sizes)) < 2:
+    for key in batches[0]:
+        sizes = [_row_sizes(b.get(key), rows(b)) for b in batches]
+        if any(s is None for s in sizes) or len({v for s in sizes for v in s}) < 2:
             continue
         found = []
         for var, arr in batches[0].items():
-            if var == key or np.ndim(arr) < 2 or is_ragged(arr):
+            if var == key:
                 continue
-            for axis in range(1, np.ndim(arr)):
-                if all(var in b and np.ndim(b[var]) > axis and not is_ragged(b[var])
-                       and np.shape(b[var])[axis] == s for b, s in zip(batches, sizes)):
+            rank = max((len(np.shape(a)) + 1 for a in arr), default=0) if is_ragged(arr) \
+                else np.ndim(arr)
+            for axis in range(1, rank):
+                if all(var in b and _axis_sizes(b[var], axis) == s
+                       for b, s in zip(batches, sizes)):
                     found.append([var, axis])
         if found:
             links[key] = found

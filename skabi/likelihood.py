@@ -79,6 +79,18 @@ def default_likelihood_adapter(pilot, has_summary=False):
     return make_adapter(*steps)
 
 
+def _check_observed(counts, keys):
+    """Refuse datasets of 0 observations, naming them: the density of a dataset is the
+    sum over its observations, and one of none is no dataset a likelihood can score (the
+    network would see no row of it, and the sum of nothing says nothing about the
+    parameters)."""
+    empty = np.flatnonzero(np.asarray(counts) == 0)
+    if empty.size:
+        raise ValueError(
+            f"Dataset(s) {empty[:10].tolist()} of {len(counts)} hold 0 observations of "
+            f"{list(keys)!r}; a dataset needs at least one observation for a likelihood.")
+
+
 def _repeat_rows(value, counts):
     """Repeat dataset ``i`` of a batch variable ``counts[i]`` times (meta stays)."""
     if batch_size_of(value) is None:
@@ -290,14 +302,20 @@ verbose, warm_start, on_nonfinite
             raise ValueError(
                 f"The data hold none of the observation variables {self.observation_keys_!r} "
                 f"(keys {sorted(data)!r}).")
+        _check_observed(counts, self.observation_keys_)
         return counts
 
     def _row_log_prob(self, X, meta):
         data = shared.observations(self, X, meta, frame_is_dataset=False)
+        counts = self._counts(data)   # before any work: a dataset of 0 observations
         roles, ldj = shared.roles(self, data, need_theta=True, log_det_jac=True)
         with torch_threads(getattr(self, "n_threads", 1)):
-            rows = inference.log_prob(self._fit_state(), roles) + ldj
-        return rows, self._counts(data)
+            rows = inference.log_prob(self._fit_state(), roles, warn=counts is None) + ldj
+        if counts is not None:   # rows are observations: name their datasets
+            start = np.r_[0, np.cumsum(counts)[:-1]]
+            inference.warn_nonfinite("log q(x | theta)",
+                                     np.logical_and.reduceat(np.isfinite(rows), start))
+        return rows, counts
 
     def log_prob(self, X, *, meta=None, pointwise=False):
         """log q(x | theta) of each dataset, on the user's scale.
@@ -382,6 +400,8 @@ verbose, warm_start, on_nonfinite
         from .adapters.observations import observation_counts
 
         counts = observation_counts(self.observation_keys_, data)
+        if counts is not None:
+            _check_observed(counts, self.observation_keys_)
         k = next((batch_size_of(v) for v in data.values() if batch_size_of(v) is not None),
                  None)
         if k is None:

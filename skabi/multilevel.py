@@ -221,10 +221,16 @@ warm_start, on_nonfinite
     # ------------------------------------------------------------------ inference
     def _levels(self, X):
         """``(levels, datasets or None)``: a batch (one ``J``) or a list of datasets."""
+        from .inputs import check_datasets
+
         adapter = self.adapter_
         if isinstance(X, dict) and adapter.groups in X and np.ndim(X[adapter.groups]) == 0:
+            check_datasets(X)
             return adapter.split(X, adapter.local_variables_), None
         datasets = [X] if isinstance(X, dict) else list(X)
+        if not datasets:
+            raise ValueError("X is an empty list: 0 datasets; at least 1 dataset is expected "
+                             "(a list of one dict per dataset).")
         return adapter.split_datasets(datasets), datasets
 
     def sample(self, X, num_samples=1000, *, random_state=None, return_type="arviz"):

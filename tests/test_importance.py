@@ -116,7 +116,7 @@ def test_bad_input_is_refused(rough):
         importance_sample(AmortizedPosterior(), normal_log_lik, x, PRIOR)
     with pytest.raises(TypeError, match="AmortizedLikelihood or a callable"):
         importance_sample(est, 3, x, PRIOR)
-    with pytest.raises(ShapeError, match="expected \\(40, N\\)"):
+    with pytest.raises(ShapeError, match="expected \\(40, 8\\)"):
         importance_sample(est, lambda d, o: np.zeros(3), x, PRIOR, 10)
     with pytest.raises(ValueError, match="num_samples"):
         importance_sample(est, normal_log_lik, x, PRIOR, 0)

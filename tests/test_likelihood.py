@@ -209,7 +209,7 @@ def test_loo_with_a_learned_likelihood():
 
 def test_log_likelihood_errors():
     idata, _ = _normal_posterior_container()
-    with pytest.raises(ShapeError, match="expected \\(400, N\\)"):
+    with pytest.raises(ShapeError, match="expected \\(400, 10\\)"):
         add_log_likelihood(idata, lambda d, o: np.zeros(3))
     with pytest.raises(ValueError, match="non-finite"):
         add_log_likelihood(idata, lambda d, o: np.full((400, 10), -np.inf))

@@ -14,7 +14,7 @@ import torch
 
 from .roles import ALL_ROLES, MASKS, n_rows, to_tensors
 
-__all__ = ["CHUNK_ELEMENTS", "chunk_rows", "outputs", "draw", "log_prob"]
+__all__ = ["CHUNK_ELEMENTS", "chunk_rows", "outputs", "draw", "log_prob", "warn_nonfinite"]
 
 #: Values of network input (or output) per chunk.
 CHUNK_ELEMENTS = 2**20
@@ -44,9 +44,45 @@ def _dtype(model):
     return next(model.parameters()).dtype
 
 
-def outputs(state, roles, method):
+def warn_nonfinite(what, rows_ok):
+    """Warn, naming the datasets, where ``rows_ok`` (one bool per dataset) is False:
+    results that are NaN or infinite come from inputs far outside what the network saw
+    in training (they overflow inside it), and are not an answer.
+
+    Examples
+    --------
+    >>> import numpy as np, warnings
+    >>> from skabi.training.inference import warn_nonfinite
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_nonfinite("log_q", np.array([True, False, True]))
+    >>> print(caught[0].message)
+    log_q is NaN or infinite for 1 of 3 datasets (datasets [1]): their inputs lie far outside what the network saw in training and overflow inside it; the results for those datasets are not usable. Check the data's scale (units) against the simulations.
+    """
+    import warnings
+
+    bad = np.flatnonzero(~np.asarray(rows_ok, dtype=bool))
+    if bad.size:
+        warnings.warn(
+            f"{what} is NaN or infinite for {bad.size} of {len(rows_ok)} datasets (datasets "
+            f"{bad[:10].tolist()}{' ...' if bad.size > 10 else ''}): their inputs lie far "
+            "outside what the network saw in training and overflow inside it; the results "
+            "for those datasets are not usable. Check the data's scale (units) against the "
+            "simulations.", UserWarning, stacklevel=4)
+
+
+def _finite_rows(array):
+    """One bool per row (first axis): every value of the row is finite."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return np.ones(len(array), dtype=bool)
+    return np.isfinite(array.reshape(len(array), -1)).all(axis=1)
+
+
+def outputs(state, roles, method, *, warn=True):
     """``method(model, batch)`` on the datasets of ``roles`` in chunks, as float64 numpy
-    rows ``(n, ...)`` (log densities, point estimates, model logits)."""
+    rows ``(n, ...)`` (log densities, point estimates, model logits); a warning names the
+    rows that are NaN or infinite (``warn=False``: the caller names them)."""
     model = state.model
     n, step = n_rows(roles), chunk_rows(roles)
     out = None
@@ -58,13 +94,15 @@ def outputs(state, roles, method):
             if out is None:
                 out = np.empty((n, *part.shape[1:]))
             out[i:i + step] = part
+    if out is not None and warn:
+        warn_nonfinite("The network's output", _finite_rows(out))
     return out
 
 
-def log_prob(state, roles):
+def log_prob(state, roles, *, warn=True):
     """log q of ``inference_variables`` given the rest, on the scale of the network
     inputs: (n,) float64."""
-    return outputs(state, roles, lambda model, batch: model.log_prob(batch))
+    return outputs(state, roles, lambda model, batch: model.log_prob(batch), warn=warn)
 
 
 def _user_scale(adapter, theta, lq):
@@ -127,4 +165,10 @@ def draw(state, roles, num_samples, rng, *, log_q):
                     out[name][i:i + rows, j:j + k] = v
                 if log_q:
                     lqs[i:i + rows, j:j + k] = lq
+    ok = np.ones(n, dtype=bool)
+    for v in (out or {}).values():
+        ok &= _finite_rows(v)
+    warn_nonfinite("A draw", ok)
+    if log_q:
+        warn_nonfinite("log_q", _finite_rows(lqs) | ~ok)   # one warning per dataset
     return out, lqs
