@@ -71,6 +71,7 @@ warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=Future
 html_theme = "pydata_sphinx_theme"
 html_title = f"skabi {version}"
 html_static_path = ["_static"]
+html_css_files = ["skabi.css"]   # wide tables wrap instead of being clipped
 html_theme_options = {
     "navigation_with_keys": False,
     "show_toc_level": 2,

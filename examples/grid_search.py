@@ -3,7 +3,7 @@ Grid search on the regression tutorial
 ======================================
 
 Which summary size and flow depth suit the BayesFlow linear-regression tutorial
-(``N`` observations, 5 to 14, drawn once per batch)? Two ways to let scikit-learn's
+(N observations, 5 to 14, drawn once per batch)? Two ways to let scikit-learn's
 ``GridSearchCV`` decide, both scored by ``est.score``: the mean log density of the true
 parameters under the approximate posterior, on the parameters' own scale (the adapter's
 Jacobians included), so scores of candidates with other adapters or networks compare.

@@ -2,7 +2,7 @@
 Model comparison: is there an effect at all?
 ============================================
 
-Two models of ``N`` observations (``N`` from 5 to 50): M0 says the mean is zero, M1 gives
+Two models of N observations (N from 5 to 50): M0 says the mean is zero, M1 gives
 it a standard normal prior. ``AmortizedModelComparison`` learns the posterior model
 probabilities ``P(M | x)`` from simulations of both models, for any dataset in one
 forward pass. Here the answer is known in closed form, so we can check it:

@@ -102,15 +102,17 @@ class AsSet(_AsSequence):
     expanded_ : dict of str to bool
         Whether ``fit`` saw a rank-2 array (so the inverse removes the feature axis).
 
-    Datasets of different sizes (a list of per-dataset arrays) are padded with zeros to
-    the largest one and the step adds ``summary_mask (B, N_max)``, True for real
-    elements; the summary networks ignore the padding, so a padded dataset gets the
-    same summary as alone.
-
     Raises
     ------
     ShapeError
         If a variable has rank other than 2 or 3 (saying the shape got and expected).
+
+    Notes
+    -----
+    Datasets of different sizes (a list of per-dataset arrays) are padded with zeros to
+    the largest one and the step adds ``summary_mask (B, N_max)``, True for real
+    elements; the summary networks ignore the padding, so a padded dataset gets the
+    same summary as alone.
 
     Examples
     --------
