@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import Interval
 from .exceptions import MissingKeyError, NonFiniteError
 
 __all__ = ["check_keys", "check_finite", "as_numpy_rng", "suggest", "check_positive_int",
-           "NumberInterval"]
+           "check_result_size", "memory_bytes", "NumberInterval"]
 
 
 def suggest(key, options):
@@ -77,6 +77,57 @@ def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{name} must be a positive int; got {value!r}.")
     return int(value)
+
+
+def memory_bytes():
+    """The machine's physical memory in bytes (64 GiB where the system does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 64 * 2**30
+
+
+def _bytes(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def check_result_size(name, value, n_values, *, itemsize=8, what="the result"):
+    """Refuse a request whose result would not fit in memory, before anything is allocated.
+
+    Parameters
+    ----------
+    name : str
+        The argument that sets the size (``"num_samples"``).
+    value : int
+        Its value.
+    n_values : int
+        Values the result would hold (``datasets * num_samples * values per draw``).
+    itemsize : int, default=8
+        Bytes per value (float64).
+    what : str, default="the result"
+        What would be allocated, for the message.
+
+    Examples
+    --------
+    >>> from skabi._validation import check_result_size
+    >>> check_result_size("num_samples", 10**12, 3 * 10**12, what="3 datasets x 1 value")
+    Traceback (most recent call last):
+    ...
+    ValueError: num_samples=1000000000000 makes 3 datasets x 1 value = 3000000000000 values (21.8 TiB as float64), more than this machine's memory (...); draw fewer per call (several calls with different random_state give independent draws).
+    """
+    size = int(n_values) * int(itemsize)
+    limit = memory_bytes()
+    if size > limit:
+        raise ValueError(
+            f"{name}={value!r} makes {what} = {int(n_values)} values ({_bytes(size)} as "
+            f"float64), more than this machine's memory ({_bytes(limit)}); draw fewer per "
+            "call (several calls with different random_state give independent draws).")
 
 
 class NumberInterval(Interval):

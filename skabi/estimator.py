@@ -241,7 +241,8 @@ DataFrame or ndarray
             The cosine schedule follows the new total (with more epochs the learning rate
             continues to decay from the cosine of the new total at the step reached). Other
             networks or optimizer and batch settings than the checkpoint's are refused,
-            naming them; a checkpoint without optimizer state warns.
+            naming them; a checkpoint without optimizer state warns, and so does one that
+            already ran more than ``epochs`` epochs (it is returned as it is).
 
         Returns
         -------

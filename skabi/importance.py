@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
-from ._validation import as_numpy_rng, check_positive_int
+from ._validation import as_numpy_rng, check_positive_int, check_result_size
 from .bank import batch_size_of, is_ragged
 from .exceptions import ShapeError
 
@@ -372,6 +372,12 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
         raise ValueError(f"proposals * num_samples = {proposals * num_samples}: importance "
                          f"sampling needs at least {MIN_PROPOSALS} proposals per dataset for "
                          "Pareto k (the tail of its weights); raise proposals.")
+    data = shared.observations(posterior, X, meta)     # checked before anything is drawn
+    n = next(batch_size_of(v) for v in data.values() if batch_size_of(v) is not None)
+    per = posterior.role_shapes_["inference_variables"] + 3   # draws, log q, prior, likelihood
+    check_result_size("num_samples", num_samples, n * proposals * num_samples * per,
+                      what=f"{n} datasets x {proposals} proposals x {num_samples} draws x "
+                           f"{per} values")
     rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)
     draws, log_w, data = proposal_weights(posterior, likelihood, X, prior,
                                           num_samples=proposals * num_samples, meta=meta,

@@ -15,7 +15,8 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
-from ._validation import as_numpy_rng, check_positive_int
+from ._bayesflow import bayesflow_spellings
+from ._validation import as_numpy_rng, check_positive_int, check_result_size
 from .bank import batch_size_of, is_ragged
 from .exceptions import ShapeError
 from .inputs import array_bank
@@ -108,6 +109,7 @@ def _split(rows, counts):
     return parts
 
 
+@bayesflow_spellings
 class AmortizedLikelihood(BaseEstimator):
     """Amortized likelihood estimation: a neural density ``q(x | theta)`` of the data.
 
@@ -407,18 +409,25 @@ verbose, warm_start, on_nonfinite
         if k is None:
             raise ValueError("sample needs the parameters of each dataset with a leading "
                              f"dataset axis; got {sorted(data)!r}.")
-        rows = {key: _repeat_rows(v, np.full(k, num_samples)) for key, v in data.items()}
-        if counts is None:
+        given = counts is not None
+        if not given:
             if n_obs is None:
                 raise ValueError("Pass n_obs (observations per synthetic dataset): the data "
                                  f"hold none of {self.observation_keys_!r} to count them.")
             n_obs = check_positive_int("n_obs", n_obs)
             counts = np.full(k, n_obs)
-            rows = {key: _repeat_rows(v, np.full(k * num_samples, n_obs))
-                    for key, v in rows.items()}
         elif n_obs is not None and np.any(counts != n_obs):
             raise ValueError(f"n_obs={n_obs} but the covariates hold {counts.tolist()} "
                              "observations per dataset; leave n_obs out.")
+        width = sum(int(v) for v in self.role_shapes_.values())   # per observation row
+        total = int(np.sum(counts)) * num_samples
+        check_result_size("num_samples", num_samples, total * width,
+                          what=f"{int(np.sum(counts))} observations x {num_samples} synthetic "
+                               f"datasets x {width} values")
+        rows = {key: _repeat_rows(v, np.full(k, num_samples)) for key, v in data.items()}
+        if not given:
+            rows = {key: _repeat_rows(v, np.full(k * num_samples, n_obs))
+                    for key, v in rows.items()}
         roles, _ = shared.roles(self, rows, need_theta=False, skip=self.data_names_)
         with torch_threads(getattr(self, "n_threads", 1)):
             user, _ = inference.draw(self._fit_state(), roles, 1, rng, log_q=False)

@@ -7,7 +7,7 @@ from here).
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
@@ -40,9 +40,9 @@ class AmortizedModelComparison(ClassifierMixin, BaseEstimator):
     head : DenseHead, default=None
         Hyperparameters of the classification head; ``None`` means ``DenseHead()``.
     summary_network : DeepSet, SetTransformer, TimeSeriesNetwork or None, default=None
-    model_prior : dict or array-like, default=None
-        Prior probabilities of the models for online training (uniform by default). With
-        a bank, the share of each model in the bank is the prior.
+    model_prior : dict, array-like or "uniform", default=None
+        Prior probabilities of the models for online training (uniform by default and for
+        ``"uniform"``). With a bank, the share of each model in the bank is the prior.
     epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
 clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
 rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
@@ -81,7 +81,8 @@ role_shapes_, device_
 
     _parameter_constraints = {**shared.TRAINING_CONSTRAINTS,
                               "head": [HasMethods(["build"]), None],
-                              "model_prior": [dict, "array-like", None]}
+                              "model_prior": [dict, "array-like", StrOptions({"uniform"}),
+                                              None]}
 
     def __init__(self, *, adapter=None, head=None, summary_network=None, model_prior=None,
                  epochs=50, batches_per_epoch=100, batch_size=64, learning_rate=2e-3,
@@ -274,9 +275,10 @@ role_shapes_, device_
             Datasets, as for :meth:`skabi.AmortizedPosterior.sample`.
         meta : dict, optional
             Batch scalars such as ``N``.
-        model_prior : dict or array-like, optional
+        model_prior : dict, array-like or "uniform", optional
             Another prior over the models: the probabilities are reweighted by Bayes'
-            rule (the network learned them under ``class_prior_``).
+            rule (the network learned them under ``class_prior_``); ``"uniform"`` gives
+            every model the same prior probability.
         as_frame : bool, default=False
             Return a DataFrame with one column per model (named by ``classes_``).
 

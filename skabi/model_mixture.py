@@ -14,8 +14,16 @@ MODEL_INDEX = "model_index"
 
 
 def prior_probabilities(model_prior, names):
-    """Prior model probabilities in the order of ``names`` (uniform for None)."""
+    """Prior model probabilities in the order of ``names`` (uniform for None or
+    ``"uniform"``)."""
     k = len(names)
+    if isinstance(model_prior, str):
+        if model_prior != "uniform":
+            raise ValueError(f"model_prior={model_prior!r} is not a prior over models; "
+                             "expected 'uniform', None (also uniform), a dict model -> "
+                             f"probability or {k} probabilities (one per model "
+                             f"{[str(n) for n in names]!r}).")
+        model_prior = None
     if model_prior is None:
         return np.full(k, 1.0 / k)
     if isinstance(model_prior, dict):
@@ -69,8 +77,8 @@ class ModelMixture(Simulator):
     Parameters
     ----------
     simulators : dict of name to simulator, or list of simulators
-    model_prior : dict or array-like, optional
-        Probabilities of the models (uniform by default).
+    model_prior : dict, array-like or "uniform", optional
+        Probabilities of the models (uniform by default and for ``"uniform"``).
 
     Attributes
     ----------
@@ -132,8 +140,8 @@ def simulate_models(simulators, n, *, model_prior=None, random_state=None, chunk
     simulators : dict of name to simulator, or list of simulators
     n : int
         Simulations in all.
-    model_prior : dict or array-like, optional
-        Probabilities of the models (uniform by default).
+    model_prior : dict, array-like or "uniform", optional
+        Probabilities of the models (uniform by default and for ``"uniform"``).
     random_state : None, int or numpy.random.Generator
     chunk_size : int, optional
         Draw in batches of this many (each with its own ``N``), as

@@ -221,8 +221,8 @@ warm_start, on_nonfinite
 
         Parameters
         ----------
-        q : float or list of float
-            Levels among the trained estimands (``"median"`` is 0.5).
+        q : float, "median" or list of them
+            Levels among the trained estimands; ``"median"`` is 0.5.
 
         Returns
         -------
@@ -230,7 +230,7 @@ warm_start, on_nonfinite
         single float ``q``. Quantiles of a parameter never cross (they are sorted).
         """
         scalar = np.ndim(q) == 0
-        wanted = np.atleast_1d(np.asarray(q, dtype=float))
+        wanted = np.atleast_1d(np.asarray(_quantile_levels(q), dtype=float))
         trained = np.asarray(self._levels_fitted(), dtype=float)
         missing = [float(v) for v in wanted if not np.any(np.isclose(trained, v))]
         if missing:
@@ -306,6 +306,26 @@ warm_start, on_nonfinite
         tags = shared.training_tags(self, super().__sklearn_tags__())
         tags.target_tags.multi_output = True   # one column per parameter element
         return tags
+
+
+def _quantile_levels(q):
+    """``q`` of :meth:`AmortizedPointEstimator.predict_quantiles` as numbers: ``"median"``
+    is 0.5; any other string, or a level outside [0, 1], is refused naming ``q``."""
+    def level(v):
+        if isinstance(v, str):
+            if v != "median":
+                raise ValueError(f"q={v!r} is not a quantile level; expected 'median' or "
+                                 "numbers in [0, 1] (e.g. 0.05, 0.95).")
+            return 0.5
+        if isinstance(v, (bool, np.bool_)) or not np.isreal(v) or not np.isscalar(v) \
+                or not 0 <= float(v) <= 1:
+            raise ValueError(f"q={v!r} is not a quantile level; expected 'median' or numbers "
+                             "in [0, 1].")
+        return float(v)
+
+    if isinstance(q, str) or np.ndim(q) == 0:
+        return level(q)
+    return [level(v) for v in q]
 
 
 def _column_names(user, names):

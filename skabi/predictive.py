@@ -27,8 +27,8 @@ import numpy as np
 
 from ._arviz import (TRUE_VALUES_GROUP, _group, as_datatree, data_from_arviz, from_arviz,
                      from_datatree, to_datatree)
-from ._validation import as_numpy_rng, check_positive_int
-from .exceptions import MissingKeyError
+from ._validation import as_numpy_rng, check_positive_int, check_result_size
+from .exceptions import MissingKeyError, NonFiniteError
 
 __all__ = ["sample_predictive"]
 
@@ -64,13 +64,32 @@ def _simulate(simulator, given, n, chunk_size, rng):
     return out
 
 
-def _data_of(sims, data_names, where):
+def _finite(values, where, k):
+    """Refuse NaN or inf among the simulator's outputs ``values`` (``{name: (S, ...)}``),
+    naming the variable, the count, the simulations and the dataset ``k``: as
+    ``on_nonfinite="raise"`` does for a bank, a failed simulation is not data."""
+    for name, v in values.items():
+        v = np.asarray(v)
+        if v.dtype.kind not in "fc" or v.ndim == 0:
+            continue
+        bad = ~np.isfinite(v.reshape(len(v), -1))
+        if bad.any():
+            rows = np.flatnonzero(bad.any(axis=1))
+            raise NonFiniteError(
+                f"The simulator returned {int(bad.sum())} NaN or infinite value(s) of "
+                f"{name!r} ({where}, dataset {k}: {rows.size} of {len(v)} simulations, e.g. "
+                f"simulation {int(rows[0])}); predictive draws must be finite. Make the "
+                "simulator return finite values there (failed simulations often give NaN).")
+    return values
+
+
+def _data_of(sims, data_names, where, k=0):
     missing = [k for k in data_names if k not in sims]
     if missing:
         raise MissingKeyError(
             f"The simulator did not return {missing!r} ({where}), which observed_data holds; "
             f"it returned {sorted(sims)!r}. Pass the simulator that made the data.")
-    return {k: np.asarray(sims[k]) for k in data_names}
+    return _finite({name: np.asarray(sims[name]) for name in data_names}, where, k)
 
 
 def _stack(per_dataset):
@@ -128,6 +147,14 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
         Seed of the simulations; the same integer gives the same groups.
     chunk_size : int, default=1000
         Simulations per simulator call.
+
+    Raises
+    ------
+    NonFiniteError
+        Where the simulator returns NaN or inf (naming the variable, the dataset and the
+        simulations), as ``on_nonfinite="raise"`` does for a bank.
+    ValueError
+        Where ``num_samples`` would make more values than fit in memory.
 
     Returns
     -------
@@ -194,6 +221,12 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
             raise ValueError(f"num_samples={num_samples} but the posterior holds {n_post} draws "
                              "per dataset; pass num_samples <= that, or sample more draws.")
 
+    per_dataset = sum(int(np.size(_dataset_slice(data[g], k)))
+                      for g in data_names for k in range(n_datasets))
+    check_result_size("num_samples", num_samples, per_dataset * num_samples * len(groups),
+                      what=f"{n_datasets} datasets x {num_samples} draws x "
+                           f"{per_dataset // max(1, n_datasets)} data values x {len(groups)} "
+                           "group(s)")
     rng = as_numpy_rng(random_state)
     out = {"posterior_predictive": [], "prior": [], "prior_predictive": []}
     for k in range(n_datasets):
@@ -202,14 +235,16 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
         fixed = {**meta, **{g: _repeat(_dataset_slice(data[g], k), num_samples) for g in given}}
         if "prior" in groups:
             sims = _simulate(simulator, fixed, num_samples, chunk_size, rng)
-            out["prior_predictive"].append(_data_of(sims, data_names, "prior predictive"))
+            out["prior_predictive"].append(_data_of(sims, data_names, "prior predictive", k))
             params = posterior.keys() if posterior is not None else [
                 s for s in sims if s not in data_names and s not in meta_names]
-            out["prior"].append({p: np.asarray(sims[p]) for p in params if p in sims})
+            out["prior"].append(_finite({p: np.asarray(sims[p]) for p in params if p in sims},
+                                        "prior", k))
         if posterior is not None:
             draws = {p: v[k, :num_samples] for p, v in posterior.items()}
             sims = _simulate(simulator, {**fixed, **draws}, num_samples, chunk_size, rng)
-            out["posterior_predictive"].append(_data_of(sims, data_names, "posterior predictive"))
+            out["posterior_predictive"].append(_data_of(sims, data_names, "posterior predictive",
+                                                        k))
 
     def per_variable(rows):
         return {name: _stack([r[name] for r in rows]) for name in rows[0]} if rows else None

@@ -215,3 +215,89 @@ def test_a_standard_error_needs_two_draws(fitted, observed):
     with pytest.raises(ValueError, match="num_samples must be at least 2.*got 1.*mc_se"):
         log_marginal_likelihood(fitted["posterior"], log_lik, {"x": observed["x"]}, PRIOR,
                                 num_samples=1)
+
+
+# ------------------------------------------------------------------ spellings
+def test_uniform_model_prior_is_the_equal_prior(fitted):
+    clf = fitted["classifier"]
+    x = {"x": np.random.default_rng(0).normal(size=(2, N_OBS, 1)), "N": N_OBS}
+    np.testing.assert_allclose(clf.predict_proba(x, model_prior="uniform"),
+                               clf.predict_proba(x, model_prior=[0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"model_prior='flat' is not a prior over models; "
+                                         r"expected 'uniform'"):
+        clf.predict_proba(x, model_prior="flat")
+    from skabi.model_mixture import prior_probabilities
+
+    np.testing.assert_allclose(prior_probabilities("uniform", ["a", "b", "c"]), [1 / 3] * 3)
+    clf.set_params(model_prior="uniform")
+    try:
+        clf._validate_params()     # accepted as a parameter too
+    finally:
+        clf.set_params(model_prior=None)
+
+
+def test_median_is_the_quantile_level_one_half(fitted, observed):
+    point = fitted["point"]
+    np.testing.assert_allclose(point.predict_quantiles(observed, "median"),
+                               point.predict_quantiles(observed, 0.5))
+    assert point.predict_quantiles(observed, ["median", 0.1]).shape == (3, 2, 1)
+    with pytest.raises(ValueError, match=r"q='mode' is not a quantile level; expected "
+                                         r"'median' or numbers in \[0, 1\]"):
+        point.predict_quantiles(observed, "mode")
+
+
+# ------------------------------------------------------------------ sizes
+def test_num_samples_beyond_memory_is_refused_before_allocating(fitted, observed):
+    post, lik = fitted["posterior"], fitted["likelihood"]
+    huge = 10 ** 12
+    with pytest.raises(ValueError, match=r"num_samples=1000000000000 makes 3 datasets x "
+                                         r"1000000000000 draws.*TiB as float64.*memory"):
+        post.sample(observed, huge)
+    with pytest.raises(ValueError, match=r"num_samples=1000000000000 makes 10 observations"):
+        lik.sample({"mu": np.zeros((2, 1))}, huge, n_obs=5)
+    with pytest.raises(ValueError, match=r"num_samples=1000000000000 makes 3 datasets x 4 "
+                                         r"proposals"):
+        importance_sample(post, log_lik, {"x": observed["x"]}, PRIOR, huge)   # x 4 proposals
+    with pytest.raises(ValueError, match=r"num_samples must be a positive int; got 1000000000000\.0"):
+        post.sample(observed, 1e12)
+    from skabi import sample_predictive
+
+    idata = post.sample({"x": observed["x"]}, 5)
+    with pytest.raises(ValueError, match=r"num_samples=1000000000000 makes 3 datasets"):
+        sample_predictive(idata, make_simulator([lambda rng: dict(mu=rng.normal(size=1)),
+                                                 lambda mu, rng: dict(x=rng.normal(size=8))]),
+                          num_samples=huge, groups=["prior"])
+
+
+# ------------------------------------------------------------------ predictive NaN
+def test_a_simulator_returning_nan_is_refused_in_predictive_draws(fitted, observed):
+    from skabi import sample_predictive
+    from skabi.exceptions import NonFiniteError
+
+    def likelihood(mu, rng):
+        x = mu + rng.normal(size=N_OBS)
+        return dict(x=np.where(mu > 0.5, np.nan, x))   # fails for large mu
+
+    simulator = make_simulator([lambda rng: dict(mu=rng.normal(size=1)), likelihood])
+    idata = fitted["posterior"].sample({"x": observed["x"]}, 50)
+    with pytest.raises(NonFiniteError, match=r"returned \d+ NaN or infinite value\(s\) of "
+                                             r"'x' \(prior predictive, dataset 0: \d+ of 50 "
+                                             r"simulations"):
+        sample_predictive(idata, simulator, num_samples=50, random_state=0)
+
+
+# ------------------------------------------------------------------ resume
+def test_resuming_with_fewer_epochs_than_the_checkpoint_warns(tmp_path):
+    from models import Gaussian, tiny_estimator
+
+    path = tmp_path / "run.skabi"
+    tiny_estimator(checkpoint_path=path, epochs=2, batches_per_epoch=2).fit(Gaussian())
+    est = tiny_estimator(checkpoint_path=path, epochs=1, batches_per_epoch=2)
+    with pytest.warns(UserWarning, match=r"epochs=1, but the checkpoint .* already ran 2 "
+                                         r"epochs"):
+        est.fit(Gaussian(), resume=True)
+    assert len(est.history_) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tiny_estimator(checkpoint_path=path, epochs=2,
+                       batches_per_epoch=2).fit(Gaussian(), resume=True)   # equal: silent

@@ -173,14 +173,25 @@ def run_fit(settings, source, *, initial, fitted=None, epochs=None, resume=False
     resume : bool, default=False
         Continue the checkpoint at ``settings.checkpoint_path`` up to ``settings.epochs``
         epochs in all (:func:`resumed_state`; ``build``, ``owner`` and ``networks`` are
-        for it); without a checkpoint yet, start as without ``resume``.
+        for it); without a checkpoint yet, start as without ``resume``. A checkpoint
+        with more epochs than that is returned as it is, with a warning.
     header : dict, optional
         Written with every checkpoint (``owner``, ``params``, ``extra``).
     """
     if resume:
         state = resumed_state(settings, build=build, owner=owner, networks=networks)
         if state is not None:
-            remaining = settings.epochs - main_epochs(state.history)
+            done = main_epochs(state.history)
+            remaining = settings.epochs - done
+            if remaining < 0:
+                import warnings
+
+                warnings.warn(
+                    f"fit(..., resume=True) with epochs={settings.epochs}, but the checkpoint "
+                    f"at {settings.checkpoint_path!r} already ran {done} epochs: nothing is "
+                    f"trained, and the fit is the checkpoint's ({done} epochs, not "
+                    f"{settings.epochs}). Raise epochs above {done} to train on.",
+                    UserWarning, stacklevel=4)
             if remaining <= 0:
                 return state
             return train(state, source, settings, remaining, total_epochs=settings.epochs,

@@ -134,8 +134,12 @@ def draw(state, roles, num_samples, rng, *, log_q):
         ``{name: (datasets, num_samples, ...)}``.
     log_q : ndarray of shape (datasets, num_samples) or None
     """
+    from .._validation import check_result_size
+
     model, device, adapter = state.model, state.device, state.adapter
     n, dim = n_rows(roles), state.shapes["inference_variables"]
+    check_result_size("num_samples", num_samples, n * num_samples * (dim + bool(log_q)),
+                      what=f"{n} datasets x {num_samples} draws x {dim + bool(log_q)} values")
     per_chunk = max(1, CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
     draws_per = min(num_samples, per_chunk)
     rows_per = max(1, per_chunk // draws_per) if draws_per == num_samples else 1

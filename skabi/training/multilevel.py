@@ -216,6 +216,10 @@ def draw_multilevel(state, roles, num_samples, rng):
     j = next(roles[r].shape[1] for r in ("local_summary_variables", "local_inference_conditions",
                                           GROUP_MASK, "local_inference_variables") if r in roles)
     width = state.shapes["inference_variables"] + state.shapes["local_inference_variables"] * j
+    from .._validation import check_result_size
+
+    check_result_size("num_samples", num_samples, n * num_samples * width,
+                      what=f"{n} datasets x {num_samples} draws x {width} values")
     # the local network's conditions dominate: S * J rows per dataset
     per_draw = j * (state.shapes["inference_variables"] + 64) + width
     draws_per = min(num_samples, max(1, CHUNK_ELEMENTS // per_draw))
