@@ -315,7 +315,46 @@ def from_datatree(tree):
         return tree
     import arviz
 
-    return arviz.from_datatree(tree)
+    idata = arviz.from_datatree(tree)
+    idata.__class__ = _sample_container()
+    return idata
+
+
+def _sample_container():
+    """``arviz.InferenceData`` whose ``draws["beta"]`` (BayesFlow's dict of arrays) names
+    the group to read instead of a bare ``KeyError('beta')``; created on first use, since
+    arviz is imported lazily."""
+    cls = globals().get("SampleInferenceData")
+    if cls is not None:
+        return cls
+    import arviz
+
+    class SampleInferenceData(arviz.InferenceData):
+        """The ``arviz.InferenceData`` that ``est.sample`` returns (arviz 0.x)."""
+
+        def __getitem__(self, key):
+            if isinstance(key, str) and key not in self._groups_all:
+                groups = [g for g in self._groups_all if key in getattr(self, g).data_vars]
+                if groups:
+                    raise KeyError(
+                        f"{key!r} is a variable of the {groups[0]!r} group, not a group: "
+                        "est.sample returns an ArviZ container, so read "
+                        f"draws.{groups[0]}[{key!r}] (an xarray DataArray), or pass "
+                        "return_type='numpy' for BayesFlow's dict of arrays "
+                        f"(draws[{key!r}] of shape (datasets, draws, ...)).")
+            return super().__getitem__(key)
+
+    SampleInferenceData.__module__ = __name__
+    SampleInferenceData.__qualname__ = "SampleInferenceData"
+    globals()["SampleInferenceData"] = SampleInferenceData
+    return SampleInferenceData
+
+
+def __getattr__(name):
+    # pickle finds the container class by name, also before this process built one
+    if name == "SampleInferenceData":
+        return _sample_container()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def as_datatree(container):

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
+from ._bayesflow import bayesflow_spellings
 from ._validation import NumberInterval, as_numpy_rng, check_positive_int
 from .inputs import array_bank
 from .training import fitting, inference, persistence
@@ -23,6 +24,7 @@ from .training.threads import torch_threads
 __all__ = ["AmortizedPosterior"]
 
 
+@bayesflow_spellings
 class AmortizedPosterior(BaseEstimator):
     """Amortized posterior estimation: train once on simulations, then sample any dataset.
 

@@ -15,6 +15,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
+from ._bayesflow import bayesflow_spellings
 
 __all__ = ["AmortizedJoint"]
 
@@ -28,6 +29,7 @@ _TRAINING = ("epochs", "batches_per_epoch", "batch_size", "learning_rate", "lr_s
              "verbose", "on_nonfinite")
 
 
+@bayesflow_spellings
 class AmortizedJoint(BaseEstimator):
     """Joint amortized estimation: a posterior and a likelihood from one training run.
 

@@ -11,6 +11,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
+from ._bayesflow import bayesflow_spellings
 from .bank import as_bank
 from .inputs import checked_array, is_array, is_simulator
 from .model_mixture import MODEL_INDEX, ModelMixture, prior_probabilities, simulate_models
@@ -20,6 +21,7 @@ from .training.threads import torch_threads
 
 __all__ = ["AmortizedModelComparison", "ModelMixture", "simulate_models"]
 
+@bayesflow_spellings
 class AmortizedModelComparison(ClassifierMixin, BaseEstimator):
     """Amortized Bayesian model comparison: posterior model probabilities of any dataset.
 

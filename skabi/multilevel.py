@@ -7,6 +7,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from . import _estimators as shared
+from ._bayesflow import bayesflow_spellings
 from ._validation import as_numpy_rng, check_positive_int
 from .adapters.multilevel import MultilevelAdapter
 from .training import fitting, persistence
@@ -24,6 +25,7 @@ def _names(adapter, dim):
     return glob + local
 
 
+@bayesflow_spellings
 class AmortizedMultilevelPosterior(BaseEstimator):
     """Amortized posterior of a two-level (hierarchical) model: global and group parameters.
 

@@ -5,6 +5,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils._param_validation import HasMethods
 
 from . import _estimators as shared
+from ._bayesflow import bayesflow_spellings
 from .inputs import array_bank
 from .training import fitting, inference, persistence
 from .training.heads import build_point_model, check_head_networks, parse_estimands
@@ -13,6 +14,7 @@ from .training.threads import torch_threads
 __all__ = ["AmortizedPointEstimator"]
 
 
+@bayesflow_spellings
 class AmortizedPointEstimator(RegressorMixin, BaseEstimator):
     """Amortized point estimation: posterior means, medians and quantiles in one pass.
 
