@@ -16,6 +16,7 @@ __all__ = [
     "SimulatorError",
     "TrainingError",
     "LoadError",
+    "DamagedBankError",
 ]
 
 
@@ -56,3 +57,8 @@ class TrainingError(SkabiError, RuntimeError):
 
 class LoadError(SkabiError, ValueError):
     """A saved estimator is corrupt, incomplete or from an incompatible version."""
+
+
+class DamagedBankError(SkabiError, ValueError):
+    """A simulation bank on disk is damaged: its commit record (``skabi_state``) cannot be
+    read, or its data differ from what the record says was committed."""

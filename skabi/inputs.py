@@ -24,12 +24,15 @@ __all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "array_bank
 
 # --------------------------------------------------------------------------- dispatch
 def is_stream(obj):
-    """A path to a bank on disk, or an xarray Dataset/DataTree: read batch by batch."""
+    """A path to a bank on disk, an xarray Dataset/DataTree or a BankReader: read batch by
+    batch."""
     if isinstance(obj, (str, os.PathLike)):
         return True
     import xarray as xr
 
-    return isinstance(obj, (xr.Dataset, xr.DataTree))
+    from .storage.read import BankReader
+
+    return isinstance(obj, (xr.Dataset, xr.DataTree, BankReader))
 
 
 def is_simulator(obj):

@@ -1,8 +1,8 @@
 """Simulation banks at scale: produce them in parallel, store them on disk, stream them.
 
 :func:`simulate` draws a bank of ``n`` simulations in batches, locally (joblib processes)
-or on a Dask cluster, in memory or streamed to a Zarr directory or a netCDF file, and
-resumes an interrupted run. :func:`open_bank` reads a bank batch by batch without loading
+or on a Dask cluster, in memory or streamed to a Zarr directory, and resumes an
+interrupted run. :func:`open_bank` reads a bank batch by batch without loading
 it, for training.
 
 Layout
@@ -22,8 +22,9 @@ import numpy as np
 
 from .._validation import check_positive_int
 from .._version import __version__
-from ..exceptions import SimulatorError
+from ..exceptions import DamagedBankError, SimulatorError
 from . import write as _w
+from .integrity import BlockDigests, check_record
 from .read import BankReader, open_bank
 
 __all__ = ["simulate", "open_bank", "BankReader"]
@@ -50,10 +51,13 @@ def simulate(simulator, n, *, batch_size=256, n_jobs=1, client=None, path=None, 
         Run the batches on this Dask cluster instead (``n_jobs`` is then ignored). At most
         twice as many batches as worker threads are in flight or waiting to be written.
     path : str or os.PathLike, optional
-        Stream the bank to this Zarr directory (``*.zarr``) or netCDF file (``*.nc``,
-        written with h5netcdf) batch by batch, without holding it in memory. An existing
-        bank at ``path`` written with the same arguments is resumed: only the missing
-        batches are drawn.
+        Stream the bank to this Zarr directory (``*.zarr``) batch by batch, without
+        holding it in memory. An existing bank at ``path`` written with the same
+        arguments is resumed: only the missing batches are drawn. Each batch is
+        committed with the sha256 of the blocks it wrote, which :func:`open_bank` checks.
+        netCDF (``*.nc``) is no longer written (an HDF5 file killed mid-write is left
+        unreadable, and a full disk crashes the interpreter): a complete netCDF bank
+        written by an earlier skabi is opened read-only, anything else is refused.
     format : {"zarr", "netcdf"}, optional
         Overrides the format guessed from ``path``.
     random_state : None, int, numpy SeedSequence or Generator, default=None
@@ -117,20 +121,12 @@ def _draw_bank(simulator, n, sizes, batch_size, n_jobs, client, path, format, ra
         fmt = _w.store_format(path, format)
         attrs = _w.read_attrs(path, fmt)
         if attrs is not None:
+            state = check_record(attrs, repr(str(path)), _w.batch_sizes)
             _check_arguments(path, attrs, n, batch_size, random_state)
-            state = json.loads(attrs[_w.STATE_ATTR])
             if state["completed_batches"] >= len(sizes):  # complete: open it read-only
-                try:
-                    return _open_written(path, fmt, state)
-                except ValueError as exc:   # rows beyond the last commit: cut them
-                    if "conflicting sizes" not in str(exc):
-                        raise
-                    store = _w.open_store(path, fmt)
-                    try:
-                        _resume_state(store)
-                    finally:
-                        store.close()
-                    return _open_written(path, fmt, state)
+                return _open_complete(path, fmt, state)
+        if fmt != "zarr":
+            _w.refuse_netcdf(path, attrs)
         store = _w.open_store(path, fmt)
         state = _resume_state(store)
     try:
@@ -147,11 +143,29 @@ def _draw_bank(simulator, n, sizes, batch_size, n_jobs, client, path, format, ra
                 )
             store.commit({**attrs, **_state_attrs(state)})
         entropy = int(store.attrs["seed_entropy"])
-        _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress)
+        where = "in memory" if path is None else repr(str(path))
+        _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress,
+             where)
     finally:
         store.close()
     if path is None:
         return store.result()
+    return _open_written(path, fmt, state)
+
+
+def _open_complete(path, fmt, state):
+    """A complete bank opened read-only (rows a crashed writer left beyond the last commit
+    of a Zarr bank are cut first)."""
+    try:
+        return _open_written(path, fmt, state)
+    except ValueError as exc:
+        if fmt != "zarr" or "conflicting sizes" not in str(exc):
+            raise
+    store = _w.open_store(path, fmt)
+    try:
+        _resume_state(store)
+    finally:
+        store.close()
     return _open_written(path, fmt, state)
 
 
@@ -186,17 +200,35 @@ def _resume_state(store):
     attrs = store.attrs
     if _w.STATE_ATTR not in attrs:
         return None
-    state = json.loads(attrs[_w.STATE_ATTR])
+    state = check_record(attrs, repr(store.path), _w.batch_sizes)
+    _check_committed_rows(store, state)
     # Undo whatever an interrupted batch wrote after the last commit.
     for name in store.group_names():
         store.truncate(name, state["group_rows"].get(name, 0))
     return state
 
 
-def _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress):
+def _check_committed_rows(store, state):
+    """Every group of the record holds at least its committed rows (else growing it
+    again would fill the lost rows with zeros)."""
+    for name, rows in state["group_rows"].items():
+        stored = store.array_rows(name)
+        short = {k: v for k, v in stored.items() if v < rows}
+        if rows and (not stored or short):
+            what = f"variables {short!r} have fewer" if stored else "the group is missing"
+            raise DamagedBankError(
+                f"The commit record of the bank {store.path!r} says group {name!r} holds "
+                f"{rows} simulations, but {what}: the bank is damaged. Remove it and "
+                "simulate it again.")
+
+
+def _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, progress,
+         where):
     start = state["completed_batches"]
     if start >= len(sizes):
         return
+    # A bank begun before skabi recorded checksums goes on without them.
+    digests = BlockDigests(state, store, where) if not start or "checksums" in state else None
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(sizes), initial=start, disable=not progress, unit="batch",
@@ -218,6 +250,8 @@ def _run(simulator, store, state, sizes, entropy, batch_size, n_jobs, client, pr
             name = _w.group_name(meta)
             rows = state["group_rows"].get(name, 0)
             store.append(name, meta, arrays, rows, batch_size)
+            if digests is not None:
+                digests.add(name, arrays, rows, _w.block_rows(arrays, batch_size))
             state["group_rows"][name] = rows + sizes[index]
             state["completed_batches"] = index + 1
             store.commit(_state_attrs(state))  # the batch counts only once this is written

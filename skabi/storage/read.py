@@ -1,6 +1,6 @@
 """Reading simulation banks batch by batch, without loading them: :func:`open_bank`."""
 
-import json
+import copy
 import math
 import os
 import warnings
@@ -9,7 +9,9 @@ import numpy as np
 
 from .._validation import as_numpy_rng, check_positive_int
 from ..bank import as_rows
-from .write import STATE_ATTR
+from ..exceptions import DamagedBankError
+from .integrity import BlockVerifier, check_record, parse_state
+from .write import STATE_ATTR, batch_sizes, group_name
 
 __all__ = ["BankReader", "open_bank"]
 
@@ -21,11 +23,15 @@ class _Group:
 
     ``columns`` maps each variable with a simulation axis to a column (an
     :class:`_XarrayColumn` or :class:`_ZarrColumn`); ``rows`` is the number of committed
-    rows (rows beyond belong to a batch a writer has not committed yet).
+    rows (rows beyond belong to a batch a writer has not committed yet); ``verifier``
+    (a :class:`~skabi.storage.integrity.BlockVerifier`) checks the blocks read against
+    the commit record's checksums.
     """
 
-    def __init__(self, name, columns, meta, rows=None):
-        self.name = name
+    kept = None  # the stored rows the group reads (after on_nonfinite="drop"); None: all
+
+    def __init__(self, name, columns, meta, rows=None, verifier=None):
+        self.name, self.verifier = name, verifier
         if not columns:
             raise ValueError(f"Group {name!r} of the bank has no variable with a simulation axis.")
         sizes = {k: c.n for k, c in columns.items()}
@@ -37,7 +43,7 @@ class _Group:
                     f"simulations {sizes!r}; every variable needs one row per simulation.")
         short = {k: n for k, n in sizes.items() if n < rows}
         if short:
-            raise ValueError(
+            raise DamagedBankError(
                 f"The bank says group {name!r} holds {rows} committed simulations, but "
                 f"variables {short!r} have fewer rows: the bank is damaged.")
         self.columns, self.arrays = columns, list(columns)
@@ -45,10 +51,16 @@ class _Group:
         self.n = int(rows)
         self.in_memory = all(c.in_memory for c in columns.values())
         self.block = self.n if self.in_memory else max(c.chunk_rows for c in columns.values())
+        missing = [] if verifier is None else verifier.missing(columns)
+        if missing:
+            raise DamagedBankError(
+                f"Variables {missing!r} of group {name!r} are in the commit record of the bank "
+                f"{verifier.where} but not in the bank: it is damaged.")
 
     @classmethod
-    def from_dataset(cls, name, ds, rows=None):
-        """A group from an xarray Dataset (in memory or opened lazily from disk)."""
+    def from_dataset(cls, name, ds, rows=None, verifier=None):
+        """A group from an xarray Dataset (in memory or opened lazily from disk); with a
+        ``verifier`` (a bank opened from its path) ``rows`` must all be there."""
         arrays = [k for k, v in ds.data_vars.items() if v.ndim > 0]
         if not arrays:
             raise ValueError(f"Group {name!r} of the bank has no variable with a simulation axis.")
@@ -62,14 +74,53 @@ class _Group:
         if rows is None:
             rows = int(ds.sizes[dim])
         meta = {k: _scalar(v.values) for k, v in ds.data_vars.items() if v.ndim == 0}
-        return cls(name, {k: _XarrayColumn(ds[k], dim) for k in arrays}, meta,
-                   min(rows, int(ds.sizes[dim])))
+        columns = {k: _XarrayColumn(ds[k], dim) for k in arrays}
+        if verifier is None:  # an xarray object: the user may have cut it since
+            rows = min(rows, int(ds.sizes[dim]))
+        return cls(name, columns, meta, rows, verifier)
 
     def read(self, index):
         """Rows ``index`` (a slice or sorted int array) as a batch dict."""
-        out = {key: as_rows(self.columns[key].read(index), key) for key in self.arrays}
+        if self.kept is not None:
+            index = self.kept[index]
+        out = {key: as_rows(value, key) for key, value in self._read_checked(index).items()}
         out.update(self.meta)
         return out
+
+    def finite_rows(self):
+        """A boolean mask of the rows whose every float value is finite (read a block at
+        a time)."""
+        keep = np.ones(self.n, dtype=bool)
+        step = self.n if self.in_memory else self.block
+        for start in range(0, self.n, step):
+            batch = self.read(slice(start, min(start + step, self.n)))
+            for key in self.arrays:
+                values = batch[key]
+                if values.dtype.kind in "fc":
+                    rows = np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+                    keep[start:start + len(values)] &= rows
+        return keep
+
+    def subset(self, rows):
+        """The group reduced to its rows ``rows`` (sorted ints)."""
+        out = copy.copy(self)
+        out.kept = rows if self.kept is None else self.kept[rows]
+        out.n = len(rows)
+        return out
+
+    def _read_checked(self, index):
+        """The stored rows ``index`` of every variable, their blocks checked (once each)
+        against the commit record when it has checksums."""
+        if self.verifier is None or self.in_memory:
+            return {key: self.columns[key].read(index) for key in self.arrays}
+        try:
+            data = {key: self.columns[key].read(index) for key in self.arrays}
+        except Exception:  # noqa: BLE001 - a damaged chunk: the check below names it
+            data = None
+        self.verifier.check_read(index, data, {k: self.columns[k].read for k in self.arrays})
+        if data is None:
+            data = {key: self.columns[key].read(index) for key in self.arrays}
+        return data
 
     def _blocks(self, rng):
         """Contiguous blocks of storage chunks, in random order, each as a batch dict."""
@@ -302,6 +353,36 @@ class BankReader:
         pick = inverse[back]
         return {k: (v[pick] if k in group.arrays else v) for k, v in out.items()}
 
+    def without_nonfinite(self):
+        """The bank without its simulations that hold NaN or inf (``on_nonfinite="drop"``).
+
+        Reads the bank once, a storage block at a time, and warns with the number of
+        simulations left out.
+
+        Returns
+        -------
+        BankReader
+            A reader of the finite simulations (the same files; close either).
+
+        Raises
+        ------
+        ValueError
+            Every simulation holds NaN or inf.
+        """
+        groups, dropped = [], 0
+        for group in self._groups:
+            keep = group.finite_rows()
+            dropped += int((~keep).sum())
+            groups.append(group.subset(np.flatnonzero(keep)))
+        total = self.n_simulations
+        if dropped == total:
+            raise ValueError(f"Every one of the bank's {total} simulations holds NaN or inf; "
+                             "nothing is left to train on.")
+        if dropped:
+            warnings.warn(f"on_nonfinite='drop': {dropped} of the bank's {total} simulations "
+                          "hold NaN or inf and are left out.", UserWarning, stacklevel=2)
+        return BankReader(groups, source=self._source)
+
     def close(self):
         """Close the files of a bank opened from a path."""
         if self._source is not None:
@@ -317,11 +398,15 @@ def open_bank(source):
 
     Parameters
     ----------
-    source : str, os.PathLike, xarray.Dataset or xarray.DataTree
-        A ``.zarr`` directory or ``.nc`` file written by :func:`skabi.storage.simulate`,
-        or an xarray object in that layout: a Dataset whose variables have a leading
-        ``"simulation"`` dimension (0-d variables are meta), or a DataTree whose groups
-        are such Datasets.
+    source : str, os.PathLike, xarray.Dataset, xarray.DataTree or BankReader
+        A ``.zarr`` directory written by :func:`skabi.storage.simulate` (or a ``.nc``
+        file in its layout), or an xarray object in that layout: a Dataset whose
+        variables have a leading ``"simulation"`` dimension (0-d variables are meta), or
+        a DataTree whose groups are such Datasets. A BankReader is returned as is.
+        A bank opened from its path is checked against its commit record: a damaged
+        record, a missing group or rows, and (for banks with checksums) every block read
+        whose data differ from the checksum committed with it raise
+        :class:`~skabi.exceptions.DamagedBankError`, naming the variable and the rows.
 
     Returns
     -------
@@ -347,7 +432,8 @@ def open_bank(source):
     """
     import xarray as xr
 
-    opened = None
+    if isinstance(source, BankReader):
+        return source
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if not os.path.exists(path):
@@ -356,25 +442,71 @@ def open_bank(source):
             reader = _open_skabi_zarr(path)
             if reader is not None:
                 return reader
-        opened = source = _open_tree(path)
+        tree = _open_tree(path)
+        try:
+            state = _record(tree.attrs, repr(path), strict=True)
+            return _tree_reader(tree, state, repr(path), opened=tree)
+        except BaseException:
+            tree.close()
+            raise
     if isinstance(source, xr.Dataset):
         rows = _committed(source.attrs)
         return BankReader([_Group.from_dataset("", source, _rows(rows, ""))])
     if isinstance(source, xr.DataTree):
-        rows = _committed(source.attrs)
-        groups = []
-        for node in source.subtree:
-            ds = node.to_dataset(inherit=False)
-            if any(v.ndim > 0 for v in ds.data_vars.values()):
-                name = node.path.strip("/")
-                groups.append(_Group.from_dataset(name, ds, _rows(rows, name)))
-        if not groups:
-            raise ValueError("The DataTree holds no variables with a simulation axis.")
-        return BankReader(groups, source=opened)
+        return _tree_reader(source, _record(source.attrs, "given", strict=False), "given")
     raise TypeError(
         "open_bank expects a path to a .zarr or .nc bank, an xarray Dataset or DataTree; "
         f"got {type(source).__name__}."
     )
+
+
+def _tree_reader(tree, state, where, opened=None):
+    """A reader of the groups of a DataTree; ``opened``: the tree when read from a path
+    (the commit record is then trusted: every committed row must be there, and blocks
+    with checksums are checked)."""
+    rows = None if state is None else state["group_rows"]
+    groups = []
+    for node in tree.subtree:
+        ds = node.to_dataset(inherit=False)
+        if any(v.ndim > 0 for v in ds.data_vars.values()):
+            name = node.path.strip("/")
+            verifier = None if opened is None else _verifier(state, name, where)
+            groups.append(_Group.from_dataset(name, ds, _rows(rows, name), verifier))
+    if not groups:
+        raise ValueError("The DataTree holds no variables with a simulation axis.")
+    if opened is not None:
+        _check_groups(state, [g.name for g in groups], where)
+    return BankReader(groups, source=opened)
+
+
+def _record(attrs, where, strict):
+    """The commit record of a bank (None without one); ``strict``: checked against the
+    bank's other root attributes too (a bank read from its path)."""
+    if STATE_ATTR not in attrs:
+        return None
+    if strict:
+        return check_record(attrs, where, batch_sizes)
+    return parse_state(attrs[STATE_ATTR], where)
+
+
+def _verifier(state, name, where):
+    """The checker of group ``name``'s blocks (None without checksums in the record)."""
+    entry = None if state is None else state.get("checksums", {}).get(name)
+    if entry is None or not state["group_rows"].get(name):
+        return None
+    return BlockVerifier(name, entry, state["group_rows"][name], where)
+
+
+def _check_groups(state, names, where):
+    """Every group the record commits rows to is in the bank."""
+    if state is None:
+        return
+    lost = sorted(k for k, n in state["group_rows"].items() if n and k not in names)
+    if lost:
+        raise DamagedBankError(
+            f"The commit record of the bank {where} lists groups {lost!r} with committed "
+            f"simulations, but the bank has no such groups (it has {sorted(names)!r}): it is "
+            "damaged. Remove it and simulate it again.")
 
 
 def _open_skabi_zarr(path):
@@ -389,25 +521,44 @@ def _open_skabi_zarr(path):
 
     try:
         root = zarr.open_group(path, mode="r")
-    except Exception:  # not a Zarr group at all: xarray says what it is
+    except Exception as exc:  # not a Zarr group at all: xarray says what it is
+        if os.path.isfile(os.path.join(path, "zarr.json")):
+            raise DamagedBankError(
+                f"The metadata {os.path.join(path, 'zarr.json')!r} of the bank {path!r} "
+                f"cannot be read ({type(exc).__name__}: {exc}): the bank is damaged.") from exc
         return None
-    rows = _committed(dict(root.attrs))
-    if rows is None:
+    attrs = dict(root.attrs)
+    if STATE_ATTR not in attrs:
         return None
+    state = check_record(attrs, repr(path), batch_sizes)
+    rows = state["group_rows"]
     groups = []
     with warnings.catch_warnings():  # a writer's temporary files, met while listing
         warnings.filterwarnings("ignore", message=".*not recognized as a component")
         for name, node in [("", root), *sorted(root.groups())]:
-            if not rows.get(name):
-                continue  # a group whose first batch is not committed yet
-            columns, meta = {}, {}
-            for key, arr in node.arrays():
-                if arr.ndim == 0:
-                    meta[key] = _scalar(arr[()])
-                else:
-                    columns[key] = _ZarrColumn(arr)
-            groups.append(_Group(name, columns, meta, rows[name]))
+            if rows.get(name):  # else: a group whose first batch is not committed yet
+                groups.append(_zarr_group(name, node, rows[name], state, repr(path)))
+    _check_groups(state, [g.name for g in groups], repr(path))
     return BankReader(groups)
+
+
+def _zarr_group(name, node, rows, state, where):
+    """Group ``name`` of a skabi Zarr bank, its meta variables checked against its name."""
+    columns, meta = {}, {}
+    try:
+        for key, arr in node.arrays():
+            if arr.ndim == 0:
+                meta[key] = _scalar(arr[()])
+            else:
+                columns[key] = _ZarrColumn(arr)
+    except Exception as exc:  # noqa: BLE001 - damaged array metadata or meta chunk
+        raise DamagedBankError(f"Group {name!r} of the bank {where} cannot be read "
+                               f"({type(exc).__name__}: {exc}): it is damaged.") from exc
+    if group_name(meta) != name:
+        raise DamagedBankError(
+            f"Group {name!r} of the bank {where} holds the meta variables {meta!r}, which "
+            f"name group {group_name(meta)!r}: its meta variables are damaged.")
+    return _Group(name, columns, meta, rows, _verifier(state, name, where))
 
 
 def _rows(committed, name):
@@ -435,9 +586,5 @@ def _open_tree(path):
 def _committed(attrs):
     """Rows per group recorded by simulate (rows beyond are an uncommitted batch);
     ``None`` for a bank without the record (not written by simulate)."""
-    state = attrs.get(STATE_ATTR)
-    if state is None:
-        return None
-    if isinstance(state, bytes):
-        state = state.decode()
-    return json.loads(state).get("group_rows", {})
+    state = _record(attrs, "given", strict=False)
+    return None if state is None else state["group_rows"]

@@ -1,4 +1,4 @@
-"""Producing simulation banks: batches drawn in parallel, streamed to Zarr or netCDF.
+"""Producing simulation banks: batches drawn in parallel, streamed to Zarr.
 
 See :func:`skabi.storage.simulate` for the layout and the resume protocol.
 """
@@ -77,6 +77,11 @@ def group_name(meta):
 
 def dims_of(name, arr):
     return ("simulation", *(f"{name}_dim_{j}" for j in range(arr.ndim - 1)))
+
+
+def block_rows(arrays, batch_size):
+    """Rows per checksum block of a group: its rows per disk chunk."""
+    return _chunk_rows(arrays, batch_size)
 
 
 def _chunk_rows(arrays, batch_size):
@@ -158,6 +163,15 @@ class MemoryStore:
     def truncate(self, name, rows):  # pragma: no cover - nothing to undo in memory
         pass
 
+    def dtype(self, name, key):
+        """The dtype of variable ``key`` of group ``name`` (None before its first batch)."""
+        parts = self.groups.get(name, {"arrays": {}})["arrays"].get(key)
+        return parts[0].dtype if parts else None
+
+    def read_rows(self, name, key, start, stop):
+        """Rows ``start:stop`` of variable ``key`` of group ``name``."""
+        return np.concatenate(self.groups[name]["arrays"][key])[start:stop]
+
     def close(self):
         pass
 
@@ -226,84 +240,22 @@ class ZarrStore:
             if arr.ndim > 0 and arr.shape[0] != rows:
                 arr.resize((rows, *arr.shape[1:]))
 
+    def dtype(self, name, key):
+        """The dtype of variable ``key`` of group ``name`` (None before its first batch)."""
+        if not self.has_group(name):
+            return None
+        arrays = dict(self._group(name).arrays())
+        return np.dtype(arrays[key].dtype) if key in arrays else None
+
+    def read_rows(self, name, key, start, stop):
+        """Rows ``start:stop`` of variable ``key`` of group ``name``."""
+        return self._group(name)[key][start:stop]
+
     def commit(self, attrs):
         self.root.attrs.update(attrs)  # one metadata write: the commit point
 
     def close(self):
         pass
-
-
-class NetCDFStore:
-    def __init__(self, path):
-        import h5netcdf
-
-        self.path = str(path)
-        try:
-            self.file = h5netcdf.File(self.path, mode="a")
-        except OSError as exc:
-            raise OSError(
-                f"Cannot open {self.path!r} for writing ({exc}). HDF5 does not let a file "
-                "open for reading be written: close the banks opened from it first "
-                "(.close()), or use Zarr."
-            ) from exc
-
-    @property
-    def attrs(self):
-        return {k: _py(v) for k, v in self.file.attrs.items()}
-
-    def _group(self, name):
-        if name == "":
-            return self.file
-        if name not in self.file.groups:
-            self.file.create_group(name)
-        return self.file.groups[name]
-
-    def has_group(self, name):
-        return name == "" or name in self.file.groups
-
-    def group_names(self):
-        return ["", *self.file.groups]
-
-    def array_rows(self, name):
-        if not self.has_group(name):
-            return {}
-        group = self._group(name)
-        return {k: v.shape[0] for k, v in group.variables.items() if v.ndim > 0}
-
-    def append(self, name, meta, arrays, rows, batch_size):
-        group = self._group(name)
-        if "simulation" not in group.dimensions:
-            group.dimensions["simulation"] = None
-        for key, value in meta.items():
-            if key not in group.variables:
-                value = np.asarray(value)
-                group.create_variable(key, (), dtype=value.dtype)[...] = value
-        for key, value in arrays.items():
-            if key not in group.variables:
-                dims = dims_of(key, value)
-                for dim, size in zip(dims[1:], value.shape[1:]):
-                    group.dimensions[dim] = size
-                group.create_variable(
-                    key, dims, dtype=value.dtype,
-                    chunks=(_chunk_rows(arrays, batch_size), *value.shape[1:]),
-                )
-            _check_shape(name, key, group.variables[key].shape[1:], value.shape[1:])
-        group.resize_dimension("simulation", rows + len(next(iter(arrays.values()))))
-        for key, value in arrays.items():
-            group.variables[key][rows:] = value
-
-    def truncate(self, name, rows):
-        group = self._group(name)
-        if "simulation" in group.dimensions and group.dimensions["simulation"].size != rows:
-            group.resize_dimension("simulation", rows)
-
-    def commit(self, attrs):
-        for key, value in attrs.items():
-            self.file.attrs[key] = value
-        self.file.flush()
-
-    def close(self):
-        self.file.close()
 
 
 def _py(value):
@@ -369,9 +321,31 @@ def read_attrs(path, fmt):
     return attrs
 
 
+def refuse_netcdf(path, attrs):
+    """Refuse to write the netCDF bank ``path`` (``attrs``: its attributes, None if absent).
+
+    HDF5 cannot be written crash-safely: a writer killed mid-write leaves the file
+    unreadable, with every committed batch, and a write that fails for lack of space
+    leaves h5py objects that crash the interpreter when collected. Complete netCDF banks
+    are still opened (read-only) and read.
+    """
+    done = "" if attrs is None else (
+        f" It holds an unfinished bank written by an earlier skabi; open_bank({str(path)!r}) "
+        "still reads its committed simulations.")
+    raise ValueError(
+        f"simulate no longer writes netCDF banks ({str(path)!r}): an HDF5 file killed during "
+        "a write is left unreadable, losing every committed batch, and a full disk during "
+        f"an HDF5 write crashes the interpreter.{done} Write a Zarr bank instead "
+        "(path='bank.zarr'; each batch is committed atomically, and a killed run resumes), "
+        "then convert the finished bank if you need netCDF: xr.open_datatree('bank.zarr', "
+        "engine='zarr', consolidated=False).to_netcdf('bank.nc', engine='h5netcdf').")
+
+
 def open_store(path, fmt):
+    if fmt != "zarr":
+        refuse_netcdf(path, None)
     exists = os.path.exists(path)
-    store = ZarrStore(path) if fmt == "zarr" else NetCDFStore(path)
+    store = ZarrStore(path)
     if exists and STATE_ATTR not in store.attrs:
         store.close()
         raise ValueError(

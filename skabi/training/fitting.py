@@ -93,6 +93,10 @@ def settings_and_source(params, X, y=None):
     kind, data = fit_input(X, y, finite=not drop)
     if drop and kind == "bank":
         data = _drop_nonfinite(data)
+    elif drop and kind == "stream":  # a bank on disk: read once to find them
+        from ..storage import open_bank
+
+        data = open_bank(data).without_nonfinite()
     settings = defaults.resolve_validation(settings, kind,
                                            len(data) if kind == "bank" else None)
     spec = settings.validation_sims
