@@ -51,6 +51,32 @@ def test_netcdf_is_refused_as_write_target_and_says_why(tmp_path):
                  format="netcdf")
 
 
+def test_netcdf_banks_of_earlier_versions_still_read(tmp_path):
+    """A complete netCDF bank opens read-only; an unfinished one is refused by simulate
+    (it cannot be resumed safely) but open_bank reads its committed simulations."""
+    zarr_path, nc_path = tmp_path / "bank.zarr", tmp_path / "bank.nc"
+
+    class Stop(Gaussian):
+        calls = 0
+
+        def simulate(self, batch_size, rng):
+            Stop.calls += 1
+            if Stop.calls == 3:
+                raise RuntimeError("interrupted")
+            return super().simulate(batch_size, rng)
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        simulate(Stop(n_obs=3), 40, batch_size=10, random_state=0, path=zarr_path)
+    tree = xr.open_datatree(zarr_path, engine="zarr", consolidated=False)
+    tree.to_netcdf(nc_path, engine="h5netcdf")
+    tree.close()
+    with pytest.raises(ValueError, match=r"unfinished bank.*open_bank\('.*bank\.nc'\) still"):
+        simulate(Gaussian(n_obs=3), 40, batch_size=10, random_state=0, path=nc_path)
+    reader = open_bank(nc_path)
+    assert reader.n_simulations == 20
+    reader.close()
+
+
 def test_netcdf_write_out_of_space_does_not_crash_the_interpreter(tmp_path):
     """Today a file-size limit (what a full disk does to a write) segfaults h5py at GC."""
     code = """
@@ -312,7 +338,7 @@ def test_damaged_record_is_named_by_reader_and_writer(intact, tmp_path, case):
     key, value = DAMAGED_RECORDS[case]
     path = tmp_path / "bank.zarr"
     _damage(intact, path, key, value)
-    where = rf"bank '.*bank\.zarr'"
+    where = r"bank '.*bank\.zarr'"
     with pytest.raises(DamagedBankError, match=where) as info:
         open_bank(path)
     assert key in str(info.value) or "group" in str(info.value)
