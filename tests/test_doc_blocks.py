@@ -6,7 +6,7 @@ show fragments of the regression tutorial (``est``, ``simulator``, ``observed`` 
 the reader's own (a second model, a likelihood, a multilevel estimator). Training budgets
 are cut for the test by :func:`small_budgets` (one epoch of two batches), and the few
 large counts of simulations on the pages by :data:`SUBSTITUTIONS`, so the file runs in
-about a minute on two cores.
+about a minute and a half on two shared cores (marked slow).
 
 A literal block that is not Python (a shell command, printed output, a diagram) must be
 listed in :data:`NOT_PYTHON`; any other block that does not compile fails, so a
