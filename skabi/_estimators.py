@@ -153,6 +153,7 @@ def load(cls, path, *, device, build):
     and the fitted extras saved with it. Never runs pickled code; parameters that name a
     file, a device or a process are never taken from the file."""
     head, state, _ = persistence.load(path, device=device, build=build, owner=cls.__name__)
+    check_saved_params(cls, head["params"], state.networks, path)
     params = {k: v for k, v in head["params"].items() if k not in NOT_RESTORED}
     try:
         est = cls(**params)
@@ -164,6 +165,20 @@ def load(cls, path, *, device, build):
     extra = head["extra"]
     est._commit(state, extra.get("n_features_in"))
     return est, extra
+
+
+def check_saved_params(cls, params, networks, path):
+    """A file ``cls`` wrote holds every parameter of ``cls`` (components, and those a file
+    never sets, aside): a file of another class relabelled as this one (the likelihood's
+    parameters are a subset of the posterior's) is refused, never loaded with defaults
+    filled in."""
+    expected = (set(cls().get_params(deep=False)) - set(persistence.COMPONENTS)
+                - set(networks) - set(NOT_RESTORED))
+    missing = sorted(expected - set(params))
+    if missing:
+        raise LoadError(f"{os.fspath(path)!r} lacks the parameters {missing} that every "
+                        f"{cls.__name__} file holds: another estimator wrote it, or it was "
+                        "altered.")
 
 
 def check_n_features(est, X):

@@ -19,9 +19,6 @@ from ._bayesflow import bayesflow_spellings
 
 __all__ = ["AmortizedJoint"]
 
-#: joint.json is read up to this many bytes (a record is a few hundred)
-JOINT_RECORD_LIMIT = 1 << 20
-
 #: The training parameters of the joint fit (the templates' own are not used).
 _TRAINING = ("epochs", "batches_per_epoch", "batch_size", "learning_rate", "lr_schedule",
              "weight_decay", "clip_grad_norm", "validation_sims", "early_stopping",
@@ -293,64 +290,57 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):
-        """Save the fitted pair into the folder ``path`` (created if needed).
+        """Save the fitted pair into the folder ``path`` (created if needed), as one unit.
 
         The folder holds ``posterior.skabi`` and ``likelihood.skabi`` (each the halves'
         own file, which :meth:`skabi.AmortizedPosterior.load` and
         :meth:`skabi.AmortizedLikelihood.load` read alone) and ``joint.json``, the joint
-        training parameters. The ``prior`` is not saved (it may be any Python object):
-        pass it to :meth:`load` again.
+        training parameters with the SHA-256 digest of each half and of itself. The three
+        are written under temporary names and renamed into place only when all are
+        written, so an error while saving leaves the folder as it was; :meth:`load`
+        refuses a folder whose halves are not the ones saved together. The ``prior`` is not
+        saved (it may be any Python object): pass it to :meth:`load` again.
         """
-        import json
-        import os
-
+        from .training.bundle import save_bundle
         from .training.persistence import _jsonable
 
         check_is_fitted(self, "posterior_")
-        os.makedirs(path, exist_ok=True)
-        self.posterior_.save(os.path.join(path, "posterior.skabi"))
-        self.likelihood_.save(os.path.join(path, "likelihood.skabi"))
         params = {k: _jsonable(v) for k, v in self.get_params(deep=False).items()
                   if k not in ("posterior", "likelihood", "prior")}
         if isinstance(self.validation_sims, (dict, tuple)) or hasattr(self.validation_sims,
                                                                        "to_dict"):
             params["validation_sims"] = None   # a bank is not a parameter to store
-        with open(os.path.join(path, "joint.json"), "w", encoding="utf-8") as f:
-            json.dump({"format": "skabi-joint", "params": params}, f, indent=1)
+        save_bundle(path, {"posterior.skabi": self.posterior_.save,
+                           "likelihood.skabi": self.likelihood_.save},
+                    {"params": params}, name="joint.json", kind="skabi-joint")
 
     @classmethod
     def load(cls, path, *, prior=None, device="auto"):
         """Load a pair written by :meth:`save` (never runs pickled code); ``prior``: the
-        prior density, which :meth:`save` does not store."""
-        import json
+        prior density, which :meth:`save` does not store.
+
+        The halves are checked against the digests ``joint.json`` holds: a damaged file, a
+        half from another folder or one left by an interrupted save is refused.
+        """
         import os
 
-        import skabi
+        import skabi   # the halves through the public package, as in _templates
 
         from .exceptions import LoadError
+        from .training.bundle import read_bundle
+        from .training.model import check_device
 
-        from .training.persistence import check_regular_file
-
-        record = os.path.join(path, "joint.json")
-        try:
-            check_regular_file(record, "joint record")
-            with open(record, "rb") as f:
-                raw = f.read(JOINT_RECORD_LIMIT + 1)
-            if len(raw) > JOINT_RECORD_LIMIT:
-                raise OSError(f"larger than {JOINT_RECORD_LIMIT:,} bytes; a record is a few "
-                              "hundred")
-            config = json.loads(raw.decode("utf-8"))
-        except (OSError, ValueError, RecursionError) as exc:   # JSON and UTF-8 errors too
-            raise LoadError(f"{os.fspath(path)!r} is not a folder written by "
-                            f"AmortizedJoint.save ({type(exc).__name__}: {exc}).") from None
-        if not isinstance(config, dict) or config.get("format") != "skabi-joint":
-            raise LoadError(f"{os.fspath(path)!r}: joint.json is not an AmortizedJoint record.")
+        check_device(device)
+        config = read_bundle(path, name="joint.json", kind="skabi-joint",
+                             owner="AmortizedJoint")
+        if not isinstance(config.get("params"), dict):
+            raise LoadError(f"{os.fspath(path)!r}: joint.json lacks the joint parameters "
+                            "(a record of AmortizedJoint.save holds them).")
         posterior = skabi.AmortizedPosterior.load(os.path.join(path, "posterior.skabi"),
                                                   device=device)
         likelihood = skabi.AmortizedLikelihood.load(os.path.join(path, "likelihood.skabi"),
                                                     device=device)
-        params = {k: v for k, v in config.get("params", {}).items()
-                  if k not in shared.NOT_RESTORED}
+        params = {k: v for k, v in config["params"].items() if k not in shared.NOT_RESTORED}
         try:
             est = cls(**params).set_params(prior=prior, device=device)
             est._validate_params()

@@ -334,12 +334,35 @@ role_shapes_, device_
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
         est, extra = shared.load(cls, path, device=device, build=build_classifier)
-        est.classes_ = np.asarray(extra["classes"])
-        est.class_prior_ = np.asarray(extra["class_prior"], dtype=float)
+        est.classes_, est.class_prior_ = _saved_classes(extra, est.role_shapes_, path)
         return est
 
     def __sklearn_tags__(self):
         return shared.training_tags(self, super().__sklearn_tags__())
+
+
+def _saved_classes(extra, shapes, path):
+    """``(classes_, class_prior_)`` of a saved classifier, checked against its head: one
+    distinct label and one positive prior probability (summing to 1) per model."""
+    import os
+
+    from .exceptions import LoadError
+
+    n_models = shapes["inference_variables"]
+    classes, prior = extra.get("classes"), extra.get("class_prior")
+    problem = None
+    if not isinstance(classes, list) or len(classes) != n_models or not all(
+            isinstance(c, (str, int, float)) and not isinstance(c, bool) for c in classes) \
+            or len(set(classes)) != n_models:
+        problem = f"classes {classes!r} are not {n_models} distinct labels (one per model)"
+    elif not isinstance(prior, list) or len(prior) != n_models or not all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) for p in prior):
+        problem = f"class_prior {prior!r} is not {n_models} probabilities"
+    elif not all(0 < p <= 1 for p in prior) or abs(sum(prior) - 1) > 1e-6:
+        problem = f"class_prior {prior!r} is not positive probabilities summing to 1"
+    if problem:
+        raise LoadError(f"{os.fspath(path)!r} is corrupt or was altered: {problem}.")
+    return np.asarray(classes), np.asarray(prior, dtype=float)
 
 
 def _label_steps(n_models):

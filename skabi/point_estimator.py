@@ -1,11 +1,14 @@
 """AmortizedPointEstimator: neural Bayes estimators as a scikit-learn regressor."""
 
+import os
+
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils._param_validation import HasMethods
 
 from . import _estimators as shared
 from ._bayesflow import bayesflow_spellings
+from .exceptions import LoadError
 from .inputs import array_bank
 from .training import fitting, inference, persistence
 from .training.heads import build_point_model, check_head_networks, parse_estimands
@@ -301,6 +304,9 @@ warm_start, on_nonfinite
     def load(cls, path, *, device="auto"):
         """Load an estimator written by :meth:`save`; never runs pickled code."""
         est, extra = shared.load(cls, path, device=device, build=build_point_model)
+        if extra.get("y_ndim") not in (None, 1, 2):
+            raise LoadError(f"{os.fspath(path)!r} is corrupt or was altered: y_ndim "
+                            f"{extra.get('y_ndim')!r} is not None, 1 or 2.")
         est.y_ndim_ = extra.get("y_ndim")
         return est
 

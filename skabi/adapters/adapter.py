@@ -140,12 +140,32 @@ def _encode(value):
     raise TypeError(f"Cannot serialise {value!r} of type {type(value).__name__} to JSON.")
 
 
+#: The dtypes an adapter's saved arrays may have (fitted statistics are numbers).
+ARRAY_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
+                "uint64", "float16", "float32", "float64")
+
+
+def _decode_array(value):
+    """A saved array, its dtype and shape checked before anything is allocated."""
+    dtype, shape = value.get("dtype"), value.get("shape")
+    if dtype not in ARRAY_DTYPES:
+        raise ValueError(f"an adapter array has dtype {dtype!r}; saved statistics have one "
+                         f"of {ARRAY_DTYPES}.")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"an adapter array has shape {shape!r}, not a list of sizes.")
+    array = np.asarray(value["__ndarray__"], dtype=dtype)
+    if array.size != int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"an adapter array holds {array.size} values, its shape {shape} "
+                         f"needs {int(np.prod(shape, dtype=np.int64))}.")
+    return array.reshape(shape)
+
+
 def _decode(value):
     if isinstance(value, list):
         return [_decode(v) for v in value]
     if isinstance(value, dict):
         if "__ndarray__" in value:
-            return np.asarray(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+            return _decode_array(value)
         if "__dtype__" in value:
             return value["__dtype__"]
         if "__tuple__" in value:

@@ -35,7 +35,13 @@ CHECKSUMS = "checksums.json"
 #: Largest size each member may decompress to (others: as weights).
 MEMBER_LIMITS = {"config.json": 16 * 2**20, CHECKSUMS: 2**16, "weights.pt": 8 * 2**30,
                  "training.pt": 16 * 2**30}
-_COMPONENTS = ("adapter", "inference_network", "summary_network", "validation_sims",
+#: A member may also decompress to at most this many times the file's size, plus
+#: ``EXPANSION_FLOOR`` bytes: trained weights barely compress, so a small file that
+#: claims gigabytes is refused before they are allocated.
+EXPANSION_RATIO = 64
+EXPANSION_FLOOR = 16 * 2**20
+#: Estimator parameters that are objects of their own, saved apart (or not at all).
+COMPONENTS = ("adapter", "inference_network", "summary_network", "validation_sims",
                "checkpoint_path")
 
 
@@ -139,7 +145,7 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
         "format_version": FORMAT_VERSION,
         "versions": {"skabi": __version__, "torch": torch.__version__, "numpy": np.__version__},
         "class": owner,
-        "params": {k: _jsonable(v) for k, v in params.items() if k not in _COMPONENTS},
+        "params": {k: _jsonable(v) for k, v in params.items() if k not in COMPONENTS},
         "adapter": state.adapter.get_config(),
         # the holders that built the weights (the params may have changed since fit), each
         # under its name; "networks" lists the names (files before it: the two below)
@@ -213,15 +219,17 @@ class Checkpoint:
                              "scheduler": self.scheduler.state_dict()})
 
 
-def _member(zf, name, path):
-    """One member's bytes, refused before decompressing past its limit."""
+def _member(zf, name, path, file_size):
+    """One member's bytes, refused before decompressing past its limit (a fixed one per
+    member, and one proportional to the file's size)."""
     infos = [i for i in zf.infolist() if i.filename == name]
     if len(infos) > 1:
         raise LoadError(f"{path!r} holds {len(infos)} members named {name!r}; a skabi file "
                         "holds one (the file was altered).")
     if not infos:
         return None
-    limit = MEMBER_LIMITS.get(name, MEMBER_LIMITS["weights.pt"])
+    limit = min(MEMBER_LIMITS.get(name, MEMBER_LIMITS["weights.pt"]),
+                EXPANSION_FLOOR + EXPANSION_RATIO * file_size)
     if infos[0].file_size > limit:
         raise LoadError(f"{path!r}: member {name!r} would decompress to "
                         f"{infos[0].file_size:,} bytes, over the limit of {limit:,}.")
@@ -237,8 +245,9 @@ def _read(path):
     shown = os.fspath(path)
     check_regular_file(path)
     try:
+        size = os.path.getsize(path)
         with zipfile.ZipFile(path) as zf:
-            raw = {name: _member(zf, name, shown)
+            raw = {name: _member(zf, name, shown, size)
                    for name in ("config.json", "weights.pt", "training.pt", CHECKSUMS)}
     except (FileNotFoundError, LoadError):
         raise
@@ -292,6 +301,82 @@ def _tensors(data, what, path):
     return out
 
 
+def _fail(path, what):
+    raise LoadError(f"{os.fspath(path)!r} is corrupt or was altered: {what}.")
+
+
+def _is_int(value, low=0):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _check_fitted(fitted, path):
+    """The ``fitted`` record of a config, every value checked against what :func:`save`
+    writes; the first bad one is named."""
+    if not isinstance(fitted, dict):
+        _fail(path, f"'fitted' is a {type(fitted).__name__}, not a record")
+    shapes = fitted.get("role_shapes")
+    if not isinstance(shapes, dict) or not shapes or not all(
+            isinstance(k, str) and _is_int(v, 1) for k, v in shapes.items()):
+        _fail(path, f"role_shapes {shapes!r} is not a record of role names to positive sizes")
+    names = fitted.get("parameter_names")
+    if names is not None and (not isinstance(names, list) or not all(
+            isinstance(n, str) and n for n in names) or len(set(names)) != len(names)):
+        _fail(path, f"parameter_names {names!r} is not a list of distinct names")
+    if not _is_int(fitted.get("n_simulations")):
+        _fail(path, f"n_simulations {fitted.get('n_simulations')!r} is not a count >= 0")
+    history = fitted.get("history")
+    if not isinstance(history, dict) or not set(HISTORY_COLUMNS) <= set(history) or not all(
+            isinstance(v, list) for v in history.values()):
+        _fail(path, f"the history is not a record of the columns {HISTORY_COLUMNS}")
+    lengths = {k: len(v) for k, v in history.items()}
+    if len(set(lengths.values())) > 1:
+        _fail(path, f"the history's columns have unequal lengths {lengths}")
+    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+               for column in history.values() for v in column):
+        _fail(path, "the history holds values that are not numbers")
+    links = fitted.get("size_links")
+    if links is not None and not isinstance(links, dict):
+        _fail(path, f"size_links {links!r} is not a record")
+    n_features = fitted.get("n_features_in")
+    if n_features is not None and not _is_int(n_features, 1):
+        _fail(path, f"n_features_in {n_features!r} is not a positive integer")
+
+
+def _check_sizes(configs, tensors, path):
+    """Refuse network hyperparameters no model of these weights could have: every integer
+    (a width, a depth, a count of bins or steps) is at most the number of weights."""
+    bound = max(1024, sum(v.numel() for v in tensors.values() if torch.is_tensor(v)))
+    for name, config in configs.items():
+        if config is None:
+            continue
+        if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+            _fail(path, f"the {name} record is not a class with parameters")
+        for key, value in config["params"].items():
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > bound
+                   for v in values):
+                _fail(path, f"{name} parameter {key}={value!r} is larger than any network "
+                      f"of the {bound:,} saved weights could have")
+
+
+def _check_structure(skeleton, tensors, path):
+    """Compare the names, shapes and dtypes of the saved weights with those of the model
+    the config describes (built on the meta device: no memory), before building it."""
+    expected = skeleton.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        _fail(path, f"the weights do not belong to the model its config describes (missing "
+              f"{missing[:3]}, unexpected {unexpected[:3]})")
+    for key, value in expected.items():
+        got = tensors[key]
+        if not torch.is_tensor(got) or tuple(got.shape) != tuple(value.shape) or \
+                got.dtype != value.dtype:
+            shown = (tuple(got.shape), got.dtype) if torch.is_tensor(got) else type(got)
+            _fail(path, f"weight {key!r} is {shown}, the model's is "
+                  f"{(tuple(value.shape), value.dtype)}")
+
+
 def load(path, *, device="auto", build, owner=None):
     """Read a file written by :func:`save`.
 
@@ -316,23 +401,36 @@ def load(path, *, device="auto", build, owner=None):
 
     check_device(device)              # a device problem is named before anything is read
     config, weights, training = _read(path)
-    if owner is not None and config.get("class", owner) != owner:
-        raise LoadError(f"{os.fspath(path)!r} holds a {config.get('class')}, not a {owner}; "
-                        f"load it with {config.get('class')}.load.")
+    if not isinstance(config.get("class"), str):
+        _fail(path, f"its 'class' is {config.get('class')!r}, not an estimator class name")
+    if owner is not None and config["class"] != owner:
+        raise LoadError(f"{os.fspath(path)!r} holds a {config['class']}, not a {owner}; "
+                        f"load it with {config['class']}.load.")
+    if not isinstance(config.get("params"), dict):
+        _fail(path, "it lacks the estimator's parameters")
     try:
-        names = config.get("networks", ["inference_network", "summary_network"])
-        networks = {name: _network_from_config(config[name], name.replace("_", " "))
-                    for name in names}
-        adapter = adapter_from_config(config["adapter"])
-        fitted = dict(config["fitted"])
-        shapes = {k: int(v) for k, v in fitted.pop("role_shapes").items()}
-        model = build(networks, shapes, dict(config["params"]))
+        _check_fitted(config.get("fitted"), path)
         tensors = _tensors(weights, "weights.pt", os.fspath(path))
+        if not isinstance(tensors, dict):
+            _fail(path, "weights.pt is not a dict of tensors")
         bad = [k for k, v in tensors.items()
                if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise LoadError(f"{os.fspath(path)!r} holds non-finite weights ({bad[:3]}); a "
                             "model with NaN or infinite weights is refused.")
+        names = config.get("networks", ["inference_network", "summary_network"])
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            _fail(path, f"its network list {names!r} is not a list of names")
+        _check_sizes({name: config[name] for name in names}, tensors, path)
+        networks = {name: _network_from_config(config[name], name.replace("_", " "))
+                    for name in names}
+        adapter = adapter_from_config(config["adapter"])
+        fitted = dict(config["fitted"])
+        shapes = dict(fitted.pop("role_shapes"))
+        with torch.device("meta"):
+            skeleton = build(networks, shapes, dict(config["params"]))
+        _check_structure(skeleton, tensors, path)
+        model = build(networks, shapes, dict(config["params"]))
         model.load_state_dict(tensors)
         if training is not None:
             training = _tensors(training, "training.pt", os.fspath(path))
@@ -340,15 +438,15 @@ def load(path, *, device="auto", build, owner=None):
         rows = [dict(zip(history, values)) for values in zip(*history.values())]
         device = resolve_device(device)
         state = FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
-                         names=list(fitted.pop("parameter_names")), networks=networks,
-                         history=rows, n_simulations=int(fitted.pop("n_simulations")),
+                         names=fitted.pop("parameter_names"), networks=networks,
+                         history=rows, n_simulations=fitted.pop("n_simulations"),
                          size_links=fitted.pop("size_links", None) or {})
-        header = {"owner": config.get("class"), "params": dict(config["params"]),
+        header = {"owner": config["class"], "params": dict(config["params"]),
                   "adapter": None if config.get("adapter_param") == "none" else clone(adapter),
                   "extra": fitted}
     except LoadError:
         raise
     except (KeyError, TypeError, ValueError, RuntimeError, EOFError, AttributeError,
-            IndexError, NotImplementedError) as exc:
+            IndexError, NotImplementedError, OverflowError, RecursionError) as exc:
         raise LoadError(f"{os.fspath(path)!r} is corrupt or incompatible: {exc}") from exc
     return header, state, training
