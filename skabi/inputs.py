@@ -11,6 +11,7 @@ size of which axes in training (``N`` and the observations of ``x``), and
 
 import numbers
 import os
+import sys
 
 import numpy as np
 
@@ -30,9 +31,11 @@ def is_stream(obj):
         return True
     import xarray as xr
 
-    from .storage.read import BankReader
-
-    return isinstance(obj, (xr.Dataset, xr.DataTree, BankReader))
+    # a BankReader exists only once skabi.storage is loaded: looked up, never imported here
+    # (the storage layer sits above the inputs)
+    read = sys.modules.get("skabi.storage.read")
+    return isinstance(obj, (xr.Dataset, xr.DataTree)) or (
+        read is not None and isinstance(obj, read.BankReader))
 
 
 def is_simulator(obj):
