@@ -21,7 +21,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",   # the source of every module, linked from the API reference
     "numpydoc",
+    "myst_parser",           # benchmarks/README.md, included in benchmarks.rst
     "sphinx_gallery.gen_gallery",
 ]
 
@@ -115,6 +117,30 @@ def plain_foreign_roles(app, what, name, obj, options, lines):
         lines[:] = [_ROLE.sub(r"``\1``", line) for line in lines]
 
 
+# A build with SKABI_DOCS_FAST=1 (a quick local check) trains the gallery's examples for
+# seconds: say so at the top of each example page, whose text describes converged runs.
+FAST = os.environ.get("SKABI_DOCS_FAST") == "1"
+_TITLE = re.compile(r"^[^\n]+\n=+\n", re.MULTILINE)
+_FAST_NOTICE = """
+.. warning::
+
+   This copy of the page was built with ``SKABI_DOCS_FAST=1``: the example trained for
+   a few seconds only, so its figures and printed numbers are not converged and may
+   contradict the text. A build without ``SKABI_DOCS_FAST`` (what CI runs) shows the
+   converged results.
+
+"""
+
+
+def fast_build_notice(app, docname, source):
+    if not FAST or not docname.startswith("auto_examples/") or docname.endswith("index"):
+        return
+    title = _TITLE.search(source[0])
+    if title is not None:
+        source[0] = source[0][:title.end()] + _FAST_NOTICE + source[0][title.end():]
+
+
 def setup(app):
+    app.connect("source-read", fast_build_notice)
     app.connect("autodoc-skip-member", skip_foreign_members)
     app.connect("autodoc-process-docstring", plain_foreign_roles, priority=400)

@@ -61,7 +61,7 @@ est = AmortizedPosterior(adapter=adapter,
                          inference_network=CouplingFlow(depth=4),
                          summary_network=DeepSet(summary_dim=8),
                          epochs=5 if FAST else 20, batches_per_epoch=60 if FAST else 100,
-                         random_state=0)
+                         random_state=0, verbose=True)   # progress bar with ETA
 est.fit(simulator)
 fig = plots.loss(est.history_)
 

@@ -80,7 +80,8 @@ grid = {"summary_network__summary_dim": [2, 4] if FAST else [2, 4, 8],
 # fresh simulations and is scored on the same held-out set.
 
 start = time.perf_counter()
-online = GridSearchCV(est, grid, cv=HeldOutSimulations(500, random_state=1), n_jobs=N_JOBS)
+online = GridSearchCV(est, grid, cv=HeldOutSimulations(500, random_state=1), n_jobs=N_JOBS,
+                      verbose=2)   # one line per fit, with its time
 online.fit(simulator)
 print(f"online search: {len(online.cv_results_['params'])} candidates + refit in "
       f"{time.perf_counter() - start:.0f} s")
@@ -99,7 +100,8 @@ print("best:", online.best_params_)
 bank = simulator.sample(1500 if FAST else 6000, chunk_size=64, random_state=2)
 sizes = sorted({len(x) for x in bank["x"]})
 print(f"bank: {bank.shape[0]} simulations, N from {sizes[0]} to {sizes[-1]}")
-offline = GridSearchCV(est.set_params(epochs=3 if FAST else 20), grid, cv=3, n_jobs=N_JOBS)
+offline = GridSearchCV(est.set_params(epochs=3 if FAST else 20), grid, cv=3, n_jobs=N_JOBS,
+                       verbose=2)   # one line per fit, with its time
 offline.fit(bank)
 print("best on the bank:", offline.best_params_)
 scores = cross_val_score(offline.best_estimator_, bank, cv=3)

@@ -55,7 +55,7 @@ def likelihood(mu, N, rng):
 simulator = make_simulator([prior, likelihood],
                            meta_fn=lambda rng: dict(N=int(rng.integers(5, 31))))
 budget = dict(epochs=3 if FAST else 20, batches_per_epoch=40 if FAST else 100,
-              random_state=0)
+              random_state=0, verbose=True)   # progress bars with ETA
 
 est = AmortizedJoint(
     AmortizedPosterior(

@@ -79,7 +79,8 @@ adapter = make_adapter(Broadcast("N", to="x"), AsSet("x"),
                        Rename("N", "inference_conditions"))
 clf = AmortizedModelComparison(adapter=adapter, summary_network=DeepSet(),
                                epochs=2 if FAST else 20,
-                               batches_per_epoch=50 if FAST else 100, random_state=0)
+                               batches_per_epoch=50 if FAST else 100, random_state=0,
+                               verbose=True)
 t0 = time.perf_counter()
 clf.fit(models)                      # fresh simulations of both models every step
 print(f"trained on {clf.n_simulations_} simulations in {time.perf_counter() - t0:.0f} s")
@@ -114,7 +115,8 @@ fig.savefig("model_comparison_calibration.png", dpi=120)
 bank, labels = simulate_models(models, 600 if FAST else 3000, random_state=2,
                                chunk_size=64)
 offline = AmortizedModelComparison(adapter=adapter, summary_network=DeepSet(),
-                                   epochs=2 if FAST else 30, random_state=0)
+                                   epochs=2 if FAST else 30, random_state=0,
+                                   verbose=True)
 scores = cross_val_score(offline, bank, labels, cv=3, scoring="neg_log_loss")
 print(f"3-fold log loss on a bank of {len(labels)}: {-scores.mean():.3f} "
       f"(exact probabilities: about 0.45; a coin: 0.693)")

@@ -66,7 +66,7 @@ adapter = MultilevelAdapter(
 est = AmortizedMultilevelPosterior(
     adapter=adapter, summary_network=DeepSet(summary_dim=8, pooling="mean+sum"),
     global_summary_network=DeepSet(summary_dim=16, pooling="mean+sum"),
-    epochs=10, batches_per_epoch=STEPS // 10, random_state=0)
+    epochs=10, batches_per_epoch=STEPS // 10, random_state=0, verbose=True)
 est.fit(simulator)
 
 # %%
@@ -95,7 +95,7 @@ adapter = MultilevelAdapter(
                  Rename("theta", "inference_variables")))
 est = AmortizedMultilevelPosterior(
     adapter=adapter, global_summary_network=DeepSet(summary_dim=16, pooling="mean+sum"),
-    epochs=10, batches_per_epoch=STEPS // 10, random_state=0)
+    epochs=10, batches_per_epoch=STEPS // 10, random_state=0, verbose=True)
 est.fit(simulator)
 schools = {"y": np.array([28, 8, -3, 7, -1, 1, 18, 12.0]),
            "sigma": np.array([15, 10, 16, 11, 9, 11, 10, 18.0])}

@@ -57,7 +57,7 @@ adapter = make_adapter(Broadcast("N", to="x"), AsSet(["x", "y"]),
                        Concatenate(["x", "y"], into="summary_variables"),
                        Rename("N", "inference_conditions"))
 budget = dict(epochs=2 if FAST else 20, batches_per_epoch=50 if FAST else 100,
-              random_state=0)
+              random_state=0, verbose=True)   # progress bars with ETA
 est = AmortizedPointEstimator(adapter=adapter, estimands=("mean", 0.05, 0.5, 0.95),
                               summary_network=DeepSet(summary_dim=10),
                               head=DenseHead(), **budget)

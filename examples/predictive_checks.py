@@ -56,7 +56,7 @@ est = AmortizedPosterior(adapter=adapter, inference_network=CouplingFlow(),
                          summary_network=DeepSet(summary_dim=10, pooling="mean+max"),
                          summary_mmd_weight=1.0,
                          epochs=3 if FAST else 30, batches_per_epoch=50 if FAST else 200,
-                         random_state=0)
+                         random_state=0, verbose=True)   # progress bar with ETA
 est.fit(simulator)
 
 # %%

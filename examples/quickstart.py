@@ -102,6 +102,7 @@ est = AmortizedPosterior(
     batch_size=64,
     validation_sims=300,
     random_state=0,
+    verbose=True,   # a progress bar with the loss and the time left, on stderr
 )
 start = time.perf_counter()
 est.fit(simulator)

@@ -80,6 +80,7 @@ est = AmortizedPosterior(
     summary_network=TimeSeriesNetwork(summary_dim=8, hidden_size=32),
     epochs=3 if FAST else 30, batches_per_epoch=30 if FAST else 100,
     random_state=0,
+    verbose=True,   # progress bar with ETA
 )
 est.fit(simulator)
 print(est.history_[["loss", "seconds"]].tail(3).to_string())

@@ -58,7 +58,7 @@ adapter = make_adapter(Rename("theta", "inference_variables"),
 # coupling flow minimises the negative log density.)
 
 budget = dict(epochs=4 if FAST else 40, batches_per_epoch=50 if FAST else 200,
-              batch_size=128, random_state=0)
+              batch_size=128, random_state=0, verbose=True)   # progress bars with ETA
 estimators = {
     "flow matching": AmortizedPosterior(adapter=adapter, inference_network=FlowMatching(),
                                         **budget),
