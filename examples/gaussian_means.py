@@ -12,7 +12,7 @@ batch with vectorised numpy code (the other spelling, single-draw functions, is 
 linear-regression tutorial). A DeepSet reads the 50 exchangeable observations; an affine
 coupling flow gives the posterior.
 
-Run ``python examples/gaussian_means.py`` (about a minute on 2 CPU cores); ``--fast`` or
+Run ``python examples/gaussian_means.py`` (about 20 seconds on one CPU core); ``--fast`` or
 ``SKABI_DOCS_FAST=1`` trains for a few seconds.
 """
 

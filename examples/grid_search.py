@@ -15,9 +15,9 @@ Jacobians included), so scores of candidates with other adapters or networks com
    differ in size (``N`` drawn per 64 simulations, as in training); it splits with any
    scikit-learn splitter, and the sets are padded and masked.
 
-Run ``python examples/grid_search.py``; ``--fast`` or ``SKABI_DOCS_FAST=1`` runs a
-smaller grid on small budgets (about a minute). The figure is saved as
-``grid_search_scores.png``.
+Run ``python examples/grid_search.py`` (about three minutes on 2 CPU cores); ``--fast``
+or ``SKABI_DOCS_FAST=1`` runs a smaller grid on small budgets (about a minute). The
+figure is saved as ``grid_search_scores.png``.
 """
 
 import os

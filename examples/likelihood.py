@@ -12,7 +12,7 @@ The model is conjugate, so every answer can be checked: ``mu ~ N(0, 1)`` and ``N
 observations ``x_n ~ N(mu, 1)``, with ``N`` from 5 to 30. The exact evidence is
 ``log N(x; 0, I + 1 1^T)``.
 
-Run ``python examples/likelihood.py`` (a few minutes on 2 CPU cores); ``--fast`` or
+Run ``python examples/likelihood.py`` (about a minute and a half on one CPU core); ``--fast`` or
 ``SKABI_DOCS_FAST=1`` trains for a few seconds.
 """
 

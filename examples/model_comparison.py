@@ -16,8 +16,9 @@ forward pass. Here the answer is known in closed form, so we can check it:
 For amortized *likelihoods* and marginal likelihoods, the other route to Bayes factors,
 see the user guide's likelihood page (:class:`skabi.AmortizedLikelihood`).
 
-Run ``python examples/model_comparison.py``; ``--fast`` or ``SKABI_DOCS_FAST=1`` trains
-for a few seconds. The figure is saved as ``model_comparison_calibration.png``.
+Run ``python examples/model_comparison.py`` (about half a minute on one CPU core);
+``--fast`` or ``SKABI_DOCS_FAST=1`` trains for a few seconds. The figure is saved as
+``model_comparison_calibration.png``.
 """
 
 import os

@@ -12,7 +12,7 @@ as an ArviZ container with a ``group`` dim.
 Two models: the normal-normal model with observations per group, and eight schools,
 where each group gives one estimate with a known standard error.
 
-Run ``python examples/multilevel.py`` (a few minutes on 2 CPU cores); ``--fast`` or
+Run ``python examples/multilevel.py`` (about three minutes on one CPU core); ``--fast`` or
 ``SKABI_DOCS_FAST=1`` trains for a few seconds.
 """
 

@@ -10,8 +10,8 @@ pass per dataset. On the BayesFlow linear-regression tutorial we learn the mean 
 coverage of the true parameters on held-out simulations, and compare with the quantiles
 of a full ``AmortizedPosterior`` trained for the same number of steps.
 
-Run ``python examples/point_estimation.py``; ``--fast`` or ``SKABI_DOCS_FAST=1`` trains
-for a few seconds.
+Run ``python examples/point_estimation.py`` (under a minute on one CPU core); ``--fast``
+or ``SKABI_DOCS_FAST=1`` trains for a few seconds.
 """
 
 import os

@@ -8,7 +8,7 @@ starter tutorial: a prior predictive check before training, a posterior predicti
 after it, and the misspecification test of the summary network, which asks whether an
 observed dataset looks like the simulations the networks were trained on.
 
-Run ``python examples/predictive_checks.py`` (a few minutes on 2 CPU cores); ``--fast``
+Run ``python examples/predictive_checks.py`` (about a minute on one CPU core); ``--fast``
 or ``SKABI_DOCS_FAST=1`` trains for a few seconds, which is too short for the test to
 have its power.
 """

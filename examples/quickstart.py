@@ -11,10 +11,10 @@ a DeepSet summary network with a spline coupling flow, online training, posterio
 for 200 validation datasets with recovery and calibration checks, and the posterior of
 one observed dataset, given as a pandas DataFrame, against its exact posterior.
 
-Run ``python examples/quickstart.py``: two to five minutes on 2 CPU cores. ``--fast`` (or
-the environment variable ``SKABI_DOCS_FAST=1``, which the documentation build sets) trains
-for a few seconds instead. The figures are saved as ``quickstart_*.png`` in the working
-directory.
+Run ``python examples/quickstart.py``: about three minutes on one CPU core, with a
+progress bar that shows the time left. ``--fast`` (or the environment variable
+``SKABI_DOCS_FAST=1``) trains for a few seconds instead. The figures are saved as
+``quickstart_*.png`` in the working directory.
 """
 
 import os

@@ -12,7 +12,7 @@ The data are ordered in time, so the summary network is a
 :class:`~skabi.networks.TimeSeriesNetwork` (1-D convolutions, then a GRU), and the adapter
 marks the series with :class:`~skabi.adapters.AsTimeSeries`.
 
-Run ``python examples/sir.py`` (a few minutes on 2 CPU cores); ``--fast`` or
+Run ``python examples/sir.py`` (about a minute and a half on one CPU core); ``--fast`` or
 ``SKABI_DOCS_FAST=1`` trains for a few seconds.
 """
 

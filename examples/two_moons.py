@@ -11,7 +11,7 @@ network as conditions. We train flow matching (an ODE-based generative network,
 expressive for shapes like this one) and a spline coupling flow on the same budget and
 look at both posteriors for ``x = (0, 0)``.
 
-Run ``python examples/two_moons.py`` (a few minutes on 2 CPU cores); ``--fast`` or
+Run ``python examples/two_moons.py`` (about two minutes on one CPU core); ``--fast`` or
 ``SKABI_DOCS_FAST=1`` trains for a few seconds, too short for sharp crescents.
 """
 
