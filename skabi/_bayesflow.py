@@ -60,7 +60,7 @@ _KEYWORDS = {
 
 
 def _wrap(cls, name, check):
-    original = cls.__dict__.get(name)
+    original = getattr(cls, name, None)   # its own or inherited from the base
     if original is None:
         return
 

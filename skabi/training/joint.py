@@ -98,7 +98,7 @@ class JointPrepare:
         """Simulations per validation batch: as many as keep every part's tensors within
         :data:`~skabi.training.inference.CHUNK_ELEMENTS` (sized on the first
         :attr:`probe` simulations; a likelihood of observations has N rows each)."""
-        from .inference import chunk_rows
+        from .chunks import chunk_rows
         from .roles import n_rows
 
         n = min(self.probe, len(bank))
