@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_positive_int, check_result_size
-from .bank import batch_size_of, is_ragged
+from .bank import batch_size_of, dataset, is_ragged
 from .estimators.posterior import AmortizedPosterior
 from .exceptions import ShapeError
 
@@ -35,14 +35,6 @@ __all__ = ["importance_sample", "proposal_weights"]
 PARETO_K_LIMIT = 0.7
 #: Fewest proposals per dataset: PSIS fits its Pareto tail to at least 5 of them.
 MIN_PROPOSALS = 25
-
-
-def _dataset(value, k):
-    """Dataset ``k`` of a batch variable (ragged list, (K, ...) array, or 0-d meta)."""
-    if isinstance(value, list):
-        return np.asarray(value[k])
-    arr = np.asarray(value)
-    return arr if arr.ndim == 0 else arr[k]
 
 
 def _callable_name(fn):
@@ -151,7 +143,7 @@ def _log_likelihood(likelihood, draws, observed, k, s):
                  for name, v in observed.items()}
         batch.update(post)
         return np.asarray(likelihood.log_prob(batch), dtype=float).reshape(s)
-    data = {name: _dataset(v, k) for name, v in observed.items()}
+    data = {name: dataset(v, k) for name, v in observed.items()}
     return analytic_pointwise(likelihood, post, data, k, allow_zero=True).sum(axis=1)
 
 

@@ -76,7 +76,8 @@ FORBIDDEN = {
                "skabi.training", "skabi.storage", "skabi.diagnostics", "arviz"],
     "diagnostics": ["torch", *ESTIMATORS, *SHIMS, "skabi.networks", "skabi.adapters",
                     "skabi.training"],
-    "training": [*ESTIMATORS, *SHIMS, "skabi.diagnostics", "skabi._arviz", "arviz"],
+    "training": [*ESTIMATORS, *SHIMS, "skabi.adapters.defaults", "skabi.diagnostics",
+                 "skabi._arviz", "arviz"],
     "estimators/base": [*(f"skabi.estimators.{m}" for m in ("posterior", "likelihood", "point",
                                                              "classifier", "multilevel",
                                                              "joint")),
@@ -210,6 +211,28 @@ def _cycles(graph):
         if v not in index:
             visit(v)
     return cycles
+
+
+@pytest.mark.parametrize("name", ["is_ragged", "dataset", "posterior_adapter",
+                                  "likelihood_adapter", "classifier_adapter", "torch_threads"])
+def test_a_shared_helper_is_written_once(name):
+    """One is_ragged, one dataset slicer, one chunk rule, one module of default adapters."""
+    places = [str(p.relative_to(ROOT.parent)) for p in ROOT.rglob("*.py")
+              for node in ast.walk(ast.parse(p.read_text()))
+              if isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == name]
+    assert len(places) == 1, places
+
+
+def test_the_engine_knows_no_estimator_default():
+    """``skabi.training`` builds no model and no adapter by default: every estimator
+    passes its own (``build`` and ``default`` have no default values there)."""
+    import inspect
+
+    from skabi.training import fitting
+
+    for fn in (fitting.run_fit, fitting.initial_state, fitting.resumed_state):
+        assert inspect.signature(fn).parameters["build"].default is inspect.Parameter.empty
+    assert inspect.signature(fitting.initial_state).parameters["default"].default is None
 
 
 def test_no_import_cycle_among_skabi_modules():

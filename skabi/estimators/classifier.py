@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import base as shared
 from .base import AmortizedEstimator
 from .._bayesflow import bayesflow_spellings
+from ..adapters.defaults import classifier_adapter, label_steps
 from ..bank import as_bank
 from ..inputs import checked_array, is_array, is_simulator
 from ..model_mixture import MODEL_INDEX, ModelMixture, prior_probabilities, simulate_models
@@ -220,8 +221,8 @@ role_shapes_, device_
         return fitting.initial_state(
             settings, source, adapter=adapter, networks=self._networks(),
             build=build_classifier, check=check_head_networks,
-            default=lambda pilot, has_summary: _default_adapter(pilot, has_summary,
-                                                                len(classes)),
+            default=lambda pilot, has_summary: classifier_adapter(pilot, has_summary,
+                                                                  len(classes), MODEL_INDEX),
             names=lambda adapter, dim: [MODEL_INDEX])
 
     def _commit(self, state, n_features_in=None):
@@ -333,13 +334,6 @@ def _saved_classes(extra, shapes, path):
     return np.asarray(classes), np.asarray(prior, dtype=float)
 
 
-def _label_steps(n_models):
-    from ..adapters import OneHot, Rename
-
-    return [("model_one_hot", OneHot(MODEL_INDEX, num_classes=n_models)),
-            ("model_to_inference_variables", Rename(MODEL_INDEX, "inference_variables"))]
-
-
 def _with_labels(adapter, n_models):
     """The user's adapter (data only) followed by the routing of the model label."""
     from sklearn.base import clone
@@ -347,18 +341,5 @@ def _with_labels(adapter, n_models):
     from ..adapters import Adapter
 
     adapter = clone(adapter)
-    return Adapter(steps=[*(adapter.steps or []), *_label_steps(n_models)], dtype=adapter.dtype)
-
-
-def _default_adapter(pilot, has_summary, n_models):
-    from ..adapters import Adapter, AsSet, Rename
-    from ..bank import is_ragged
-
-    if "x" not in pilot:
-        raise ValueError("adapter=None works with data named 'x' (as fit(X, y) with an array "
-                         f"names it); the simulations hold {sorted(pilot)!r}. Pass an adapter.")
-    if has_summary or is_ragged(pilot["x"]) or np.ndim(pilot["x"]) >= 3:
-        data = [("as_set", AsSet("x")), ("x_to_summary", Rename("x", "summary_variables"))]
-    else:
-        data = [("x_to_conditions", Rename("x", "inference_conditions"))]
-    return Adapter(steps=[*data, *_label_steps(n_models)])
+    return Adapter(steps=[*(adapter.steps or []), *label_steps(MODEL_INDEX, n_models)],
+                   dtype=adapter.dtype)

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import base as shared
 from .base import AmortizedEstimator
 from .._bayesflow import bayesflow_spellings
+from ..adapters.defaults import likelihood_adapter
 from .._validation import check_positive_int, check_result_size
 from ..bank import batch_size_of, is_ragged
 from ..exceptions import ShapeError
@@ -63,20 +64,8 @@ def check_likelihood_networks(networks, shapes, roles):
             "per row with AsObservations first, or the whole dataset flattened).")
 
 
-def default_likelihood_adapter(pilot, has_summary=False):
-    """Without an adapter (``fit(X, y)``): ``x`` is modelled given ``theta``; a rank-3
-    ``x`` (or datasets of different sizes) holds sets, modelled one observation at a time."""
-    from ..adapters import AsObservations, Rename, make_adapter
-
-    missing = [k for k in ("x", "theta") if k not in pilot]
-    if missing:
-        raise ValueError(
-            f"adapter=None works with banks of 'x' (data) and 'theta' (parameters), as made by "
-            f"fit(X, y); the data lack {missing!r} (keys {sorted(pilot)!r}). Pass an adapter.")
-    steps = [Rename("x", "inference_variables"), Rename("theta", "inference_conditions")]
-    if is_ragged(pilot["x"]) or np.ndim(pilot["x"]) >= 3:
-        steps.insert(0, AsObservations("x"))
-    return make_adapter(*steps)
+#: The adapter built for ``adapter=None`` (kept under its old name for one release).
+default_likelihood_adapter = likelihood_adapter
 
 
 def _check_observed(counts, keys):
@@ -246,7 +235,7 @@ verbose, warm_start, on_nonfinite
         state = fitting.initial_state(settings, source, adapter=self.adapter,
                                       networks=self._networks(), build=build_approximator,
                                       check=check_likelihood_networks,
-                                      default=default_likelihood_adapter)
+                                      default=likelihood_adapter)
         discrete = {k: d for k, d in state.adapter.inference_dtypes_.items()
                     if np.dtype(d).kind in "iub"}
         if discrete:

@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import HasMethods
 from . import base as shared
 from .base import AmortizedEstimator
 from .._bayesflow import bayesflow_spellings
+from ..adapters.defaults import posterior_adapter
 from ..exceptions import LoadError
 from ..inputs import array_bank
 from ..training import fitting, inference
@@ -150,7 +151,7 @@ warm_start, on_nonfinite
     def _initial_state(self, settings, source):
         return fitting.initial_state(settings, source, adapter=self.adapter,
                                      networks=self._networks(), build=build_point_model,
-                                     check=check_head_networks,
+                                     check=check_head_networks, default=posterior_adapter,
                                      params=self.get_params(deep=False))
 
     def _commit(self, state, n_features_in=None):

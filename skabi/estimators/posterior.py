@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._bayesflow import bayesflow_spellings
 from .._validation import NumberInterval, check_positive_int
+from ..adapters.defaults import posterior_adapter
 from ..inputs import array_bank
 from ..training import fitting, inference
 from ..training.model import build_approximator, check_networks
@@ -255,7 +256,7 @@ DataFrame or ndarray
     def _initial_state(self, settings, source):
         return fitting.initial_state(settings, source, adapter=self.adapter,
                                      networks=self._networks(), build=build_approximator,
-                                     check=check_networks)
+                                     check=check_networks, default=posterior_adapter)
 
     def _commit(self, state, n_features_in=None):
         """Make ``state`` the fitted estimator (the only place fitted attributes are set)."""
