@@ -4,7 +4,7 @@ family shares (training parameters, ``fit``, committed fitted attributes, observ
 
 An estimator class is the public contract of its job (its parameters, methods and tags);
 it supplies the declared hooks (:meth:`AmortizedEstimator._networks`,
-:meth:`~AmortizedEstimator._initial_state`, :meth:`~AmortizedEstimator._commit`,
+:meth:`~AmortizedEstimator._initial_spec`, :meth:`~AmortizedEstimator._commit`,
 :meth:`~AmortizedEstimator._fit_state` and the ``_build`` function of its torch model) and
 inherits the rest. The mechanics underneath are the engine's (:mod:`skabi.training`),
 which knows no estimator.
@@ -19,10 +19,11 @@ from sklearn.base import BaseEstimator
 from sklearn.utils._param_validation import HasMethods, RealNotInt, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._bayesflow import WORKFLOW_METHODS, missing_attribute
 from .._validation import NumberInterval, as_numpy_rng
 from ..bank import SimulationBank
 from ..exceptions import LoadError, MissingKeyError
-from ..inputs import as_observations, check_size_links, checked_array, is_array
+from ..inputs import is_array, observations
 from ..training import fitting, persistence
 from ..training.roles import check_roles
 from ..training.state import HISTORY_COLUMNS, FitState
@@ -89,9 +90,9 @@ class AmortizedEstimator(BaseEstimator):
         also used to rebuild a checkpoint or a saved file.
     :meth:`_networks`
         The network hyperparameter holders, by parameter name, defaults filled in.
-    :meth:`_initial_state`
-        A fresh :class:`~skabi.training.state.FitState` for a fit (adapter fitted on the
-        pilot batch, model built).
+    :meth:`_initial_spec`
+        What a fresh fit starts from, as data (adapter, networks, build, checks, default
+        adapter): the engine builds the state from it and never calls back.
     :meth:`_commit`
         Set the fitted attributes from a state; the only place a fit changes the
         estimator. Subclasses call ``super()._commit`` and add their own.
@@ -126,9 +127,19 @@ class AmortizedEstimator(BaseEstimator):
         """``{parameter name: network hyperparameter holder}``, defaults filled in."""
         raise NotImplementedError(f"{type(self).__name__} must define _networks()")
 
+    def _initial_spec(self):
+        """What a fresh fit starts from, as data for the engine: the keyword arguments of
+        :func:`skabi.training.fitting.initial_state` (``adapter``, ``networks``,
+        ``build`` and, as needed, ``check``, ``check_adapter``, ``params``, ``default``,
+        ``names``). Functions in it come from the layers below (the engine's checks and
+        builds, :mod:`skabi.adapters.defaults`), so the engine never calls back into an
+        estimator."""
+        raise NotImplementedError(f"{type(self).__name__} must define _initial_spec()")
+
     def _initial_state(self, settings, source):
-        """A fresh :class:`~skabi.training.state.FitState` for ``settings`` and ``source``."""
-        raise NotImplementedError(f"{type(self).__name__} must define _initial_state()")
+        """A fresh :class:`~skabi.training.state.FitState` from :meth:`_initial_spec`
+        (what :class:`~skabi.AmortizedJoint` starts each half from)."""
+        return fitting.initial_state(settings, source, **self._initial_spec())
 
     def _commit(self, state, n_features_in=None):
         """Set the fitted attributes every estimator has from ``state`` (``n_features_in``:
@@ -166,31 +177,30 @@ class AmortizedEstimator(BaseEstimator):
         """Set what :meth:`_save_extra` saved, checked (``path``: named in errors)."""
 
     # ------------------------------------------------------------------ training
-    def _fit(self, X, y=None, *, resume=False, partial=False, initial=None, validation=None):
+    def _fit(self, X, y=None, *, resume=False, partial=False, spec=None, validation=None):
         """Train on ``X`` and commit the result (the only way a fit changes the estimator).
 
-        ``initial(settings, source)`` makes a fresh state (default :meth:`_initial_state`).
-        With ``partial``, one epoch, continuing a fitted estimator; otherwise ``epochs``,
-        continuing it only with ``warm_start``. ``validation`` replaces the
+        One call into the engine (:func:`skabi.training.fitting.fit`), with data only:
+        the parameters, ``spec`` (default :meth:`_initial_spec`) and the committed fit to
+        continue. With ``partial``, one epoch, continuing a fitted estimator; otherwise
+        ``epochs``, continuing it only with ``warm_start``. ``validation`` replaces the
         ``validation_sims`` parameter for this fit (an estimator that had to translate
         it, such as labels into the model index).
         """
         self._validate_params()
-        initial = self._initial_state if initial is None else initial
         fitted = hasattr(self, "approximator_")
         if partial and fitted and isinstance(X, np.ndarray):
             check_n_features(self, X)
         params = self.get_params(deep=False)
         if validation is not None:
             params["validation_sims"] = validation
-        settings, source = fitting.settings_and_source(params, X, y)
+        spec = self._initial_spec() if spec is None else spec
         go_on = fitted and (partial or self.warm_start)
         with self._threads():
-            state = fitting.run_fit(
-                settings, source, initial=lambda: initial(settings, source),
-                fitted=self._fit_state() if go_on else None, epochs=1 if partial else None,
-                resume=resume and not partial, build=type(self)._build,
-                owner=type(self).__name__, networks=self._networks(), header=self._header())
+            state = fitting.fit(params, X, y, spec=spec,
+                                fitted=self._fit_state() if go_on else None,
+                                epochs=1 if partial else None, resume=resume and not partial,
+                                owner=type(self).__name__, header=self._header())
         self._commit(state, n_features(X, y))
         return self
 
@@ -212,17 +222,14 @@ class AmortizedEstimator(BaseEstimator):
 
     # ------------------------------------------------------------------ observations
     def _observations(self, X, meta, *, frame_is_dataset=True):
-        """The datasets ``X`` (and ``meta``) as a dict of arrays, checked against training."""
+        """The datasets ``X`` (and ``meta``) as a dict of arrays, checked against training
+        (:func:`skabi.inputs.observations`)."""
         check_is_fitted(self, "approximator_")
-        if hasattr(self, "n_features_in_") and hasattr(X, "columns") and hasattr(X, "to_numpy"):
-            X = X.to_numpy()   # fitted on arrays: a table's rows are datasets, as in fit(X, y)
-        if is_array(X):
-            X = checked_array(X)
-            check_n_features(self, X)
-        data = as_observations(X, meta, frame_is_dataset=frame_is_dataset,
-                               expected=getattr(self.adapter_, "input_variables_", None))
-        check_size_links(data, getattr(self, "size_links_", {}))
-        return data
+        return observations(X, meta, frame_is_dataset=frame_is_dataset,
+                            expected=getattr(self.adapter_, "input_variables_", None),
+                            size_links=getattr(self, "size_links_", {}),
+                            n_features=getattr(self, "n_features_in_", None),
+                            owner=type(self).__name__)
 
     def _roles(self, data, *, need_theta, skip=(), log_det_jac=False):
         """The network inputs of ``data`` through the fitted adapter, checked; ``(roles, ldj)``.
@@ -297,6 +304,12 @@ class AmortizedEstimator(BaseEstimator):
         est._commit(state, extra.get("n_features_in"))
         est._restore_extra(extra, path)
         return est
+
+    def __getattr__(self, name):
+        # only for attributes that do not exist: BayesFlow's workflow methods are named
+        if name in WORKFLOW_METHODS:
+            raise missing_attribute(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -5,6 +5,8 @@ Its training data, simulations of several models labelled by model, come from
 from here).
 """
 
+import functools
+
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils._param_validation import HasMethods, StrOptions
@@ -15,9 +17,9 @@ from .base import AmortizedEstimator
 from .._bayesflow import bayesflow_spellings
 from ..adapters.defaults import classifier_adapter, label_steps
 from ..bank import as_bank
-from ..inputs import checked_array, is_array, is_simulator
+from ..inputs import is_array, is_simulator, table_rows
 from ..model_mixture import MODEL_INDEX, ModelMixture, prior_probabilities, simulate_models
-from ..training import fitting, inference
+from ..training import inference
 from ..training.heads import build_classifier, check_head_networks
 
 __all__ = ["AmortizedModelComparison", "ModelMixture", "simulate_models"]
@@ -143,9 +145,7 @@ role_shapes_, device_
         """Train on ``data`` (from :meth:`_training_data`), then set the fitted attributes
         the engine does not know: the models and, for arrays, their width (the engine
         saw a bank)."""
-        self._fit(data, None,
-                  initial=lambda settings, source: self._initial_state(settings, source,
-                                                                       classes),
+        self._fit(data, None, spec=self._initial_spec(classes),
                   validation=self._validation(classes), **how)
         self.classes_, self.class_prior_ = classes, prior
         width = shared.n_features(X, y)
@@ -175,10 +175,8 @@ role_shapes_, device_
         labels = column_or_1d(y, warn=True)
         check_classification_targets(labels)
         classes, codes = np.unique(labels, return_inverse=True)
-        if shared.n_features(X, y) is not None or is_array(X):  # arrays, tables: rows
-            bank = {"x": checked_array(X, finite=self.on_nonfinite == "raise")}
-        else:
-            bank = dict(as_bank(X).to_dict())
+        rows = table_rows(X, y, finite=self.on_nonfinite == "raise")   # arrays, tables
+        bank = {"x": rows} if rows is not None else dict(as_bank(X).to_dict())
         if len(classes) < 2:
             raise ValueError(f"y holds one class ({classes.tolist()!r}); model comparison "
                              "needs simulations of at least two models.")
@@ -213,17 +211,12 @@ role_shapes_, device_
         return {"head": self.head if self.head is not None else DenseHead(),
                 "summary_network": self.summary_network}
 
-    def _initial_state(self, settings, source, classes):
-        if self.adapter is not None:
-            adapter = _with_labels(self.adapter, len(classes))
-        else:
-            adapter = None
-        return fitting.initial_state(
-            settings, source, adapter=adapter, networks=self._networks(),
-            build=build_classifier, check=check_head_networks,
-            default=lambda pilot, has_summary: classifier_adapter(pilot, has_summary,
-                                                                  len(classes), MODEL_INDEX),
-            names=lambda adapter, dim: [MODEL_INDEX])
+    def _initial_spec(self, classes):
+        adapter = None if self.adapter is None else _with_labels(self.adapter, len(classes))
+        return dict(adapter=adapter, networks=self._networks(), build=build_classifier,
+                    check=check_head_networks, names=[MODEL_INDEX],
+                    default=functools.partial(classifier_adapter, n_models=len(classes),
+                                              label=MODEL_INDEX))
 
     def _commit(self, state, n_features_in=None):
         super()._commit(state, n_features_in)

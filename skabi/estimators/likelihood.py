@@ -19,10 +19,10 @@ from .._bayesflow import bayesflow_spellings
 from ..adapters.defaults import likelihood_adapter
 from .._validation import check_positive_int, check_result_size
 from ..bank import batch_size_of, is_ragged
-from ..exceptions import ShapeError
 from ..inputs import array_bank
-from ..training import fitting, inference
-from ..training.model import build_approximator
+from ..training import inference
+from ..training.model import (build_approximator, check_continuous,
+                              check_likelihood_networks)
 
 __all__ = ["AmortizedLikelihood"]
 
@@ -42,26 +42,6 @@ def _observation_step(adapter):
             f"it is step(s) {found} of {[n for n, _ in steps]!r}; the steps after it see one "
             "row per observation.")
     return steps[0][1]
-
-
-def check_likelihood_networks(networks, shapes, roles):
-    """A likelihood models ``inference_variables`` (the data) given
-    ``inference_conditions`` (the parameters); name what is missing before building."""
-    if "inference_variables" not in shapes:
-        raise ShapeError(
-            "The adapter produced no 'inference_variables' from the simulations (it produced "
-            f"{sorted(roles)!r}); for a likelihood, concatenate or rename the DATA into "
-            "'inference_variables' (and the parameters into 'inference_conditions').")
-    if "inference_conditions" not in shapes:
-        raise ShapeError(
-            "The adapter produced no 'inference_conditions'; a likelihood is a density of the "
-            "data GIVEN the parameters: concatenate the parameters (and any context) into "
-            "'inference_conditions'.")
-    if "summary_variables" in shapes:
-        raise ValueError(
-            "AmortizedLikelihood conditions on the parameters directly and takes no "
-            "'summary_variables'; route the data into 'inference_variables' (one observation "
-            "per row with AsObservations first, or the whole dataset flattened).")
 
 
 #: The adapter built for ``adapter=None`` (kept under its old name for one release).
@@ -229,23 +209,12 @@ verbose, warm_start, on_nonfinite
             inference_network = CouplingFlow()
         return {"inference_network": inference_network}
 
-    def _initial_state(self, settings, source):
+    def _initial_spec(self):
         if self.adapter is not None:
             _observation_step(self.adapter)
-        state = fitting.initial_state(settings, source, adapter=self.adapter,
-                                      networks=self._networks(), build=build_approximator,
-                                      check=check_likelihood_networks,
-                                      default=likelihood_adapter)
-        discrete = {k: d for k, d in state.adapter.inference_dtypes_.items()
-                    if np.dtype(d).kind in "iub"}
-        if discrete:
-            raise TypeError(
-                f"The modelled data {sorted(discrete)!r} are discrete ({discrete!r}); "
-                "AmortizedLikelihood learns densities of continuous values. Dequantize in "
-                "the simulator (add rng.uniform(size=...) to the integers: the network then "
-                "learns the density of that continuous relaxation, and np.floor of its draws "
-                "are integers again), or cast them to float if they are not counts.")
-        return state
+        return dict(adapter=self.adapter, networks=self._networks(), build=build_approximator,
+                    check=check_likelihood_networks, check_adapter=check_continuous,
+                    default=likelihood_adapter)
 
     def _commit(self, state, n_features_in=None):
         super()._commit(state, n_features_in)

@@ -10,18 +10,12 @@ from .base import AmortizedEstimator
 from .._bayesflow import bayesflow_spellings
 from .._validation import check_positive_int
 from ..adapters.multilevel import MultilevelAdapter
-from ..training import fitting
 from ..exceptions import MissingKeyError
 from ..training.multilevel import (build_multilevel, check_multilevel_networks,
-                                  draw_multilevel, log_prob_multilevel)
+                                  draw_multilevel, level_names, log_prob_multilevel)
 from ..training.roles import check_roles
 
 __all__ = ["AmortizedMultilevelPosterior"]
-
-
-def _names(adapter, dim):
-    glob, local = adapter.parameter_names()
-    return glob + local
 
 
 @bayesflow_spellings
@@ -177,10 +171,9 @@ warm_start, on_nonfinite
                 "global_summary_network": self.global_summary_network
                 or DeepSet(summary_dim=16)}
 
-    def _initial_state(self, settings, source):
-        return fitting.initial_state(settings, source, adapter=self.adapter,
-                                     networks=self._networks(), build=build_multilevel,
-                                     check=check_multilevel_networks, names=_names)
+    def _initial_spec(self):
+        return dict(adapter=self.adapter, networks=self._networks(), build=build_multilevel,
+                    check=check_multilevel_networks, names=level_names)
 
     def _commit(self, state, n_features_in=None):
         super()._commit(state, n_features_in)
@@ -194,6 +187,15 @@ warm_start, on_nonfinite
         return super()._fit_state(names)
 
     # ------------------------------------------------------------------ inference
+    @staticmethod
+    def _with_meta(X, meta):
+        """``X`` with the variables of ``meta`` merged in (into each dataset of a list)."""
+        if not meta:
+            return X
+        if not isinstance(meta, dict):
+            raise TypeError(f"meta must be a dict of variables; got {type(meta).__name__}.")
+        return {**X, **meta} if isinstance(X, dict) else [{**d, **meta} for d in X]
+
     def _levels(self, X):
         """``(levels, datasets or None)``: a batch (one ``J``) or a list of datasets."""
         from ..inputs import check_datasets
@@ -208,7 +210,7 @@ warm_start, on_nonfinite
                              "(a list of one dict per dataset).")
         return adapter.split_datasets(datasets), datasets
 
-    def sample(self, X, num_samples=1000, *, random_state=None, return_type="arviz"):
+    def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz"):
         """Draw from the joint posterior of each dataset: global, then every group.
 
         Parameters
@@ -221,6 +223,9 @@ warm_start, on_nonfinite
             data ``(J, N)`` or a list of ``J`` arrays when the groups differ in size).
             Datasets of different ``J`` and ``N`` are padded and masked.
         num_samples : int, default=1000
+        meta : dict, optional
+            Extra variables merged into the data (into every dataset of a list), e.g.
+            ``{"N": 5}``, as for :meth:`skabi.AmortizedPosterior.sample`.
         random_state : None, int or numpy.random.Generator, default=None
             ``None`` uses the estimator's ``random_state``.
         return_type : {"arviz", "numpy"}, default="arviz"
@@ -239,6 +244,7 @@ warm_start, on_nonfinite
         num_samples = check_positive_int("num_samples", num_samples)
         if return_type not in ("arviz", "numpy"):
             raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")
+        X = self._with_meta(X, meta)
         levels, datasets = self._levels(X)
         roles = self.adapter_.transform(levels)
         check_roles(roles, self.role_shapes_, given_keys=self.adapter_.input_variables_,
@@ -279,7 +285,7 @@ warm_start, on_nonfinite
         return to_arviz(draws, true_values=truth or None, observed=observed,
                         constant_keys=meta, dims=dims)
 
-    def log_prob(self, X, *, per_group=False):
+    def log_prob(self, X, *, meta=None, per_group=False):
         """log q of the true parameters of each dataset, on the user's scale.
 
         The joint density ``log q(global | data) + sum_j log q(local_j | global, data)``
@@ -293,6 +299,8 @@ warm_start, on_nonfinite
             Simulations holding the global and the local parameters, in any form
             :meth:`sample` accepts (a batch of one ``J``, one dataset, or a list of
             datasets of different ``J`` and ``N``).
+        meta : dict, optional
+            Extra variables merged into the data, as for :meth:`sample`.
         per_group : bool, default=False
             Return the two levels apart.
 
@@ -311,7 +319,7 @@ warm_start, on_nonfinite
         >>> est.score(held_out)                               # doctest: +SKIP
         """
         check_is_fitted(self, "approximator_")
-        levels, _ = self._levels(X)
+        levels, _ = self._levels(self._with_meta(X, meta))
         missing = [k for k in (*self.global_parameter_names_, *self.local_parameter_names_)
                    if k not in levels.global_ and k not in levels.local]
         if missing:

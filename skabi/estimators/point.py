@@ -12,7 +12,7 @@ from .._bayesflow import bayesflow_spellings
 from ..adapters.defaults import posterior_adapter
 from ..exceptions import LoadError
 from ..inputs import array_bank
-from ..training import fitting, inference
+from ..training import inference
 from ..training.heads import build_point_model, check_head_networks, parse_estimands
 
 __all__ = ["AmortizedPointEstimator"]
@@ -148,11 +148,10 @@ warm_start, on_nonfinite
         return {"head": self.head if self.head is not None else DenseHead(),
                 "summary_network": self.summary_network}
 
-    def _initial_state(self, settings, source):
-        return fitting.initial_state(settings, source, adapter=self.adapter,
-                                     networks=self._networks(), build=build_point_model,
-                                     check=check_head_networks, default=posterior_adapter,
-                                     params=self.get_params(deep=False))
+    def _initial_spec(self):
+        return dict(adapter=self.adapter, networks=self._networks(), build=build_point_model,
+                    check=check_head_networks, default=posterior_adapter,
+                    params=self.get_params(deep=False))
 
     def _commit(self, state, n_features_in=None):
         super()._commit(state, n_features_in)

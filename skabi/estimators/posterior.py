@@ -16,7 +16,7 @@ from .._bayesflow import bayesflow_spellings
 from .._validation import NumberInterval, check_positive_int
 from ..adapters.defaults import posterior_adapter
 from ..inputs import array_bank
-from ..training import fitting, inference
+from ..training import inference
 from ..training.model import build_approximator, check_networks
 from . import base as shared
 from .base import AmortizedEstimator
@@ -253,10 +253,9 @@ DataFrame or ndarray
             inference = CouplingFlow()
         return {"inference_network": inference, "summary_network": self.summary_network}
 
-    def _initial_state(self, settings, source):
-        return fitting.initial_state(settings, source, adapter=self.adapter,
-                                     networks=self._networks(), build=build_approximator,
-                                     check=check_networks, default=posterior_adapter)
+    def _initial_spec(self):
+        return dict(adapter=self.adapter, networks=self._networks(), build=build_approximator,
+                    check=check_networks, default=posterior_adapter)
 
     def _commit(self, state, n_features_in=None):
         """Make ``state`` the fitted estimator (the only place fitted attributes are set)."""

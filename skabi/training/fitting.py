@@ -34,7 +34,7 @@ from .state import FitState
 from .warmup import main_epochs, warm_up
 
 
-__all__ = ["TrainingSettings", "settings_and_source", "run_fit", "initial_state",
+__all__ = ["TrainingSettings", "settings_and_source", "fit", "run_fit", "initial_state",
            "continued_state", "warm_state", "resumed_state", "train", "validation_batches",
            "parameter_names", "distributed"]
 
@@ -162,6 +162,38 @@ def hold_out(bank, spec, random_state):
     return bank[np.sort(rows[count:])], bank[np.sort(rows[:count])]
 
 
+def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owner=None,
+        header=None):
+    """One ``fit`` (or ``partial_fit``) call of an estimator, start to end: its settings
+    and source (:func:`settings_and_source`), then :func:`run_fit` from a fresh state
+    made by :func:`initial_state` with ``spec``.
+
+    The estimator hands over data only (its parameters, the keyword arguments of
+    :func:`initial_state` and what to continue), so the engine never calls back into it.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's parameters (``get_params(deep=False)``).
+    X, y
+        What ``fit`` got.
+    spec : dict
+        ``adapter``, ``networks``, ``build`` and, optionally, ``check``,
+        ``check_adapter``, ``params``, ``default`` and ``names`` of
+        :func:`initial_state`.
+    fitted, epochs, resume, owner, header
+        As for :func:`run_fit`.
+
+    Returns
+    -------
+    FitState
+    """
+    settings, source = settings_and_source(params, X, y)
+    return run_fit(settings, source, initial=lambda: initial_state(settings, source, **spec),
+                   build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
+                   owner=owner, networks=spec["networks"], header=header)
+
+
 def run_fit(settings, source, *, initial, build, fitted=None, epochs=None, resume=False,
             owner=None, networks=None, header=None):
     """The state one ``fit`` (or ``partial_fit``) call ends with.
@@ -247,8 +279,8 @@ def _flat(roles, role):
     return arr.reshape(-1, arr.shape[-1])
 
 
-def initial_state(settings, source, *, adapter, networks, build, check=None, params=None,
-                  default=None, names=parameter_names):
+def initial_state(settings, source, *, adapter, networks, build, check=None,
+                  check_adapter=None, params=None, default=None, names=parameter_names):
     """A fresh state: pilot batches, the adapter fitted on them, the model built and its
     standardization learned.
 
@@ -267,15 +299,20 @@ def initial_state(settings, source, *, adapter, networks, build, check=None, par
     check : callable, optional
         ``check(networks, shapes, roles)`` raises before anything is built when the
         adapter's output does not suit the networks.
+    check_adapter : callable, optional
+        ``check_adapter(adapter)`` raises, before anything is built, when the fitted
+        adapter does not suit the model (:func:`~skabi.training.model.check_continuous`).
     params : dict, optional
         The estimator's parameters, for a ``build`` whose model depends on them (the
         estimands of a point estimator); :func:`~skabi.training.persistence.load` passes
         the saved ones.
     build : callable
         ``build(networks, shapes, params)``: the estimator's torch model.
-    default, names : callable
-        The adapter used without one (None: an adapter is required), and ``names(adapter, dim)``, the user's variables
-        behind ``inference_variables`` (:func:`parameter_names`).
+    default : callable, optional
+        The adapter used without one (None: an adapter is required).
+    names : callable or list of str
+        The user's variables behind ``inference_variables``, or ``names(adapter, dim)``
+        that gives them (:func:`parameter_names`).
     """
     rng, torch_seed = _seeds(settings.random_state)
     pilot = source.pilot(settings.pilot_size, rng)
@@ -288,6 +325,8 @@ def initial_state(settings, source, *, adapter, networks, build, check=None, par
     shapes = role_shapes(roles)
     if check is not None:
         check(networks, shapes, roles)
+    if check_adapter is not None:
+        check_adapter(adapter)
     device = resolve_device(settings.device)
     networks = {k: None if v is None else clone(v) for k, v in networks.items()}
     with torch.random.fork_rng(devices=[]):
@@ -300,7 +339,8 @@ def initial_state(settings, source, *, adapter, networks, build, check=None, par
         parts = {role: np.concatenate([_flat(r, role) for r in every]) for role in shapes}
         model.set_standardization(to_tensors(parts, "cpu", torch.float64))
     return FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
-                    names=names(adapter, shapes["inference_variables"]), networks=networks,
+                    names=(names(adapter, shapes["inference_variables"]) if callable(names)
+                           else list(names)), networks=networks,
                     size_links=size_links([pilot, *extra]), rng=rng, torch_seed=torch_seed)
 
 

@@ -26,7 +26,14 @@ from .model import _stats
 from .roles import GROUP_MASK, LOCAL_MASK, n_rows, to_tensors
 
 __all__ = ["MultilevelApproximator", "build_multilevel", "check_multilevel_networks",
-           "draw_multilevel", "log_prob_multilevel"]
+           "level_names", "draw_multilevel", "log_prob_multilevel"]
+
+
+def level_names(adapter, dim):
+    """The user's variables of both levels, global first (``adapter``: a fitted
+    multilevel adapter, with ``parameter_names()``)."""
+    glob, local = adapter.parameter_names()
+    return glob + local
 
 _BUFFERS = (("theta", "inference_variables"), ("cond", "inference_conditions"),
             ("local_theta", "local_inference_variables"),
