@@ -58,7 +58,9 @@ clip_grad_norm, validation_sims, early_stopping, patience, weight_averaging, sta
 pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         Training, as for :class:`~skabi.AmortizedPosterior` (the same ``"auto"`` values
         online and for banks); ``batch_size`` counts simulations, each of which gives the
-        posterior one dataset and the likelihood all of its observations.
+        posterior one dataset and the likelihood all of its observations. ``n_threads``
+        holds for :meth:`sample`, :meth:`log_marginal_likelihood` and :meth:`score` too
+        (the fitted halves take it over at each call).
 
     Attributes
     ----------
@@ -206,7 +208,7 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         proposals : int, default=4
             With ``importance``: proposal draws per result draw.
         """
-        check_is_fitted(self, "posterior_")
+        self._fitted_halves()
         if kwargs.get("random_state") is None:     # the joint estimator's seed
             kwargs["random_state"] = self.random_state
         if not importance:
@@ -252,7 +254,7 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         """
         from ..evidence import log_marginal_likelihood
 
-        check_is_fitted(self, "posterior_")
+        self._fitted_halves()
         return log_marginal_likelihood(self.posterior_, self.likelihood_, X,
                                        self.prior if prior is None else prior,
                                        num_samples=num_samples, meta=meta,
@@ -265,8 +267,16 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
 
         ``X`` (and ``y``) as in :meth:`fit`, holding fixed simulations.
         """
+        posterior, likelihood = self._fitted_halves()
+        return float(posterior.score(X, y) + likelihood.score(X, y))
+
+    def _fitted_halves(self):
+        """The fitted halves, set to run with this estimator's ``n_threads`` (its setting
+        governs every call, as it governs ``fit``)."""
         check_is_fitted(self, "posterior_")
-        return float(self.posterior_.score(X, y) + self.likelihood_.score(X, y))
+        for half in (self.posterior_, self.likelihood_):
+            half.n_threads = self.n_threads
+        return self.posterior_, self.likelihood_
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):

@@ -297,7 +297,8 @@ verbose, warm_start, on_nonfinite
         return float(np.mean(self.log_prob(X)))
 
     # ------------------------------------------------------------------ surrogate
-    def sample(self, X, num_samples=1, *, n_obs=None, meta=None, random_state=None):
+    def sample(self, X, num_samples=1, *, n_obs=None, meta=None, random_state=None,
+               return_type="numpy"):
         """Synthetic datasets from the learned likelihood, on the user's scale.
 
         Parameters
@@ -315,14 +316,31 @@ verbose, warm_start, on_nonfinite
             Batch scalars such as ``N``.
         random_state : None, int or numpy.random.Generator, default=None
             ``None`` uses the estimator's ``random_state``.
+        return_type : {"numpy", "arviz"}, default="numpy"
+            ``"numpy"``: the dict below. ``"arviz"``: the installed arviz's container
+            (as :meth:`skabi.AmortizedPosterior.sample` returns) with the synthetic data
+            in ``posterior_predictive`` (dims chain, draw, dataset, observation, ...;
+            ``draw`` counts the synthetic datasets) and what they were drawn from
+            (parameters, covariates, meta) in ``constant_data``.
 
         Returns
         -------
-        dict of str to ndarray
+        dict of str to ndarray, arviz.InferenceData or xarray.DataTree
             ``{name: (K, num_samples, N, ...)}`` for single observations (a list of ``K``
             arrays ``(num_samples, N_i, ...)`` when covariates differ in size), or
             ``{name: (K, num_samples, ...)}`` for whole datasets.
         """
+        if return_type not in ("numpy", "arviz"):
+            raise ValueError(f"return_type must be 'numpy' or 'arviz'; got {return_type!r}.")
+        out, data = self._synthetic(X, num_samples, n_obs, meta, random_state)
+        if return_type == "numpy":
+            return out
+        from .._arviz import to_arviz
+
+        return to_arviz(posterior_predictive=out, observed=data, constant_keys=list(data))
+
+    def _synthetic(self, X, num_samples, n_obs, meta, random_state):
+        """``(synthetic data, the data they were drawn from)`` (see :meth:`sample`)."""
         check_is_fitted(self, "approximator_")
         num_samples = check_positive_int("num_samples", num_samples)
         data = self._observations(X, meta)
@@ -331,7 +349,7 @@ verbose, warm_start, on_nonfinite
             roles, _ = self._roles(data, need_theta=False, skip=self.data_names_)
             with self._threads():
                 user, _ = inference.draw(self._fit_state(), roles, num_samples, rng, log_q=False)
-            return user
+            return user, data
         from ..adapters.observations import observation_counts
 
         counts = observation_counts(self.observation_keys_, data)
@@ -374,4 +392,4 @@ verbose, warm_start, on_nonfinite
                 parts = np.split(v, np.cumsum(per)[:-1])
                 out[name] = [np.stack(parts[i * num_samples:(i + 1) * num_samples])
                              for i in range(k)]
-        return out
+        return out, data
