@@ -3,10 +3,9 @@ family shares (training parameters, ``fit``, committed fitted attributes, observ
 ``save`` and ``load``, threads and seeds).
 
 An estimator class is the public contract of its job (its parameters, methods and tags);
-it supplies the declared hooks (:meth:`AmortizedEstimator._networks`,
-:meth:`~AmortizedEstimator._initial_spec`, :meth:`~AmortizedEstimator._commit`,
-:meth:`~AmortizedEstimator._fit_state` and the ``_build`` function of its torch model) and
-inherits the rest. The mechanics underneath are the engine's (:mod:`skabi.training`),
+it supplies the declared hooks (``_build``, ``_networks``, ``_initial_spec``, ``_commit``,
+``_fit_state`` and, optionally, ``_save_extra`` and ``_restore_extra``) and inherits the
+rest (``doc/contributing.rst``, "Adding an estimator"). The mechanics underneath are the engine's (:mod:`skabi.training`),
 which knows no estimator.
 """
 
@@ -78,29 +77,39 @@ class AmortizedEstimator(BaseEstimator):
 
     A subclass stores its parameters in ``__init__`` (keyword-only, as given; scikit-learn
     reads them from the signature), adds its own ``_parameter_constraints`` to
-    :data:`TRAINING_CONSTRAINTS`, supplies the hooks below and writes its public ``fit``
-    and ``partial_fit`` (their documentation is its contract) as calls of :meth:`_fit`;
-    ``save``, ``load``, the seed and thread handling and the scikit-learn tags come from
-    here.
+    ``TRAINING_CONSTRAINTS``, supplies the hooks below and writes its public ``fit`` and
+    ``partial_fit`` (their documentation is its contract) as calls of ``_fit``; ``save``,
+    ``load``, the seed and thread handling and the scikit-learn tags come from here.
 
-    Hooks a subclass supplies
-    -------------------------
-    ``_build`` : function ``(networks, shapes, ...) -> torch.nn.Module``
-        The engine function that builds the estimator's torch model (a static method),
-        also used to rebuild a checkpoint or a saved file.
-    :meth:`_networks`
+    Notes
+    -----
+    The hooks a subclass supplies:
+
+    ``_build``
+        The engine function ``build(networks, shapes, params)`` that makes the
+        estimator's torch model (a static method), also used to rebuild a checkpoint or
+        a saved file.
+    ``_networks()``
         The network hyperparameter holders, by parameter name, defaults filled in.
-    :meth:`_initial_spec`
-        What a fresh fit starts from, as data (adapter, networks, build, checks, default
-        adapter): the engine builds the state from it and never calls back.
-    :meth:`_commit`
-        Set the fitted attributes from a state; the only place a fit changes the
+    ``_initial_spec()``
+        What a fresh fit starts from, as data: the keyword arguments of
+        ``skabi.training.fitting.initial_state`` (adapter, networks, build, checks,
+        default adapter, names). The engine builds the state from it and never calls
+        back into the estimator.
+    ``_commit(state, n_features_in)``
+        Set the fitted attributes from a state: the only place a fit changes the
         estimator. Subclasses call ``super()._commit`` and add their own.
-    :meth:`_fit_state`
+    ``_fit_state()``
         The committed fit as a :class:`~skabi.training.state.FitState` (what ``save``,
-        ``warm_start`` and the inference functions read).
-    :meth:`_save_extra` and :meth:`_restore_extra`
+        ``warm_start`` and the inference functions read); override to name the
+        variables (``super()._fit_state(names)``).
+    ``_save_extra()`` and ``_restore_extra(extra, path)``
         Fitted values a saved file holds besides the state (optional).
+
+    The helpers a subclass uses: ``_fit`` (``fit``, ``partial_fit`` and ``resume``),
+    ``_observations`` and ``_roles`` (the data of ``sample`` and the like, checked
+    against training), ``_threads()`` (``n_threads`` for a call) and ``_rng(seed)`` (the
+    call's seed, else ``random_state``).
 
     Examples
     --------
