@@ -50,9 +50,20 @@ def _tiny(kind):
         return AmortizedLikelihood(inference_network=CouplingFlow(depth=2, subnet_width=8),
                                    **small)
     if kind == "multilevel":
-        from test_multilevel import tiny
+        from skabi import AmortizedMultilevelPosterior
+        from skabi.adapters import (AsSet, Concatenate, Constrain, MultilevelAdapter, Rename,
+                                    make_adapter)
 
-        return tiny()
+        adapter = MultilevelAdapter(
+            make_adapter(Constrain("tau", lower=0),
+                         Concatenate(["mu", "tau"], into="inference_variables")),
+            make_adapter(AsSet("y"), Rename("y", "summary_variables"),
+                         Rename("theta", "inference_variables")))
+        return AmortizedMultilevelPosterior(
+            adapter=adapter, inference_network=CouplingFlow(depth=1, subnet_width=8),
+            local_inference_network=CouplingFlow(depth=1, subnet_width=8),
+            summary_network=DeepSet(summary_dim=2, width=8),
+            global_summary_network=DeepSet(summary_dim=2, width=8), **small)
     if kind == "joint":
         from skabi import AmortizedJoint
 
@@ -66,7 +77,7 @@ def _tiny(kind):
 #: The checks that apply to the multilevel posterior: those that do not fit arrays. Its
 #: data have levels (datasets, groups, observations) with the number of groups ``J`` per
 #: batch, which ``fit(X, y)`` with a 2-D array cannot express; its fits on simulators
-#: and banks are checked in tests/test_multilevel.py and tests/estimators/.
+#: and banks are checked in tests/estimators/.
 MULTILEVEL = ["check_estimator_cloneable", "check_estimator_repr",
               "check_no_attributes_set_in_init", "check_parameters_default_constructible",
               "check_get_params_invariance", "check_set_params",
