@@ -129,10 +129,9 @@ def main(argv=None):
         est, data = cl.estimators()[name]
         fit = (lambda: est.fit(*data)) if isinstance(data, tuple) else (lambda: est.fit(data))
         Route().run(fit).report(f"{name} fit", args.verbose)
-        if not name.startswith("joint"):
-            # the datasets are simulated inside the call: not the estimator's route
-            Route().run(lambda: cl._draws(name, est, sim, ml)).report(f"{name} sample",
-                                                                       args.verbose)
+        # the datasets are simulated inside the call: not the estimator's route
+        Route().run(lambda: cl._draws(name, est, sim, ml)).report(f"{name} sample",
+                                                                   args.verbose)
 
 
 if __name__ == "__main__":

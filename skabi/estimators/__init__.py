@@ -1,42 +1,25 @@
 """The estimators: one module per estimator on one documented base.
 
-=====================  ==========================================  ======================
-module                 estimator                                   learns
-=====================  ==========================================  ======================
-``base``               :class:`AmortizedEstimator`                 (the shared contract)
-``posterior``          :class:`~skabi.AmortizedPosterior`          q(theta given x)
-``likelihood``         :class:`~skabi.AmortizedLikelihood`         q(x given theta)
-``point``              :class:`~skabi.AmortizedPointEstimator`     Bayes estimators
-``classifier``         :class:`~skabi.AmortizedModelComparison`    p(model given x)
-``multilevel``         :class:`~skabi.AmortizedMultilevelPosterior` global and local posteriors
-``joint``              :class:`~skabi.AmortizedJoint`              posterior and likelihood
-=====================  ==========================================  ======================
+- ``base``: :class:`~skabi.estimators.base.AmortizedEstimator`, the shared contract;
+- ``posterior``: :class:`~skabi.AmortizedPosterior`, q(theta given x);
+- ``likelihood``: :class:`~skabi.AmortizedLikelihood`, q(x given theta);
+- ``point``: :class:`~skabi.AmortizedPointEstimator`, Bayes estimators;
+- ``classifier``: :class:`~skabi.AmortizedModelComparison`, p(model given x);
+- ``multilevel``: :class:`~skabi.AmortizedMultilevelPosterior`, global and local
+  posteriors;
+- ``joint``: :class:`~skabi.AmortizedJoint`, a posterior and a likelihood in one run.
 
-The classes are imported on first use, as from :mod:`skabi`.
+Import the estimators from :mod:`skabi`.
 """
 
-from importlib import import_module as _import_module
+from .base import AmortizedEstimator
+from .classifier import AmortizedModelComparison
+from .joint import AmortizedJoint
+from .likelihood import AmortizedLikelihood
+from .multilevel import AmortizedMultilevelPosterior
+from .point import AmortizedPointEstimator
+from .posterior import AmortizedPosterior
 
-_PUBLIC = {
-    "AmortizedEstimator": "skabi.estimators.base",
-    "AmortizedPosterior": "skabi.estimators.posterior",
-    "AmortizedLikelihood": "skabi.estimators.likelihood",
-    "AmortizedPointEstimator": "skabi.estimators.point",
-    "AmortizedModelComparison": "skabi.estimators.classifier",
-    "AmortizedMultilevelPosterior": "skabi.estimators.multilevel",
-    "AmortizedJoint": "skabi.estimators.joint",
-}
-
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        value = getattr(_import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'skabi.estimators' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__all__ = ["AmortizedEstimator", "AmortizedPosterior", "AmortizedLikelihood",
+           "AmortizedPointEstimator", "AmortizedModelComparison",
+           "AmortizedMultilevelPosterior", "AmortizedJoint"]

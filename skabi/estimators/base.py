@@ -145,11 +145,6 @@ class AmortizedEstimator(BaseEstimator):
         estimator."""
         raise NotImplementedError(f"{type(self).__name__} must define _initial_spec()")
 
-    def _initial_state(self, settings, source):
-        """A fresh :class:`~skabi.training.state.FitState` from :meth:`_initial_spec`
-        (what :class:`~skabi.AmortizedJoint` starts each half from)."""
-        return fitting.initial_state(settings, source, **self._initial_spec())
-
     def _commit(self, state, n_features_in=None):
         """Set the fitted attributes every estimator has from ``state`` (``n_features_in``:
         the width of the arrays it was fitted on, when it was)."""

@@ -8,8 +8,6 @@ hence Bayes factors, without another fit. The training itself is the engine's
 (:mod:`skabi.training.joint`); each half is an ordinary fitted estimator afterwards.
 """
 
-import dataclasses
-
 from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
@@ -158,25 +156,16 @@ pilot_size, device, random_state, n_threads, verbose, on_nonfinite
         -------
         self
         """
-        from ..training import fitting, joint
+        from ..training import joint
 
         self._validate_params()
         posterior, likelihood = self._templates()
         params = {**self.get_params(deep=False), "rounds": None, "replay_capacity": None,
                   "checkpoint_path": None}
-        settings, source = fitting.settings_and_source(params, X, y)
         with self._threads():
-            pilots = joint.SharedPilots(source)     # one pilot for both halves
-            states = {"posterior": posterior._initial_state(settings, pilots),
-                      "likelihood": likelihood._initial_state(settings, pilots)}
-            mmd = posterior.summary_mmd_weight
-            states["posterior"].model.loss_terms = fitting.loss_terms(
-                dataclasses.replace(settings, summary_mmd_weight=mmd), states["posterior"].model)
-            start = joint.joint_state(states)
-            dtype = next(start.model.parameters()).dtype
-            trained = fitting.train(start, source, settings, settings.epochs,
-                                    prepare=joint.JointPrepare(states, start.device, dtype))
-        parts = joint.split_state(trained, states)
+            parts = joint.fit(params, X, y, {"posterior": posterior._initial_spec(),
+                                             "likelihood": likelihood._initial_spec()},
+                              summary_mmd_weights={"posterior": posterior.summary_mmd_weight})
         n_in = shared.n_features(X, y)
         posterior._commit(parts["posterior"], n_in)
         likelihood._commit(parts["likelihood"], n_in)

@@ -19,7 +19,7 @@ def _load(name):
 
 
 @pytest.mark.parametrize("name", ["posterior-online", "likelihood-online", "point-online",
-                                  "classifier-arrays", "multilevel-online"])
+                                  "classifier-arrays", "multilevel-online", "joint-online"])
 def test_fit_and_sample_enter_each_module_once_and_never_climb(name, one_torch_thread):
     routes, cl = _load("routes"), _load("contract_losses")
     est, data = cl.estimators()[name]
