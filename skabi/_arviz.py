@@ -41,6 +41,8 @@ rename and label the trailing dims, as in ArviZ's own converters.
 import numpy as np
 import xarray as xr
 
+from .bank import is_ragged
+
 __all__ = ["to_arviz", "to_datatree", "from_arviz", "data_from_arviz", "concat_datasets",
            "arviz_major_version", "as_datatree", "from_datatree", "pad_ragged",
            "TRUE_VALUES_GROUP", "OBSERVATION_DIM", "size_coord"]
@@ -86,16 +88,6 @@ def size_coord(dim):
 def _squeeze(arr, lead):
     """Drop a trailing axis of length 1 after ``lead`` leading axes (scalars per draw)."""
     return arr[..., 0] if arr.ndim == lead + 1 and arr.shape[-1] == 1 else arr
-
-
-def is_ragged(value):
-    """A list (or 1-D object array) of arrays whose shapes differ."""
-    if isinstance(value, np.ndarray) and (value.dtype != object or value.ndim != 1):
-        return False
-    if not isinstance(value, (list, tuple, np.ndarray)) or not len(value):
-        return False
-    arrays = [np.asarray(v) for v in value]
-    return any(a.shape != arrays[0].shape for a in arrays)
 
 
 def pad_ragged(arrays, axis=0):
@@ -149,7 +141,7 @@ def pad_ragged(arrays, axis=0):
 def _dataset_first(value, n_inner):
     """A data variable with the dataset axis first and ``n_inner`` axes (draw) after it,
     padded when ragged. Returns ``(array, sizes or None)``."""
-    if is_ragged(value):
+    if is_ragged(value, any_sequence=True):
         arr, sizes = pad_ragged(value, axis=n_inner)
         return arr, sizes
     arr = np.asarray(value)
@@ -245,7 +237,7 @@ def _data_group(arrays, obs_dims, dims, coords, *, draws):
 def _split_observed(observed, constant_keys):
     data, constant = {}, {}
     for name, value in (observed or {}).items():
-        if not is_ragged(value) and np.ndim(value) == 0:
+        if not is_ragged(value, any_sequence=True) and np.ndim(value) == 0:
             constant[name] = ((), np.asarray(value))
         elif name in constant_keys:
             arr = _squeeze(np.asarray(value), 1)

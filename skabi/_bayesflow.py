@@ -12,7 +12,7 @@ methods.
 
 import functools
 
-__all__ = ["bayesflow_spellings"]
+__all__ = ["bayesflow_spellings", "missing_attribute", "WORKFLOW_METHODS"]
 
 _SETTINGS = ("epochs", "batch_size", "learning_rate", "validation_sims", "checkpoint_path",
              "early_stopping", "patience")
@@ -51,6 +51,9 @@ _WORKFLOW = {
     "fit_disk": '{cls}(...).fit("bank.zarr"), a bank written by skabi.storage.simulate',
 }
 
+#: The names of BayesFlow's workflow methods (answered by :func:`missing_attribute`).
+WORKFLOW_METHODS = frozenset(_WORKFLOW)
+
 _KEYWORDS = {
     # method: {BayesFlow keyword: skabi spelling}
     "save": {"filepath": "est.save(path)", "path": None},
@@ -60,7 +63,7 @@ _KEYWORDS = {
 
 
 def _wrap(cls, name, check):
-    original = cls.__dict__.get(name)
+    original = getattr(cls, name, None)   # its own or inherited from the base
     if original is None:
         return
 
@@ -103,6 +106,17 @@ def _check_fit(est, kwargs):
         raise TypeError(_standardize_message(cls, standardize))
 
 
+def missing_attribute(est, name):
+    """The ``AttributeError`` for an attribute ``est`` lacks: for a method of BayesFlow's
+    workflows it names the skabi call."""
+    if name in _WORKFLOW:
+        return AttributeError(
+            f"{type(est).__name__!r} object has no attribute {name!r} (a method of "
+            f"BayesFlow's BasicWorkflow); skabi: "
+            f"{_WORKFLOW[name].format(cls=type(est).__name__)}")
+    return AttributeError(f"{type(est).__name__!r} object has no attribute {name!r}")
+
+
 def bayesflow_spellings(cls):
     """Class decorator: BayesFlow's spellings of ``cls``'s calls raise a ``TypeError``
     (``AttributeError`` for a workflow method) that names the skabi call.
@@ -115,13 +129,9 @@ def bayesflow_spellings(cls):
     for method in _KEYWORDS:
         _wrap(cls, method, _keyword_check(method))
 
-    def __getattr__(self, name):
-        if name in _WORKFLOW:
-            raise AttributeError(
-                f"{type(self).__name__!r} object has no attribute {name!r} (a method of "
-                f"BayesFlow's BasicWorkflow); skabi: "
-                f"{_WORKFLOW[name].format(cls=type(self).__name__)}")
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    if not hasattr(cls, "__getattr__"):   # the estimators' base has it (missing_attribute)
+        def __getattr__(self, name):
+            raise missing_attribute(self, name)
 
-    cls.__getattr__ = __getattr__
+        cls.__getattr__ = __getattr__
     return cls

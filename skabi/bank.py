@@ -28,23 +28,60 @@ import numpy as np
 from ._validation import suggest
 from .exceptions import MissingKeyError, ShapeError
 
-__all__ = ["Batch", "SimulationBank", "as_bank", "as_rows", "is_ragged", "batch_size_of",
-           "stack_datasets", "concatenate_batches"]
+__all__ = ["Batch", "SimulationBank", "as_bank", "as_rows", "is_ragged", "dataset",
+           "batch_size_of", "stack_datasets", "concatenate_batches"]
 
 
 # --------------------------------------------------------------------------- the rule
-def is_ragged(value):
+def is_ragged(value, *, any_sequence=False):
     """Whether ``value`` is a ragged variable: a list (or 1-D object array) of arrays whose
-    shapes differ. A list of arrays of one shape is an ordinary array, stacked."""
+    shapes differ. A list of arrays of one shape is an ordinary array, stacked.
+
+    With ``any_sequence``, as the output containers read user values: a tuple counts as a
+    list, and its items need not be arrays yet (a list of lists of different lengths is
+    ragged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import is_ragged
+    >>> is_ragged([np.zeros(2), np.zeros(3)]), is_ragged([np.zeros(2), np.zeros(2)])
+    (True, False)
+    >>> is_ragged([[0, 1], [0]]), is_ragged([[0, 1], [0]], any_sequence=True)
+    (False, True)
+    """
     if isinstance(value, np.ndarray):
         if value.dtype != object or value.ndim != 1:
             return False
-    elif not isinstance(value, list):
+    elif not isinstance(value, (list, tuple) if any_sequence else list):
         return False
-    if not len(value) or not all(isinstance(v, np.ndarray) for v in value):
+    if not len(value):
         return False
-    first = value[0].shape
-    return any(v.shape != first for v in value)
+    if any_sequence:
+        arrays = [np.asarray(v) for v in value]
+    elif all(isinstance(v, np.ndarray) for v in value):
+        arrays = value
+    else:
+        return False
+    first = arrays[0].shape
+    return any(a.shape != first for a in arrays)
+
+
+def dataset(value, k):
+    """Dataset ``k`` of a batch variable: item ``k`` of a ragged list, row ``k`` of a
+    ``(K, ...)`` array, or a 0-d (meta) value as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.bank import dataset
+    >>> dataset(np.arange(6).reshape(3, 2), 1), dataset(np.array(7), 2), dataset([[1], [2, 3]], 1)
+    (array([2, 3]), array(7), array([2, 3]))
+    """
+    if isinstance(value, list):
+        return np.asarray(value[k])
+    arr = np.asarray(value)
+    return arr if arr.ndim == 0 else arr[k]
 
 
 def as_rows(value, key="variable"):

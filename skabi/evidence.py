@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ShapeError
-from .importance import _dataset, analytic_pointwise
+from .bank import dataset
+from .importance import analytic_pointwise
 
 __all__ = ["add_log_likelihood", "log_marginal_likelihood", "log_bayes_factor"]
 
@@ -117,7 +118,7 @@ def add_log_likelihood(idata, likelihood, *, var_name=None):
     rows = []
     for k in range(n_datasets):
         post = {name: v[k] for name, v in draws.items()}
-        obs = {name: _dataset(v, k) for name, v in data.items()}
+        obs = {name: dataset(v, k) for name, v in data.items()}
         rows.append(_learned_pointwise(likelihood, post, obs) if learned
                     else analytic_pointwise(likelihood, post, obs, k))
     values = np.stack(rows, axis=1)[None]   # (chain, draw, dataset, observation)

@@ -24,9 +24,9 @@ import warnings
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
-from . import _estimators as shared
-from ._validation import as_numpy_rng, check_positive_int, check_result_size
-from .bank import batch_size_of, is_ragged
+from ._validation import check_positive_int, check_result_size
+from .bank import batch_size_of, dataset, is_ragged
+from .estimators.posterior import AmortizedPosterior
 from .exceptions import ShapeError
 
 __all__ = ["importance_sample", "proposal_weights"]
@@ -35,14 +35,6 @@ __all__ = ["importance_sample", "proposal_weights"]
 PARETO_K_LIMIT = 0.7
 #: Fewest proposals per dataset: PSIS fits its Pareto tail to at least 5 of them.
 MIN_PROPOSALS = 25
-
-
-def _dataset(value, k):
-    """Dataset ``k`` of a batch variable (ragged list, (K, ...) array, or 0-d meta)."""
-    if isinstance(value, list):
-        return np.asarray(value[k])
-    arr = np.asarray(value)
-    return arr if arr.ndim == 0 else arr[k]
 
 
 def _callable_name(fn):
@@ -151,18 +143,16 @@ def _log_likelihood(likelihood, draws, observed, k, s):
                  for name, v in observed.items()}
         batch.update(post)
         return np.asarray(likelihood.log_prob(batch), dtype=float).reshape(s)
-    data = {name: _dataset(v, k) for name, v in observed.items()}
+    data = {name: dataset(v, k) for name, v in observed.items()}
     return analytic_pointwise(likelihood, post, data, k, allow_zero=True).sum(axis=1)
 
 
 def _check_models(posterior, likelihood, prior):
-    import skabi   # the estimator through the public package, as AmortizedJoint does
-
-    if not isinstance(posterior, skabi.AmortizedPosterior):
+    if not isinstance(posterior, AmortizedPosterior):
         raise TypeError("posterior must be a fitted AmortizedPosterior (the proposal); got "
                         f"{type(posterior).__name__}.")
     check_is_fitted(posterior, "approximator_")
-    if isinstance(likelihood, skabi.AmortizedPosterior) or not (
+    if isinstance(likelihood, AmortizedPosterior) or not (
             hasattr(likelihood, "log_prob") or callable(likelihood)):
         raise TypeError("likelihood must be a fitted AmortizedLikelihood or a callable "
                         f"fn(draws, observed) -> (S, N); got {type(likelihood).__name__}.")
@@ -209,15 +199,13 @@ def proposal_weights(posterior, likelihood, X, prior, *, num_samples=1000, meta=
     See :func:`importance_sample`.
     """
     from .training import inference
-    from .training.threads import torch_threads
 
     _check_models(posterior, likelihood, prior)
     num_samples = check_positive_int("num_samples", num_samples)
-    data = shared.observations(posterior, X, meta)
-    roles, _ = shared.roles(posterior, data, need_theta=False,
-                            skip=posterior.parameter_names_)
-    rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)
-    with torch_threads(getattr(posterior, "n_threads", 1)):
+    data = posterior._observations(X, meta)
+    roles, _ = posterior._roles(data, need_theta=False, skip=posterior.parameter_names_)
+    rng = posterior._rng(random_state)
+    with posterior._threads():
         draws, log_q = inference.draw(posterior._fit_state(), roles, num_samples, rng,
                                       log_q=True)
     log_p = log_prior(prior, draws)
@@ -372,13 +360,13 @@ def importance_sample(posterior, likelihood, X, prior, num_samples=1000, *, prop
         raise ValueError(f"proposals * num_samples = {proposals * num_samples}: importance "
                          f"sampling needs at least {MIN_PROPOSALS} proposals per dataset for "
                          "Pareto k (the tail of its weights); raise proposals.")
-    data = shared.observations(posterior, X, meta)     # checked before anything is drawn
+    data = posterior._observations(X, meta)     # checked before anything is drawn
     n = next(batch_size_of(v) for v in data.values() if batch_size_of(v) is not None)
     per = posterior.role_shapes_["inference_variables"] + 3   # draws, log q, prior, likelihood
     check_result_size("num_samples", num_samples, n * proposals * num_samples * per,
                       what=f"{n} datasets x {proposals} proposals x {num_samples} draws x "
                            f"{per} values")
-    rng = as_numpy_rng(random_state if random_state is not None else posterior.random_state)
+    rng = posterior._rng(random_state)
     draws, log_w, data = proposal_weights(posterior, likelihood, X, prior,
                                           num_samples=proposals * num_samples, meta=meta,
                                           random_state=rng)

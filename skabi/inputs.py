@@ -18,9 +18,9 @@ import numpy as np
 from .bank import SimulationBank, as_bank, as_rows, batch_size_of, is_ragged, stack_datasets
 from .exceptions import ShapeError
 
-__all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "array_bank", "fit_input",
-           "finite_rows", "as_observations", "check_datasets", "size_links",
-           "check_size_links"]
+__all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "table_rows", "array_bank",
+           "fit_input", "finite_rows", "observations", "as_observations", "check_datasets",
+           "size_links", "check_size_links"]
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -62,6 +62,22 @@ def checked_array(X, name="X", *, finite=True):
 
     return check_array(X, allow_nd=True, dtype="numeric", input_name=name,
                        ensure_all_finite=finite)
+
+
+def table_rows(X, y=None, *, finite=True):
+    """``X`` checked (:func:`checked_array`) when it holds rows of data: an array, or a
+    table given with targets ``y``; None for other inputs (simulators, banks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.inputs import table_rows
+    >>> table_rows(np.ones((2, 3))).shape, table_rows({"x": np.zeros(3)}) is None
+    ((2, 3), True)
+    """
+    if is_array(X) or (y is not None and hasattr(X, "columns")):
+        return checked_array(X, finite=finite)
+    return None
 
 
 def array_bank(X, y, *, finite=True):
@@ -235,6 +251,39 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None, name=
     if meta:
         data.update(meta)
     check_datasets(data, name)
+    return data
+
+
+def observations(X, meta=None, *, frame_is_dataset=True, expected=None, size_links=None,
+                 n_features=None, owner="estimator"):
+    """The datasets a fitted estimator is given (``sample``, ``log_prob``, ...) as a batch,
+    checked against training: the one entry from an estimator into this module.
+
+    :func:`as_observations` of ``X`` and ``meta``, after scikit-learn's checks of an
+    array (numeric, finite, ``n_features`` columns when the estimator was fitted on
+    arrays of that width; a table is then read as rows of datasets), then
+    :func:`check_size_links` with the links seen in training.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.inputs import observations
+    >>> observations(np.zeros((2, 3)), n_features=3)["x"].shape
+    (2, 3)
+    >>> observations(np.zeros((2, 4)), n_features=3, owner="AmortizedPosterior")
+    Traceback (most recent call last):
+    ...
+    ValueError: X has 4 features, but AmortizedPosterior is expecting 3 features as input.
+    """
+    if n_features is not None and hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        X = X.to_numpy()   # fitted on arrays: a table's rows are datasets, as in fit(X, y)
+    if is_array(X):
+        X = checked_array(X)
+        if n_features is not None and X.ndim == 2 and X.shape[1] != n_features:
+            raise ValueError(f"X has {X.shape[1]} features, but {owner} is expecting "
+                             f"{n_features} features as input.")
+    data = as_observations(X, meta, frame_is_dataset=frame_is_dataset, expected=expected)
+    check_size_links(data, size_links or {})
     return data
 
 

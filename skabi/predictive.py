@@ -28,21 +28,12 @@ import numpy as np
 from ._arviz import (TRUE_VALUES_GROUP, _group, as_datatree, data_from_arviz, from_arviz,
                      from_datatree, to_datatree)
 from ._validation import as_numpy_rng, check_positive_int, check_result_size
+from .bank import dataset
 from .exceptions import MissingKeyError, NonFiniteError
 
 __all__ = ["sample_predictive"]
 
 _GROUPS = ("prior", "posterior")
-
-
-def _dataset_slice(value, k):
-    """Dataset ``k`` of a data or meta variable (ragged lists, (K, ...) arrays, 0-d)."""
-    if isinstance(value, list):
-        return np.asarray(value[k])
-    arr = np.asarray(value)
-    if arr.ndim == 0:
-        return arr
-    return arr[k]
 
 
 def _repeat(value, n):
@@ -221,7 +212,7 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
             raise ValueError(f"num_samples={num_samples} but the posterior holds {n_post} draws "
                              "per dataset; pass num_samples <= that, or sample more draws.")
 
-    per_dataset = sum(int(np.size(_dataset_slice(data[g], k)))
+    per_dataset = sum(int(np.size(dataset(data[g], k)))
                       for g in data_names for k in range(n_datasets))
     check_result_size("num_samples", num_samples, per_dataset * num_samples * len(groups),
                       what=f"{n_datasets} datasets x {num_samples} draws x "
@@ -230,9 +221,9 @@ def sample_predictive(idata, simulator, *, num_samples=200, groups=("prior", "po
     rng = as_numpy_rng(random_state)
     out = {"posterior_predictive": [], "prior": [], "prior_predictive": []}
     for k in range(n_datasets):
-        meta = {m: np.asarray(_dataset_slice(data[m], k)).reshape(()) for m in meta_names
-                if np.size(_dataset_slice(data[m], k)) == 1}
-        fixed = {**meta, **{g: _repeat(_dataset_slice(data[g], k), num_samples) for g in given}}
+        meta = {m: np.asarray(dataset(data[m], k)).reshape(()) for m in meta_names
+                if np.size(dataset(data[m], k)) == 1}
+        fixed = {**meta, **{g: _repeat(dataset(data[g], k), num_samples) for g in given}}
         if "prior" in groups:
             sims = _simulate(simulator, fixed, num_samples, chunk_size, rng)
             out["prior_predictive"].append(_data_of(sims, data_names, "prior predictive", k))

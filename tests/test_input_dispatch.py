@@ -101,11 +101,11 @@ def test_threads_are_set_for_the_call_and_restored(n_threads):
 
 
 def test_draws_chunked_on_both_axes_land_where_they_belong(monkeypatch):
-    from skabi.training import inference
+    from skabi.training import chunks
 
     est = tiny_estimator().fit(Gaussian())
     obs = Gaussian().sample(3, random_state=2)
-    monkeypatch.setattr(inference, "CHUNK_ELEMENTS", 14)   # 7 draws of 2 dims per chunk
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 14)   # 7 draws of 2 dims per chunk
     idata = est.sample(obs, 30, random_state=0)
     draws = idata.posterior["theta"].values[0]                # (draw, dataset, dim)
     log_q = idata.sample_stats["log_q"].values[0]             # (draw, dataset)

@@ -49,6 +49,21 @@ def _tiny(kind):
     if kind == "likelihood":
         return AmortizedLikelihood(inference_network=CouplingFlow(depth=2, subnet_width=8),
                                    **small)
+    if kind == "multilevel":
+        from skabi import AmortizedMultilevelPosterior
+        from skabi.adapters import (AsSet, Concatenate, Constrain, MultilevelAdapter, Rename,
+                                    make_adapter)
+
+        adapter = MultilevelAdapter(
+            make_adapter(Constrain("tau", lower=0),
+                         Concatenate(["mu", "tau"], into="inference_variables")),
+            make_adapter(AsSet("y"), Rename("y", "summary_variables"),
+                         Rename("theta", "inference_variables")))
+        return AmortizedMultilevelPosterior(
+            adapter=adapter, inference_network=CouplingFlow(depth=1, subnet_width=8),
+            local_inference_network=CouplingFlow(depth=1, subnet_width=8),
+            summary_network=DeepSet(summary_dim=2, width=8),
+            global_summary_network=DeepSet(summary_dim=2, width=8), **small)
     if kind == "joint":
         from skabi import AmortizedJoint
 
@@ -58,6 +73,18 @@ def _tiny(kind):
             **small)
     return AmortizedModelComparison(head=DenseHead(width=8), **small)
 
+
+#: The checks that apply to the multilevel posterior: those that do not fit arrays. Its
+#: data have levels (datasets, groups, observations) with the number of groups ``J`` per
+#: batch, which ``fit(X, y)`` with a 2-D array cannot express; its fits on simulators
+#: and banks are checked in tests/estimators/.
+MULTILEVEL = ["check_estimator_cloneable", "check_estimator_repr",
+              "check_no_attributes_set_in_init", "check_parameters_default_constructible",
+              "check_get_params_invariance", "check_set_params",
+              "check_do_not_raise_errors_in_init_or_set_params",
+              "check_estimator_tags_renamed", "check_valid_tag_types", "check_mixin_order",
+              "check_param_validation", "check_estimators_empty_data_messages",
+              "check_requires_y_none", "check_estimators_unfitted", "check_fit1d"]
 
 #: The checks of scikit-learn's regressor and classifier contracts that apply to the
 #: point estimator and model comparison (trained on arrays: data X, parameters or labels y).
@@ -72,6 +99,7 @@ CLASSIFIER = ["check_classifiers_one_label", "check_classifiers_classes",
 @pytest.mark.parametrize("kind, name", [*((k, n) for k in ("posterior", "point", "comparison",
                                                                      "likelihood", "joint")
                                            for n in APPLICABLE),
+                                        *(("multilevel", n) for n in MULTILEVEL),
                                         *(("point", n) for n in REGRESSOR),
                                         *(("comparison", n) for n in CLASSIFIER)])
 def test_sklearn_check(kind, name):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
-from .._arviz import data_from_arviz, from_arviz, is_ragged
+from .._arviz import data_from_arviz, from_arviz
+from ..bank import is_ragged
 from .._validation import suggest
 from ..exceptions import MissingKeyError, NonFiniteError, ShapeError
 
@@ -215,7 +216,8 @@ def _call(fn, params, data, name=None):
 def _evaluate(fn, name, params, data, n_rows, n_datasets):
     """``fn`` on ``params`` (``n_rows`` rows: ``n_datasets`` blocks); ragged data (a list
     of arrays, one per dataset) are handled one dataset at a time."""
-    ragged = data is not None and any(is_ragged(v) or isinstance(v, list) for v in data.values())
+    ragged = data is not None and any(is_ragged(v, any_sequence=True) or isinstance(v, list)
+                                       for v in data.values())
     if not ragged:
         rep = _repeat_data(data, n_datasets, n_rows // n_datasets) if data is not None else None
         return np.asarray(_call(fn, params, rep, name), dtype=float).reshape(-1)
@@ -225,7 +227,7 @@ def _evaluate(fn, name, params, data, n_rows, n_datasets):
         block = {k: np.asarray(v)[i * per:(i + 1) * per] for k, v in params.items()}
         one = {}
         for k, v in data.items():
-            if isinstance(v, list) or is_ragged(v):
+            if isinstance(v, list) or is_ragged(v, any_sequence=True):
                 one[k] = np.repeat(np.asarray(v[i])[None], per, axis=0)
             elif np.ndim(v) >= 1 and np.shape(v)[0] == n_datasets:
                 one[k] = np.repeat(np.asarray(v)[i:i + 1], per, axis=0)

@@ -5,7 +5,8 @@ Inference networks (conditional densities): :class:`CouplingFlow`, :class:`FlowM
 Summary networks (data set -> vector): :class:`DeepSet`, :class:`SetTransformer`,
 :class:`TimeSeriesNetwork`. Heads (conditions -> estimates or model logits):
 :class:`DenseHead`. Each class is a scikit-learn hyperparameter holder whose
-``build`` returns a fresh ``torch.nn.Module``.
+``build`` returns a fresh ``torch.nn.Module``. A network written outside skabi is saved
+and loaded by name once registered (:func:`register_network`).
 """
 
 from ._base import InferenceModule, InferenceNetwork, SummaryModule, SummaryNetwork
@@ -15,7 +16,13 @@ from .diffusion import DiffusionModel
 from .flow_matching import FlowMatching
 from .heads import DenseHead
 from .set_transformer import SetTransformer
+from .registry import register_network
 from .time_series import TimeSeriesNetwork
+
+for _cls in (CouplingFlow, FlowMatching, DiffusionModel, DeepSet, SetTransformer,
+             TimeSeriesNetwork, DenseHead):
+    register_network(_cls)
+del _cls
 
 __all__ = [
     "InferenceNetwork",
@@ -29,4 +36,5 @@ __all__ = [
     "SetTransformer",
     "TimeSeriesNetwork",
     "DenseHead",
+    "register_network",
 ]

@@ -2,8 +2,9 @@
 training it on a source.
 
 Functions over a :class:`~skabi.training.state.FitState`, no estimator: an estimator
-passes its :class:`TrainingSettings`, the source of its data (``make_source``) and, for a
-model other than the posterior approximator, its own ``build``. Training works on a copy
+passes its :class:`TrainingSettings`, the source of its data (``make_source``), the
+``build`` of its torch model and, for ``adapter=None``, its default adapter (the engine
+knows no estimator, and no default of one). Training works on a copy
 of the state's history and returns a new state; the estimator commits it when the fit
 succeeded, so a failed (re)fit leaves a fitted estimator as it was.
 """
@@ -20,12 +21,12 @@ import torch
 from sklearn.base import clone
 
 from .._validation import as_numpy_rng
-from ..bank import as_bank, is_ragged
+from ..bank import as_bank
 from ..inputs import array_bank, fit_input, size_links
 from ..exceptions import LoadError
 from . import defaults
 from .loop import make_optimizer, run_epochs, unflatten_parameters
-from .model import build_approximator, check_device, resolve_device
+from .model import check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
 from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
 from .sources import make_source
@@ -33,9 +34,9 @@ from .state import FitState
 from .warmup import main_epochs, warm_up
 
 
-__all__ = ["TrainingSettings", "settings_and_source", "run_fit", "initial_state",
+__all__ = ["TrainingSettings", "settings_and_source", "fit", "run_fit", "initial_state",
            "continued_state", "warm_state", "resumed_state", "train", "validation_batches",
-           "default_adapter", "parameter_names", "distributed"]
+           "parameter_names", "distributed"]
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,40 @@ def hold_out(bank, spec, random_state):
     return bank[np.sort(rows[count:])], bank[np.sort(rows[:count])]
 
 
-def run_fit(settings, source, *, initial, fitted=None, epochs=None, resume=False,
-            build=build_approximator, owner=None, networks=None, header=None):
+def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owner=None,
+        header=None):
+    """One ``fit`` (or ``partial_fit``) call of an estimator, start to end: its settings
+    and source (:func:`settings_and_source`), then :func:`run_fit` from a fresh state
+    made by :func:`initial_state` with ``spec``.
+
+    The estimator hands over data only (its parameters, the keyword arguments of
+    :func:`initial_state` and what to continue), so the engine never calls back into it.
+
+    Parameters
+    ----------
+    params : dict
+        The estimator's parameters (``get_params(deep=False)``).
+    X, y
+        What ``fit`` got.
+    spec : dict
+        ``adapter``, ``networks``, ``build`` and, optionally, ``check``,
+        ``check_adapter``, ``params``, ``default`` and ``names`` of
+        :func:`initial_state`.
+    fitted, epochs, resume, owner, header
+        As for :func:`run_fit`.
+
+    Returns
+    -------
+    FitState
+    """
+    settings, source = settings_and_source(params, X, y)
+    return run_fit(settings, source, initial=lambda: initial_state(settings, source, **spec),
+                   build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
+                   owner=owner, networks=spec["networks"], header=header)
+
+
+def run_fit(settings, source, *, initial, build, fitted=None, epochs=None, resume=False,
+            owner=None, networks=None, header=None):
     """The state one ``fit`` (or ``partial_fit``) call ends with.
 
     Parameters
@@ -222,30 +255,6 @@ def _seeds(random_state):
     return rng, torch_seed
 
 
-def default_adapter(pilot, has_summary):
-    """The adapter used when none is given: ``theta`` is inferred from ``x``.
-
-    ``x`` feeds the summary network as a set when one is given or ``x`` has rank 3,
-    otherwise it is flattened into direct conditions.
-    """
-    from ..adapters import AsSet, Rename, make_adapter
-
-    missing = [k for k in ("x", "theta") if k not in pilot]
-    if missing:
-        raise ValueError(
-            f"adapter=None works with banks of 'x' (data) and 'theta' (parameters), as made by "
-            f"fit(X, y); the data lack {missing!r} (keys {sorted(pilot)!r}). Pass an adapter."
-        )
-    if is_ragged(pilot["x"]) and not has_summary:
-        raise ValueError("The datasets of 'x' differ in size: adapter=None pads them into a "
-                         "set for a summary network; pass summary_network=DeepSet() (or an "
-                         "adapter).")
-    if has_summary or is_ragged(pilot["x"]) or np.ndim(pilot["x"]) >= 3:
-        return make_adapter(AsSet("x"), Rename("x", "summary_variables"),
-                            Rename("theta", "inference_variables"))
-    return make_adapter(Rename("x", "inference_conditions"), Rename("theta", "inference_variables"))
-
-
 def parameter_names(adapter, dim):
     """The user's variables behind ``inference_variables``, in order."""
     return list(adapter.inverse_transform({"inference_variables": np.zeros((1, dim))}))
@@ -270,8 +279,8 @@ def _flat(roles, role):
     return arr.reshape(-1, arr.shape[-1])
 
 
-def initial_state(settings, source, *, adapter, networks, build=build_approximator,
-                  check=None, params=None, default=default_adapter, names=parameter_names):
+def initial_state(settings, source, *, adapter, networks, build, check=None,
+                  check_adapter=None, params=None, default=None, names=parameter_names):
     """A fresh state: pilot batches, the adapter fitted on them, the model built and its
     standardization learned.
 
@@ -282,30 +291,42 @@ def initial_state(settings, source, *, adapter, networks, build=build_approximat
         From :func:`~skabi.training.sources.make_source`.
     adapter : Adapter or None
         The estimator's (unfitted) adapter parameter; cloned before fitting. None builds
-        ``default(pilot, has_summary)`` (:func:`default_adapter`).
+        ``default(pilot, has_summary)`` (the estimator's, from
+        :mod:`skabi.adapters.defaults`); without a ``default`` it is refused.
     networks : dict
         Hyperparameter holders by name (cloned here); ``build(networks, shapes, params)``
         makes the torch model of them.
     check : callable, optional
         ``check(networks, shapes, roles)`` raises before anything is built when the
         adapter's output does not suit the networks.
+    check_adapter : callable, optional
+        ``check_adapter(adapter)`` raises, before anything is built, when the fitted
+        adapter does not suit the model (:func:`~skabi.training.model.check_continuous`).
     params : dict, optional
         The estimator's parameters, for a ``build`` whose model depends on them (the
         estimands of a point estimator); :func:`~skabi.training.persistence.load` passes
         the saved ones.
-    default, names : callable
-        The adapter used without one, and ``names(adapter, dim)``, the user's variables
-        behind ``inference_variables`` (:func:`parameter_names`).
+    build : callable
+        ``build(networks, shapes, params)``: the estimator's torch model.
+    default : callable, optional
+        The adapter used without one (None: an adapter is required).
+    names : callable or list of str
+        The user's variables behind ``inference_variables``, or ``names(adapter, dim)``
+        that gives them (:func:`parameter_names`).
     """
     rng, torch_seed = _seeds(settings.random_state)
     pilot = source.pilot(settings.pilot_size, rng)
     has_summary = networks.get("summary_network") is not None
+    if adapter is None and default is None:
+        raise ValueError("adapter=None: this estimator has no default adapter; pass one.")
     adapter = clone(adapter) if adapter is not None else default(pilot, has_summary)
     adapter.fit(pilot)
     roles = adapter.transform(pilot)
     shapes = role_shapes(roles)
     if check is not None:
         check(networks, shapes, roles)
+    if check_adapter is not None:
+        check_adapter(adapter)
     device = resolve_device(settings.device)
     networks = {k: None if v is None else clone(v) for k, v in networks.items()}
     with torch.random.fork_rng(devices=[]):
@@ -318,7 +339,8 @@ def initial_state(settings, source, *, adapter, networks, build=build_approximat
         parts = {role: np.concatenate([_flat(r, role) for r in every]) for role in shapes}
         model.set_standardization(to_tensors(parts, "cpu", torch.float64))
     return FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
-                    names=names(adapter, shapes["inference_variables"]), networks=networks,
+                    names=(names(adapter, shapes["inference_variables"]) if callable(names)
+                           else list(names)), networks=networks,
                     size_links=size_links([pilot, *extra]), rng=rng, torch_seed=torch_seed)
 
 
@@ -474,7 +496,7 @@ def _differences(saved, current):
             for k in sorted(set(saved) | set(current)) if saved.get(k) != current.get(k)]
 
 
-def resumed_state(settings, *, build=build_approximator, owner=None, networks=None):
+def resumed_state(settings, *, build, owner=None, networks=None):
     """The state of the checkpoint at ``settings.checkpoint_path`` ready to continue, or
     None when there is none yet.
 

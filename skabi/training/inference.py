@@ -1,44 +1,22 @@
 """Using a fitted state: draws and log densities, in chunks of bounded size.
 
 One chunk policy for everything that pushes many rows through the model (validation
-batches, log densities, draws): a chunk holds at most :data:`CHUNK_ELEMENTS` input
-values (:func:`chunk_rows`), and draws are chunked on both the dataset and the draw axis,
-each chunk taken back to the user's scale and written straight into the result. The peak
-memory of :func:`draw` is therefore the result plus a fixed working set (a few chunks'
-worth, measured at 12-35 MiB for 4 parameters: ``benchmarks/README.md``), whatever the
-number of datasets and draws.
+batches, log densities, draws), :mod:`skabi.training.chunks`: a chunk holds at most
+:data:`~skabi.training.chunks.CHUNK_ELEMENTS` input values, and draws are chunked on both
+the dataset and the draw axis, each chunk taken back to the user's scale and written
+straight into the result. The peak memory of :func:`draw` is therefore the result plus a
+fixed working set (a few chunks' worth, measured at 12-35 MiB for 4 parameters:
+``benchmarks/README.md``), whatever the number of datasets and draws.
 """
 
 import numpy as np
 import torch
 
-from .roles import ALL_ROLES, MASKS, n_rows, to_tensors
+from . import chunks
+from .chunks import chunk_rows
+from .roles import n_rows, to_tensors
 
-__all__ = ["CHUNK_ELEMENTS", "chunk_rows", "outputs", "draw", "log_prob", "warn_nonfinite"]
-
-#: Values of network input (or output) per chunk.
-CHUNK_ELEMENTS = 2**20
-
-
-def chunk_rows(roles, elements_per_row=None):
-    """Rows per chunk: ``CHUNK_ELEMENTS`` over the values one row holds (at least 1).
-
-    ``elements_per_row`` defaults to the size of one row of ``roles`` (all roles, masks
-    included).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from skabi.training.inference import chunk_rows
-    >>> chunk_rows({"summary_variables": np.zeros((10, 50, 4)),
-    ...             "inference_variables": np.zeros((10, 4))})   # 2**20 // 204
-    5140
-    """
-    if elements_per_row is None:
-        elements_per_row = sum(int(np.prod(roles[r].shape[1:])) for r in (*ALL_ROLES, *MASKS)
-                               if r in roles)
-    return max(1, CHUNK_ELEMENTS // max(1, int(elements_per_row)))
-
+__all__ = ["outputs", "draw", "log_prob", "warn_nonfinite"]
 
 def _dtype(model):
     return next(model.parameters()).dtype
@@ -140,7 +118,7 @@ def draw(state, roles, num_samples, rng, *, log_q):
     n, dim = n_rows(roles), state.shapes["inference_variables"]
     check_result_size("num_samples", num_samples, n * num_samples * (dim + bool(log_q)),
                       what=f"{n} datasets x {num_samples} draws x {dim + bool(log_q)} values")
-    per_chunk = max(1, CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
+    per_chunk = max(1, chunks.CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
     draws_per = min(num_samples, per_chunk)
     rows_per = max(1, per_chunk // draws_per) if draws_per == num_samples else 1
     rows_per = min(rows_per, chunk_rows(roles))   # the data of a chunk is bounded too

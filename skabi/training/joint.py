@@ -15,6 +15,7 @@ estimator's ``initial`` hook); :func:`joint_state` puts them side by side:
 """
 
 import copy
+import dataclasses
 
 import numpy as np
 from torch import nn
@@ -23,7 +24,7 @@ from ..bank import as_bank
 from .roles import Prepare
 from .state import FitState
 
-__all__ = ["JointModel", "JointPrepare", "SharedPilots", "joint_state", "split_state",
+__all__ = ["fit", "JointModel", "JointPrepare", "SharedPilots", "joint_state", "split_state",
            "SEPARATOR"]
 
 #: Between a part's name and a role in the keys of a joint batch.
@@ -98,7 +99,7 @@ class JointPrepare:
         """Simulations per validation batch: as many as keep every part's tensors within
         :data:`~skabi.training.inference.CHUNK_ELEMENTS` (sized on the first
         :attr:`probe` simulations; a likelihood of observations has N rows each)."""
-        from .inference import chunk_rows
+        from .chunks import chunk_rows
         from .roles import n_rows
 
         n = min(self.probe, len(bank))
@@ -167,3 +168,39 @@ def split_state(trained, states):
     return {name: s.replace(model=trained.model.parts[name], history=list(trained.history),
                             n_simulations=trained.n_simulations, rng=None, torch_seed=None)
             for name, s in states.items()}
+
+
+def fit(params, X, y, specs, *, summary_mmd_weights=None):
+    """One joint fit, start to end: the parts' states from one pilot, trained together.
+
+    Parameters
+    ----------
+    params : dict
+        The joint estimator's training parameters (``get_params(deep=False)``).
+    X, y
+        What ``fit`` got.
+    specs : dict of str to dict
+        The initial spec of each part (the keyword arguments of
+        :func:`~skabi.training.fitting.initial_state`), by part name.
+    summary_mmd_weights : dict of str to float, optional
+        The weight of the summary MMD term of a part, by part name.
+
+    Returns
+    -------
+    dict of str to FitState
+        Each part's trained state (:func:`split_state`).
+    """
+    from . import fitting
+
+    settings, source = fitting.settings_and_source(params, X, y)
+    pilots = SharedPilots(source)     # one pilot for every part
+    states = {name: fitting.initial_state(settings, pilots, **spec)
+              for name, spec in specs.items()}
+    for name, weight in (summary_mmd_weights or {}).items():
+        states[name].model.loss_terms = fitting.loss_terms(
+            dataclasses.replace(settings, summary_mmd_weight=weight), states[name].model)
+    start = joint_state(states)
+    dtype = next(start.model.parameters()).dtype
+    trained = fitting.train(start, source, settings, settings.epochs,
+                            prepare=JointPrepare(states, start.device, dtype))
+    return split_state(trained, states)

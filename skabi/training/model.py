@@ -16,7 +16,7 @@ from ..exceptions import ShapeError
 from ..networks._base import block_rows
 
 __all__ = ["Approximator", "build_approximator", "check_device", "check_networks",
-           "resolve_device"]
+           "check_likelihood_networks", "check_continuous", "resolve_device"]
 
 
 def _stats(mean, std):
@@ -215,6 +215,42 @@ def build_approximator(networks, shapes, params=None):
                                                            summary_dim + n_cond)
     return Approximator(inference_module, summary_module, shapes["inference_variables"], n_cond,
                         shapes.get("summary_variables", 0))
+
+
+def check_likelihood_networks(networks, shapes, roles):
+    """A likelihood models ``inference_variables`` (the data) given
+    ``inference_conditions`` (the parameters); name what is missing before building."""
+    if "inference_variables" not in shapes:
+        raise ShapeError(
+            "The adapter produced no 'inference_variables' from the simulations (it produced "
+            f"{sorted(roles)!r}); for a likelihood, concatenate or rename the DATA into "
+            "'inference_variables' (and the parameters into 'inference_conditions').")
+    if "inference_conditions" not in shapes:
+        raise ShapeError(
+            "The adapter produced no 'inference_conditions'; a likelihood is a density of the "
+            "data GIVEN the parameters: concatenate the parameters (and any context) into "
+            "'inference_conditions'.")
+    if "summary_variables" in shapes:
+        raise ValueError(
+            "AmortizedLikelihood conditions on the parameters directly and takes no "
+            "'summary_variables'; route the data into 'inference_variables' (one observation "
+            "per row with AsObservations first, or the whole dataset flattened).")
+
+
+def check_continuous(adapter):
+    """A flow is a density of continuous values: refuse integer or boolean
+    ``inference_variables`` (the dtypes the fitted ``adapter`` saw), naming the fix."""
+    import numpy as np
+
+    discrete = {k: d for k, d in adapter.inference_dtypes_.items()
+                if np.dtype(d).kind in "iub"}
+    if discrete:
+        raise TypeError(
+            f"The modelled data {sorted(discrete)!r} are discrete ({discrete!r}); "
+            "AmortizedLikelihood learns densities of continuous values. Dequantize in "
+            "the simulator (add rng.uniform(size=...) to the integers: the network then "
+            "learns the density of that continuous relaxation, and np.floor of its draws "
+            "are integers again), or cast them to float if they are not counts.")
 
 
 def check_networks(networks, shapes, roles):

@@ -19,12 +19,21 @@ import torch
 from torch import nn
 
 from ..exceptions import ShapeError
-from .inference import CHUNK_ELEMENTS, chunk_rows, outputs
+from . import chunks
+from .chunks import chunk_rows
+from .inference import outputs
 from .model import _stats
 from .roles import GROUP_MASK, LOCAL_MASK, n_rows, to_tensors
 
 __all__ = ["MultilevelApproximator", "build_multilevel", "check_multilevel_networks",
-           "draw_multilevel", "log_prob_multilevel"]
+           "level_names", "draw_multilevel", "log_prob_multilevel"]
+
+
+def level_names(adapter, dim):
+    """The user's variables of both levels, global first (``adapter``: a fitted
+    multilevel adapter, with ``parameter_names()``)."""
+    glob, local = adapter.parameter_names()
+    return glob + local
 
 _BUFFERS = (("theta", "inference_variables"), ("cond", "inference_conditions"),
             ("local_theta", "local_inference_variables"),
@@ -222,8 +231,8 @@ def draw_multilevel(state, roles, num_samples, rng):
                       what=f"{n} datasets x {num_samples} draws x {width} values")
     # the local network's conditions dominate: S * J rows per dataset
     per_draw = j * (state.shapes["inference_variables"] + 64) + width
-    draws_per = min(num_samples, max(1, CHUNK_ELEMENTS // per_draw))
-    rows_per = max(1, CHUNK_ELEMENTS // (per_draw * num_samples)) if draws_per == num_samples \
+    draws_per = min(num_samples, max(1, chunks.CHUNK_ELEMENTS // per_draw))
+    rows_per = max(1, chunks.CHUNK_ELEMENTS // (per_draw * num_samples)) if draws_per == num_samples \
         else 1
     rows_per = min(rows_per, chunk_rows(roles))
     gen = torch.Generator(device=device)

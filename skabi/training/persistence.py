@@ -63,19 +63,24 @@ def _jsonable(value):
 def _network_config(holder):
     if holder is None:
         return None
+    from ..networks.registry import network_name
+
     params = {k: _jsonable(v) for k, v in holder.get_params(deep=False).items()}
-    return {"class": type(holder).__name__, "params": params}
+    return {"class": network_name(type(holder)), "params": params}
 
 
 def _network_from_config(config, what):
     if config is None:
         return None
-    from .. import networks
+    from .. import networks  # noqa: F401  (registers skabi's own networks)
+    from ..networks.registry import network_class, registered_networks
 
-    cls = getattr(networks, str(config.get("class")), None)
-    if cls is None or config["class"] not in networks.__all__:
+    cls = network_class(str(config.get("class")))
+    if cls is None:
         raise LoadError(f"Unknown {what} class {config.get('class')!r} in the saved file; known: "
-                        f"{sorted(networks.__all__)!r}.")
+                        f"{registered_networks()!r}. A network written outside skabi loads "
+                        "once its class is registered (skabi.networks.register_network) in "
+                        "this process.")
     return cls(**config["params"])
 
 

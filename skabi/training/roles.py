@@ -10,6 +10,7 @@ import torch
 from ..adapters.roles import (ALL_ROLES, GROUP_MASK, LOCAL_MASK, MASK, MASKS, RANKS, ROLES,
                               describe)
 from ..exceptions import MissingKeyError, ShapeError
+from .chunks import chunk_rows
 
 __all__ = ["ROLES", "ALL_ROLES", "MASKS", "MASK", "role_shapes", "check_roles", "to_tensors",
            "n_rows", "Prepare"]
@@ -145,9 +146,7 @@ class Prepare:
 
     def batches(self, sims):
         """``sims`` (a dict of simulations) as tensors in batches of a bounded size
-        (validation): the rows are cut by :func:`~skabi.training.inference.chunk_rows`."""
-        from .inference import chunk_rows
-
+        (validation): the rows are cut by :func:`~skabi.training.chunks.chunk_rows`."""
         roles = self.adapter.transform(sims)
         check_roles(roles, self.shapes, given_keys=sims.keys(), need_theta=True)
         n, step = n_rows(roles), chunk_rows(roles)

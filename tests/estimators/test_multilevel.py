@@ -266,3 +266,21 @@ def test_sklearn_clone_params_and_not_fitted(fitted):
                  lambda: fresh.score(sims)):
         with pytest.raises(NotFittedError):
             call()
+
+
+def test_meta_is_merged_into_the_data_of_sample_and_log_prob(fitted):
+    """``meta=`` as for the other estimators: the variables join every dataset."""
+    batch = normal_normal(J=(3, 4), N=(2, 3)).sample(4, random_state=5)
+    without = {k: v for k, v in batch.items() if k != "N"}
+    assert "N" not in fitted.sample(without, 5, random_state=0).constant_data
+    got = fitted.sample(without, 5, meta={"N": batch["N"]}, random_state=0,
+                        return_type="numpy")
+    want = fitted.sample(batch, 5, random_state=0, return_type="numpy")
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key])
+    np.testing.assert_array_equal(fitted.log_prob(without, meta={"N": batch["N"]}),
+                                  fitted.log_prob(batch))
+    idata = fitted.sample(without, 5, meta={"N": batch["N"]}, random_state=0)
+    assert int(idata.constant_data["N"]) == batch["N"]
+    with pytest.raises(TypeError, match="meta must be a dict"):
+        fitted.sample(without, 5, meta=[("N", 3)])

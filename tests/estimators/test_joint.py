@@ -108,7 +108,7 @@ def test_a_likelihood_on_a_bank_trains_on_every_observation():
 def test_validation_batches_are_bounded_by_elements(conjugate_fit, monkeypatch):
     """Validation is cut so that every part's tensors stay within CHUNK_ELEMENTS: the
     likelihood has N_OBS rows per simulation, so it sets the size."""
-    import skabi.training.inference as inference
+    import skabi.training.chunks as chunks
     from skabi.training.joint import JointPrepare
 
     _, est = conjugate_fit
@@ -117,7 +117,7 @@ def test_validation_batches_are_bounded_by_elements(conjugate_fit, monkeypatch):
     sims = normal_mean().sample(100, random_state=0)
     whole = prepare.batches(sims)
     assert len(whole) == 1
-    monkeypatch.setattr(inference, "CHUNK_ELEMENTS", 10 * N_OBS * 2)   # 20 rows of 2 values
+    monkeypatch.setattr(chunks, "CHUNK_ELEMENTS", 10 * N_OBS * 2)   # 20 rows of 2 values
     cut = prepare.batches(sims)
     assert len(cut) == 10 and all(len(b["likelihood/inference_variables"]) <= 10 * N_OBS
                                   for b in cut)

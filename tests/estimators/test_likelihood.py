@@ -270,3 +270,19 @@ def test_log_bayes_factor():
     np.testing.assert_allclose(out["mc_se"], [0.5, 0.0])
     with pytest.raises(ShapeError):
         log_bayes_factor(a, b.iloc[:1])
+
+
+def test_sample_returns_the_container_on_request(fitted, simulator):
+    """``return_type`` as for the posterior: the synthetic data in ``posterior_predictive``,
+    what they were drawn from in ``constant_data``; "numpy" (default) unchanged."""
+    sims = simulator.sample(2, random_state=1)
+    theta = {"beta": sims["beta"], "sigma": sims["sigma"]}
+    numpy = fitted.sample(theta, num_samples=3, n_obs=7, random_state=0)
+    idata = fitted.sample(theta, num_samples=3, n_obs=7, random_state=0, return_type="arviz")
+    for name in ("x", "y"):
+        pp = idata.posterior_predictive[name].transpose("chain", "dataset", "draw", ...)
+        assert pp.shape[:3] == (1, 2, 3)
+        np.testing.assert_array_equal(pp.values[0], numpy[name])
+    assert set(theta) <= set(idata.constant_data.data_vars)
+    with pytest.raises(ValueError, match="return_type"):
+        fitted.sample(theta, num_samples=3, n_obs=7, return_type="xarray")
