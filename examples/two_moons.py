@@ -7,9 +7,8 @@ two data values, and a posterior that, for data near the origin, is a pair of cr
 A Gaussian approximation would fill the gap between them; a flow must bend around it.
 
 There is no summary network here: the two data values go straight to the inference
-network as conditions. We train flow matching (an ODE-based generative network,
-expressive for shapes like this one) and a spline coupling flow on the same budget and
-look at both posteriors for ``x = (0, 0)``.
+network as conditions. We train flow matching (an ODE-based generative network) and a
+spline coupling flow on the same budget and look at both posteriors for ``x = (0, 0)``.
 
 Run ``python examples/two_moons.py`` (about two minutes on one CPU core); ``--fast`` or
 ``SKABI_DOCS_FAST=1`` trains for a few seconds, too short for sharp crescents.
@@ -86,3 +85,11 @@ axes[0].set_ylabel("theta[1]")
 axes[0].set_xlim(-1.1, 1.1)
 axes[0].set_ylim(-1.1, 1.1)
 fig.tight_layout()
+
+# %%
+# Both networks find the two modes, at ``theta`` near ``(0.2, 0.2)`` and
+# ``(-0.2, -0.2)``. On this budget the spline flow draws the thin crescents, while flow
+# matching blurs each into a blob: its default backbone needs more steps for shapes this
+# thin. The benchmarks measure the same on banks of 10^4 simulations (C2ST against
+# reference draws, 0.5 is perfect: spline flow 0.563, flow matching 0.772, flow
+# matching with ``backbone="residual"`` 0.616).
