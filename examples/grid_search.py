@@ -37,7 +37,7 @@ from skabi.networks import CouplingFlow, DeepSet
 
 warnings.filterwarnings("ignore", message="ArviZ is undergoing", category=FutureWarning)
 FAST = "--fast" in sys.argv[1:] or os.environ.get("SKABI_DOCS_FAST") == "1"
-N_JOBS = 1 if FAST else 2   # the documentation build runs on one core
+N_JOBS = 1 if FAST else 2   # candidates fitted in parallel, one torch thread each
 
 # %%
 # The tutorial's model

@@ -90,6 +90,7 @@ def settings_and_source(params, X, y=None):
     check_device(settings.device)
     if settings.checkpoint_path is not None:
         check_writable_file(settings.checkpoint_path, "checkpoint_path")
+        _check_nameable_networks(params)
     drop = settings.on_nonfinite == "drop"
     kind, data = fit_input(X, y, finite=not drop)
     if drop and kind == "bank":
@@ -118,6 +119,17 @@ def settings_and_source(params, X, y=None):
                          batches_per_epoch=settings.batches_per_epoch, rounds=settings.rounds,
                          replay_capacity=settings.replay_capacity, epochs=settings.epochs)
     return settings, source
+
+
+def _check_nameable_networks(params):
+    """A checkpoint names each network's holder class: refuse an unregistered one before
+    training rather than when the first epoch's checkpoint is written."""
+    from ..networks.registry import network_name
+
+    for value in params.values():
+        if callable(getattr(value, "build", None)) and callable(getattr(value, "get_params",
+                                                                         None)):
+            network_name(type(value))   # the ValueError names the fix
 
 
 def _drop_nonfinite(bank):

@@ -97,7 +97,7 @@ class JointPrepare:
 
     def chunk(self, bank):
         """Simulations per validation batch: as many as keep every part's tensors within
-        :data:`~skabi.training.inference.CHUNK_ELEMENTS` (sized on the first
+        :data:`~skabi.training.chunks.CHUNK_ELEMENTS` (sized on the first
         :attr:`probe` simulations; a likelihood of observations has N rows each)."""
         from .chunks import chunk_rows
         from .roles import n_rows

@@ -269,8 +269,10 @@ def run_epochs(
                 total += float(loss.detach())
                 count += 1
                 if verbose:
-                    bar.set_postfix(epoch=epoch, loss=f"{total / count:.3f}",
-                                    val_loss=f"{val:.3f}", lr=f"{lr:.2e}", refresh=False)
+                    shown = dict(epoch=epoch, loss=f"{total / count:.3f}", lr=f"{lr:.2e}")
+                    if not math.isnan(val):   # no validation set (or none yet): no column
+                        shown["val_loss"] = f"{val:.3f}"
+                    bar.set_postfix(shown, refresh=False)
                     bar.update(1)
             if average is not None:
                 average.swap()   # validate (and keep) the averaged weights

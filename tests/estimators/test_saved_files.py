@@ -37,6 +37,7 @@ def test_a_file_of_the_old_layout_loads_and_gives_the_same_numbers(name, one_tor
     if isinstance(expected, dict):
         assert sorted(got) == sorted(expected)
         for key in expected:
-            np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
-    else:
-        np.testing.assert_array_equal(got, expected)
+            np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-6,
+                                       err_msg=key)
+    else:   # to rounding: another CPU's vector kernels may differ in the last bit
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)

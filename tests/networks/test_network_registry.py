@@ -102,3 +102,25 @@ def test_names_are_unique_and_checked(registry):
         register_network(int)
     with pytest.raises(ValueError, match="identifier"):
         register_network(name="a b")(DeepSet2)
+
+
+def test_a_checkpointed_fit_refuses_an_unregistered_network_before_training(
+        registry, tmp_path, one_torch_thread):
+    est = AmortizedPosterior(
+        adapter=make_adapter(Rename("theta", "inference_variables"),
+                             Rename("x", "summary_variables")),
+        summary_network=MeanSummary(), epochs=1, batches_per_epoch=3, batch_size=8,
+        checkpoint_path=tmp_path / "run.skabi", random_state=0)
+    calls = []
+
+    def prior(rng):
+        calls.append(1)   # a simulation would mean training had begun
+        return dict(theta=rng.normal(size=2))
+
+    sim = make_simulator([prior, lambda theta, rng: dict(x=theta + rng.normal(size=(6, 2)))])
+    with pytest.raises(ValueError, match="MeanSummary is not registered.*register_network"):
+        est.fit(sim)
+    assert not calls and not (tmp_path / "run.skabi").exists()
+    register_network(MeanSummary)
+    est.fit(sim)   # registered, the same fit checkpoints
+    assert (tmp_path / "run.skabi").exists()
