@@ -7,13 +7,20 @@ code. A network written outside skabi (a subclass of :class:`InferenceNetwork` o
 process that saves or loads it.
 """
 
-__all__ = ["register_network", "network_name", "network_class", "registered_networks"]
+__all__ = ["register_network", "network_name", "network_class", "registered_networks",
+           "is_holder"]
 
 _REGISTRY = {}
 
 
 def _where(cls):
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def is_holder(obj):
+    """Whether ``obj`` (a class or an instance) is a network holder: it has ``build`` and
+    ``get_params``, what a saved file needs to rebuild it."""
+    return callable(getattr(obj, "build", None)) and callable(getattr(obj, "get_params", None))
 
 
 def register_network(cls=None, *, name=None):
@@ -48,8 +55,7 @@ def register_network(cls=None, *, name=None):
         key = klass.__name__ if name is None else name
         if not isinstance(key, str) or not key.isidentifier():
             raise ValueError(f"register_network: name must be a Python identifier; got {key!r}.")
-        if not (isinstance(klass, type) and callable(getattr(klass, "build", None))
-                and callable(getattr(klass, "get_params", None))):
+        if not (isinstance(klass, type) and is_holder(klass)):
             raise TypeError(
                 f"register_network takes a network holder class (with build() and "
                 f"get_params(): subclass skabi.networks.InferenceNetwork or SummaryNetwork); "

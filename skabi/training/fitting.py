@@ -124,11 +124,10 @@ def settings_and_source(params, X, y=None):
 def _check_nameable_networks(params):
     """A checkpoint names each network's holder class: refuse an unregistered one before
     training rather than when the first epoch's checkpoint is written."""
-    from ..networks.registry import network_name
+    from ..networks.registry import is_holder, network_name
 
     for value in params.values():
-        if callable(getattr(value, "build", None)) and callable(getattr(value, "get_params",
-                                                                         None)):
+        if is_holder(value):
             network_name(type(value))   # the ValueError names the fix
 
 
