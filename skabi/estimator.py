@@ -6,6 +6,14 @@ re-exports ``AmortizedPosterior`` and will be removed after one release. Files s
 before the move load as before: a saved file names its class, not its module.
 """
 
-from .estimators.posterior import AmortizedPosterior
+from ._moved import moved_attribute
+
+#: The names that moved, and where to.
+_MOVED = dict.fromkeys(["AmortizedPosterior"], "skabi.estimators.posterior")
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, _MOVED)
+
 
 __all__ = ["AmortizedPosterior"]

@@ -19,7 +19,8 @@ from .bank import SimulationBank, as_bank, as_rows, batch_size_of, is_ragged, st
 from .exceptions import ShapeError
 
 __all__ = ["is_simulator", "is_stream", "is_array", "checked_array", "table_rows", "array_bank",
-           "fit_input", "finite_rows", "observations", "as_observations", "check_datasets",
+           "fit_input", "finite_rows", "observations", "multilevel_observations",
+           "as_observations", "check_datasets",
            "size_links", "check_size_links"]
 
 
@@ -285,6 +286,51 @@ def observations(X, meta=None, *, frame_is_dataset=True, expected=None, size_lin
     data = as_observations(X, meta, frame_is_dataset=frame_is_dataset, expected=expected)
     check_size_links(data, size_links or {})
     return data
+
+
+def multilevel_observations(X, meta=None, *, groups, owner="estimator"):
+    """The datasets a fitted multilevel estimator is given (``sample``, ``log_prob``),
+    with ``meta`` merged in: the one entry from a multilevel estimator into this module.
+
+    A dict whose ``groups`` variable is one number is a batch of that many groups per
+    dataset and is returned as it is (checked to hold at least one dataset); any other
+    dict is ONE dataset, and a list or tuple holds one dict per dataset (local variables
+    with a leading axis of that dataset's groups); both are returned as a list, each
+    dataset with ``meta`` merged in. The adapter splits either form into its levels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skabi.inputs import multilevel_observations
+    >>> one = {"y": np.zeros((3, 5))}
+    >>> multilevel_observations(one, {"N": 5}, groups="J")[0]["N"]
+    5
+    >>> multilevel_observations([], groups="J")
+    Traceback (most recent call last):
+    ...
+    ValueError: X is an empty list: 0 datasets; at least 1 dataset is expected (a list of one dict per dataset).
+    """
+    if meta is not None and not isinstance(meta, dict):
+        raise TypeError(f"meta must be a dict of variables; got {type(meta).__name__}.")
+    meta = meta or {}
+    if isinstance(X, dict):
+        X = {**X, **meta}
+        if groups in X and not is_ragged(X[groups]) and np.ndim(X[groups]) == 0:
+            check_datasets(X)
+            return X
+        return [X]
+    if not isinstance(X, (list, tuple)):
+        raise TypeError(
+            f"{owner} reads a multilevel batch (a dict whose {groups!r} is one number), one "
+            f"dataset (a dict) or a list of datasets; got {type(X).__name__}.")
+    if not X:
+        raise ValueError("X is an empty list: 0 datasets; at least 1 dataset is expected (a "
+                         "list of one dict per dataset).")
+    for i, d in enumerate(X):
+        if not isinstance(d, dict):
+            raise TypeError(f"Dataset {i} of X is a {type(d).__name__}; expected a dict of "
+                            "that dataset's variables.")
+    return [{**d, **meta} for d in X]
 
 
 # --------------------------------------------------------------------------- size links

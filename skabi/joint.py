@@ -6,6 +6,14 @@ re-exports ``AmortizedJoint`` and will be removed after one release. Files saved
 the move load as before: a saved file names its class, not its module.
 """
 
-from .estimators.joint import AmortizedJoint
+from ._moved import moved_attribute
+
+#: The names that moved, and where to.
+_MOVED = dict.fromkeys(["AmortizedJoint"], "skabi.estimators.joint")
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, _MOVED)
+
 
 __all__ = ["AmortizedJoint"]

@@ -7,7 +7,16 @@ re-exports ``AmortizedLikelihood``, ``check_likelihood_networks`` and
 the move load as before: a saved file names its class, not its module.
 """
 
-from .estimators.likelihood import (AmortizedLikelihood, check_likelihood_networks,
-                                    default_likelihood_adapter)
+from ._moved import moved_attribute
+
+#: The names that moved, and where to.
+_MOVED = dict.fromkeys(["AmortizedLikelihood", "check_likelihood_networks",
+                        "default_likelihood_adapter"],
+                       "skabi.estimators.likelihood")
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, _MOVED)
+
 
 __all__ = ["AmortizedLikelihood", "check_likelihood_networks", "default_likelihood_adapter"]

@@ -8,7 +8,15 @@ and stay importable from here. Files saved before the move load as before: a sav
 names its class, not its module.
 """
 
-from .estimators.classifier import AmortizedModelComparison
+from ._moved import moved_attribute
 from .model_mixture import ModelMixture, simulate_models
 
-__all__ = ["AmortizedModelComparison", "ModelMixture", "simulate_models"]
+#: The names that moved, and where to.
+_MOVED = dict.fromkeys(["AmortizedModelComparison"], "skabi.estimators.classifier")
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, _MOVED)
+
+
+__all__ = ["ModelMixture", "simulate_models"]

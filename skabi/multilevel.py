@@ -6,6 +6,14 @@ re-exports ``AmortizedMultilevelPosterior`` and will be removed after one releas
 saved before the move load as before: a saved file names its class, not its module.
 """
 
-from .estimators.multilevel import AmortizedMultilevelPosterior
+from ._moved import moved_attribute
+
+#: The names that moved, and where to.
+_MOVED = dict.fromkeys(["AmortizedMultilevelPosterior"], "skabi.estimators.multilevel")
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, _MOVED)
+
 
 __all__ = ["AmortizedMultilevelPosterior"]

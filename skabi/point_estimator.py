@@ -6,6 +6,14 @@ re-exports ``AmortizedPointEstimator`` and will be removed after one release. Fi
 saved before the move load as before: a saved file names its class, not its module.
 """
 
-from .estimators.point import AmortizedPointEstimator
+from ._moved import moved_attribute
+
+#: The names that moved, and where to.
+_MOVED = dict.fromkeys(["AmortizedPointEstimator"], "skabi.estimators.point")
+
+
+def __getattr__(name):
+    return moved_attribute(__name__, name, _MOVED)
+
 
 __all__ = ["AmortizedPointEstimator"]

@@ -256,3 +256,32 @@ def test_storage_modules_use_no_private_names_of_each_other():
                 offenders += [f"{path.name}: {a.name}" for a in node.names
                               if a.name.startswith("_")]
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("module, name", [
+    ("skabi.estimator", "AmortizedPosterior"), ("skabi.likelihood", "AmortizedLikelihood"),
+    ("skabi.point_estimator", "AmortizedPointEstimator"),
+    ("skabi.model_comparison", "AmortizedModelComparison"),
+    ("skabi.multilevel", "AmortizedMultilevelPosterior"), ("skabi.joint", "AmortizedJoint"),
+    ("skabi._estimators", "TRAINING_CONSTRAINTS")])
+def test_old_import_paths_give_the_same_object_with_a_deprecation_warning(module, name):
+    import importlib
+
+    import skabi.estimators
+
+    old = importlib.import_module(module)
+    with pytest.warns(DeprecationWarning, match=rf"{module}\.{name} moved to skabi\.estimators"):
+        value = getattr(old, name)
+    assert value is getattr(importlib.import_module(old._MOVED[name]), name)
+    if name.startswith("Amortized"):
+        assert value is getattr(skabi.estimators, name)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        old.nothing
+
+
+def test_names_that_stay_in_model_comparison_do_not_warn():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        from skabi.model_comparison import ModelMixture, simulate_models  # noqa: F401

@@ -159,7 +159,7 @@ def test_one_dataset_without_its_leading_axis_is_refused_not_read_as_many(fitted
 # ------------------------------------------------------------------ overflow
 def test_inputs_that_overflow_the_network_are_named(fitted, observed):
     post = fitted["posterior"]
-    x = observed["x"] * np.array([[1.0], [1e33], [1.0]])
+    x = observed["x"] * np.array([[1.0], [1e38], [1.0]])   # float32, overflows
     with pytest.warns(UserWarning, match=r"log_q is NaN or infinite for 1 of 3 datasets "
                                          r"\(datasets \[1\]\)"):
         post.sample({"x": x}, 5)

@@ -238,18 +238,33 @@ Concatenate, AsSet
     def __sklearn_is_fitted__(self):
         return hasattr(self, "local_variables_")
 
+    def levels(self, data):
+        """The :class:`Levels` of ``data``: a batch of one number of groups
+        (:meth:`split`), or a list of datasets (:meth:`split_datasets`)."""
+        check_is_fitted(self, "local_variables_")
+        if isinstance(data, (list, tuple)):
+            return self.split_datasets(data)
+        return self.split(data, self.local_variables_)
+
     def transform(self, data, *, log_det_jac=False):
-        """The network inputs of a batch (or of :class:`Levels`): the global adapter's
-        roles, and the local adapter's as ``local_<role>`` laid out ``(B, J, ...)``, with
-        ``group_mask`` (B, J) where datasets were padded to a common number of groups.
+        """The network inputs of a batch (or of :class:`Levels`, or of a list of
+        datasets): the global adapter's roles, and the local adapter's as
+        ``local_<role>`` laid out ``(B, J, ...)``, with ``group_mask`` (B, J) where
+        datasets were padded to a common number of groups.
 
         With ``log_det_jac=True`` also returns ``(global (B,), local (B, J))``: the
         log-det Jacobians of ``inference_variables`` and of each group's
         ``local_inference_variables`` with respect to the user's variables (0 for padded
         groups). The batch must then hold the global and the local parameters.
         """
-        check_is_fitted(self, "local_variables_")
-        levels = self.split(data, self.local_variables_)
+        _, out, ldj = self.transform_levels(data, log_det_jac=log_det_jac)
+        return (out, ldj) if log_det_jac else out
+
+    def transform_levels(self, data, *, log_det_jac=False):
+        """``(levels, roles, log-det Jacobians or None)`` of ``data`` in one call: what
+        an estimator needs of new data (the :class:`Levels` lay out its output, the roles
+        feed the networks), as :meth:`levels` and :meth:`transform` give them."""
+        levels = self.levels(data)
         glob = self.global_adapter.transform(levels.global_, log_det_jac=log_det_jac)
         local = self.local_adapter.transform(levels.local, log_det_jac=log_det_jac)
         if log_det_jac:
@@ -262,8 +277,8 @@ Concatenate, AsSet
         if (levels.index < 0).any():
             out[GROUP_MASK] = levels.index >= 0
         if not log_det_jac:
-            return out
-        return out, (ldj_global, np.where(levels.index >= 0, ldj_local[take], 0.0))
+            return levels, out, None
+        return levels, out, (ldj_global, np.where(levels.index >= 0, ldj_local[take], 0.0))
 
     def fit_transform(self, data, y=None):
         """``fit(data).transform(data)``."""

@@ -29,12 +29,18 @@ from ..training.state import HISTORY_COLUMNS, FitState
 from ..training.threads import torch_threads
 
 __all__ = ["AmortizedEstimator", "TRAINING_CONSTRAINTS", "WEIGHT_AVERAGING", "NOT_RESTORED",
+           "ADDED_PARAMS",
            "n_features", "check_n_features", "check_saved_params"]
 
 #: Parameters a saved file never sets: they name a file, a device or the process.
 NOT_RESTORED = ("checkpoint_path", "device", "n_threads", "verbose")
 
 _AUTO = StrOptions({"auto"})
+
+#: Parameters added to an estimator after files were written without them, with the value
+#: such a file trained under (``weight_averaging`` came to the point estimator, the model
+#: comparison and the multilevel posterior with their ``"auto"`` defaults, issue 30).
+ADDED_PARAMS = {"weight_averaging": None}
 
 #: The constraint of ``weight_averaging`` (estimators that offer it add it to theirs).
 WEIGHT_AVERAGING = [NumberInterval(numbers.Real, 0, 1, closed="left"), _AUTO, None]
@@ -126,6 +132,11 @@ class AmortizedEstimator(BaseEstimator):
     #: The engine function building this estimator's torch model (a subclass sets it).
     _build = None
 
+    #: What its ``"auto"`` training parameters become with a bank (None: the bank column
+    #: of :mod:`skabi.training.defaults`, measured for the posterior; a subclass whose
+    #: measurements chose other values names its own, ``benchmarks/family_defaults.py``).
+    _bank_defaults = None
+
     def _store(self, given):
         """Store the constructor's arguments ``given`` (its ``locals()``) as they are."""
         for name in self._get_param_names():
@@ -204,7 +215,8 @@ class AmortizedEstimator(BaseEstimator):
             state = fitting.fit(params, X, y, spec=spec,
                                 fitted=self._fit_state() if go_on else None,
                                 epochs=1 if partial else None, resume=resume and not partial,
-                                owner=type(self).__name__, header=self._header())
+                                owner=type(self).__name__, header=self._header(),
+                                bank_defaults=self._bank_defaults)
         self._commit(state, n_features(X, y))
         return self
 
@@ -295,8 +307,10 @@ class AmortizedEstimator(BaseEstimator):
         """
         head, state, _ = persistence.load(path, device=device, build=cls._build,
                                           owner=cls.__name__)
-        check_saved_params(cls, head["params"], state.networks, path)
-        params = {k: v for k, v in head["params"].items() if k not in NOT_RESTORED}
+        saved = {**{k: v for k, v in ADDED_PARAMS.items() if k in cls._get_param_names()},
+                 **head["params"]}
+        check_saved_params(cls, saved, state.networks, path)
+        params = {k: v for k, v in saved.items() if k not in NOT_RESTORED}
         try:
             est = cls(**params)
             est.set_params(adapter=head["adapter"], device=device, **state.networks)

@@ -11,6 +11,8 @@ from .._bayesflow import bayesflow_spellings
 from .._validation import check_positive_int
 from ..adapters.multilevel import MultilevelAdapter
 from ..exceptions import MissingKeyError
+from ..inputs import multilevel_observations
+from ..training import defaults
 from ..training.multilevel import (build_multilevel, check_multilevel_networks,
                                   draw_multilevel, level_names, log_prob_multilevel)
 from ..training.roles import check_roles
@@ -55,11 +57,16 @@ class AmortizedMultilevelPosterior(AmortizedEstimator):
     global_summary_network : DeepSet or SetTransformer, default=None
         Reads the set of groups; ``None`` means ``DeepSet(summary_dim=16)``.
     epochs, batches_per_epoch, batch_size, learning_rate, lr_schedule, weight_decay, \
-clip_grad_norm, validation_sims, early_stopping, patience, standardize, pilot_size, \
+clip_grad_norm, validation_sims, early_stopping, patience, weight_averaging, \
+standardize, pilot_size, \
 rounds, replay_capacity, checkpoint_path, device, random_state, n_threads, verbose, \
 warm_start, on_nonfinite
-        Training, as for :class:`~skabi.AmortizedPosterior` (the same engine). A batch
-        holds ``batch_size`` datasets, each of ``J`` groups.
+        Training, as for :class:`~skabi.AmortizedPosterior` (the same engine), except
+        that ``"auto"`` takes the online values with a bank too (50 epochs of batches of
+        64 at 2e-3 with a cosine decay, nothing held out; the posterior's bank values
+        lowered the held-out log density on one seed of three at 10^3 simulations,
+        ``benchmarks/family_defaults.py``). A batch holds ``batch_size`` datasets, each of
+        ``J`` groups.
 
     Attributes
     ----------
@@ -111,17 +118,20 @@ warm_start, on_nonfinite
 
     _parameter_constraints = {
         **shared.TRAINING_CONSTRAINTS,
+        "weight_averaging": shared.WEIGHT_AVERAGING,
         "inference_network": [HasMethods(["build"]), None],
         "local_inference_network": [HasMethods(["build"]), None],
         "global_summary_network": [HasMethods(["build"]), None],
     }
     _build = staticmethod(build_multilevel)
+    _bank_defaults = defaults.BANK_ONLINE   # measured: benchmarks/family_defaults.py
 
     def __init__(self, *, adapter=None, inference_network=None, local_inference_network=None,
-                 summary_network=None, global_summary_network=None, epochs=50,
-                 batches_per_epoch=100, batch_size=64, learning_rate=2e-3,
-                 lr_schedule="cosine", weight_decay=0.0, clip_grad_norm=3.0,
-                 validation_sims=None, early_stopping=False, patience=5, standardize=True,
+                 summary_network=None, global_summary_network=None, epochs="auto",
+                 batches_per_epoch=100, batch_size="auto", learning_rate="auto",
+                 lr_schedule="auto", weight_decay=0.0, clip_grad_norm=3.0,
+                 validation_sims="auto", early_stopping="auto", patience="auto",
+                 weight_averaging="auto", standardize=True,
                  pilot_size=256, rounds=None, replay_capacity=None, checkpoint_path=None,
                  device="auto", random_state=None, n_threads=1, verbose=False,
                  warm_start=False, on_nonfinite="raise"):
@@ -187,28 +197,12 @@ warm_start, on_nonfinite
         return super()._fit_state(names)
 
     # ------------------------------------------------------------------ inference
-    @staticmethod
-    def _with_meta(X, meta):
-        """``X`` with the variables of ``meta`` merged in (into each dataset of a list)."""
-        if not meta:
-            return X
-        if not isinstance(meta, dict):
-            raise TypeError(f"meta must be a dict of variables; got {type(meta).__name__}.")
-        return {**X, **meta} if isinstance(X, dict) else [{**d, **meta} for d in X]
-
-    def _levels(self, X):
-        """``(levels, datasets or None)``: a batch (one ``J``) or a list of datasets."""
-        from ..inputs import check_datasets
-
-        adapter = self.adapter_
-        if isinstance(X, dict) and adapter.groups in X and np.ndim(X[adapter.groups]) == 0:
-            check_datasets(X)
-            return adapter.split(X, adapter.local_variables_), None
-        datasets = [X] if isinstance(X, dict) else list(X)
-        if not datasets:
-            raise ValueError("X is an empty list: 0 datasets; at least 1 dataset is expected "
-                             "(a list of one dict per dataset).")
-        return adapter.split_datasets(datasets), datasets
+    def _observations(self, X, meta, **_):
+        """The datasets ``X`` with ``meta`` merged in: a batch of one ``J`` or a list of
+        datasets (:func:`skabi.inputs.multilevel_observations`)."""
+        check_is_fitted(self, "approximator_")
+        return multilevel_observations(X, meta, groups=self.adapter_.groups,
+                                       owner=type(self).__name__)
 
     def sample(self, X, num_samples=1000, *, meta=None, random_state=None, return_type="arviz"):
         """Draw from the joint posterior of each dataset: global, then every group.
@@ -244,9 +238,8 @@ warm_start, on_nonfinite
         num_samples = check_positive_int("num_samples", num_samples)
         if return_type not in ("arviz", "numpy"):
             raise ValueError(f"return_type must be 'arviz' or 'numpy'; got {return_type!r}.")
-        X = self._with_meta(X, meta)
-        levels, datasets = self._levels(X)
-        roles = self.adapter_.transform(levels)
+        data = self._observations(X, meta)
+        levels, roles, _ = self.adapter_.transform_levels(data)
         check_roles(roles, self.role_shapes_, given_keys=self.adapter_.input_variables_,
                     need_theta=False)
         with self._threads():
@@ -256,17 +249,17 @@ warm_start, on_nonfinite
                  for k, v in draws.items()}
         if return_type == "numpy":
             return draws
-        return self._container(draws, levels, datasets, X)
+        return self._container(draws, data)
 
-    def _container(self, draws, levels, datasets, X):
+    def _container(self, draws, data):
         from .._arviz import to_arviz
 
         adapter = self.adapter_
         local_names = set(adapter.local_variables_)
-        if datasets is None:
-            data = {k: np.asarray(v) for k, v in X.items()}
+        if isinstance(data, dict):
+            data = {k: np.asarray(v) for k, v in data.items()}
         else:
-            data = _padded_datasets(datasets, local_names, adapter.groups)
+            data = _padded_datasets(data, local_names, adapter.groups)
         meta = [k for k, v in data.items() if np.ndim(v) == 0]
         truth, observed, dims = {}, {}, {}
         for k, v in data.items():
@@ -318,15 +311,16 @@ warm_start, on_nonfinite
         >>> held_out = simulator.sample(20, random_state=1)  # doctest: +SKIP
         >>> est.score(held_out)                               # doctest: +SKIP
         """
-        check_is_fitted(self, "approximator_")
-        levels, _ = self._levels(self._with_meta(X, meta))
+        data = self._observations(X, meta)
+        given = set(data) if isinstance(data, dict) else set().union(*data)
         missing = [k for k in (*self.global_parameter_names_, *self.local_parameter_names_)
-                   if k not in levels.global_ and k not in levels.local]
+                   if k not in given]
         if missing:
             raise MissingKeyError(
                 f"log_prob needs the parameters of each dataset; {missing!r} are missing "
-                f"(given: {sorted(set(levels.global_) | set(levels.local))!r}).")
-        roles, (ldj_global, ldj_local) = self.adapter_.transform(levels, log_det_jac=True)
+                f"(given: {sorted(given)!r}).")
+        levels, roles, (ldj_global, ldj_local) = self.adapter_.transform_levels(
+            data, log_det_jac=True)
         check_roles(roles, self.role_shapes_, given_keys=self.adapter_.input_variables_,
                     need_theta=True)
         with self._threads():

@@ -25,6 +25,12 @@ parameter              online          bank in memory
 ``weight_averaging``   None            0.99
 =====================  ==============  ==========================================
 
+The bank column is the posterior's and the likelihood's (and the joint's). An estimator
+may hand the engine its own (``AmortizedEstimator._bank_defaults``): the point estimator,
+the model comparison and the multilevel posterior use :data:`BANK_ONLINE`, the online
+values, because the column above made some of their problems worse
+(``benchmarks/family_defaults.py``).
+
 A bank streamed from disk (too large for memory) takes the bank column except for the
 validation split and early stopping, which stay off unless given. Any parameter set to a
 value other than ``"auto"`` is used as given. With a bank, a coupling flow also starts
@@ -43,6 +49,15 @@ ONLINE = dict(epochs=50, batch_size=64, learning_rate=2e-3, lr_schedule="cosine"
               validation_sims=None, early_stopping=False, patience=5, weight_averaging=None)
 BANK = dict(epochs=None, batch_size=200, learning_rate=5e-4, lr_schedule="constant",
             validation_sims=0.1, early_stopping=True, patience=20, weight_averaging=0.99)
+
+#: The bank column of the point estimator, the model comparison and the multilevel
+#: posterior: the online values. On banks of 10^3 and 10^4 simulations
+#: (``benchmarks/family_defaults.py``, issue 30) :data:`BANK` made some problem worse for
+#: each of them (point: R^2 -0.002 on two moons and the Gaussian mixture at 10^4; model
+#: comparison: log loss +0.02 to +0.04 nats on normal against Laplace noise at 10^3;
+#: multilevel: -0.06 nats at 10^3 on one seed), and so did holding out a tenth and keeping
+#: the best epoch with the online values; their ``"auto"`` stays what they trained with.
+BANK_ONLINE = dict(ONLINE)
 
 #: With a bank and early stopping, ``epochs="auto"`` runs this many optimizer steps at most
 #: (in whole epochs, within :data:`BANK_EPOCHS`): on two moons at 10^4 simulations the
@@ -64,14 +79,16 @@ def offline(kind):
     return kind in ("bank", "stream")
 
 
-def resolve_validation(settings, kind, n_simulations=None):
+def resolve_validation(settings, kind, n_simulations=None, bank=None):
     """``settings`` with ``validation_sims`` and ``early_stopping`` resolved (the split of
-    the bank comes next, then :func:`resolve`)."""
+    the bank comes next, then :func:`resolve`); ``bank``: the estimator's bank column
+    (default :data:`BANK`)."""
+    bank = BANK if bank is None else bank
     spec = settings.validation_sims
     if _is_auto(spec):
         spec = None
         if kind == "bank" and (n_simulations or 0) >= MIN_BANK_FOR_SPLIT:
-            spec = BANK["validation_sims"]
+            spec = bank["validation_sims"]
     stop = settings.early_stopping
     if _is_auto(stop):
         stop = kind == "bank" and spec is not None
@@ -81,15 +98,19 @@ def resolve_validation(settings, kind, n_simulations=None):
                                auto=settings.auto | auto)
 
 
-def resolve(settings, kind, n_training=None):
+def resolve(settings, kind, n_training=None, bank=None):
     """``settings`` with every other ``"auto"`` value replaced, for data of ``kind`` and
-    ``n_training`` training simulations (a bank's rows after the validation split)."""
-    table = BANK if offline(kind) else ONLINE
+    ``n_training`` training simulations (a bank's rows after the validation split);
+    ``bank``: the estimator's bank column (default :data:`BANK`)."""
+    bank = BANK if bank is None else bank
+    table = bank if offline(kind) else ONLINE
     changes = {}
     for name, value in table.items():
         if _is_auto(getattr(settings, name, None)):
             changes[name] = value
-    if changes.get("batch_size") is not None and offline(kind) and n_training:
+    if table is not BANK:   # the sizes below scale the bank column only
+        return dataclasses.replace(settings, auto=settings.auto | set(changes), **changes)
+    if changes.get("batch_size") is not None and n_training:
         changes["batch_size"] = int(min(BANK["batch_size"], max(16, n_training // 10)))
     if "epochs" in changes and table is BANK:
         changes["epochs"] = ONLINE["epochs"]

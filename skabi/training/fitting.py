@@ -75,7 +75,7 @@ class TrainingSettings:
         return cls(**{k: v for k, v in params.items() if k in names})
 
 
-def settings_and_source(params, X, y=None):
+def settings_and_source(params, X, y=None, *, bank_defaults=None):
     """The :class:`TrainingSettings` and the source of one ``fit`` call, checked before
     anything is simulated or built.
 
@@ -85,6 +85,9 @@ def settings_and_source(params, X, y=None):
         The estimator's ``get_params(deep=False)``.
     X, y
         What ``fit`` was given (:func:`skabi.inputs.fit_input` says how it is read).
+    bank_defaults : dict, optional
+        The estimator's values of ``"auto"`` parameters for a bank (default
+        :data:`skabi.training.defaults.BANK`).
     """
     settings = TrainingSettings.from_params(params)
     check_device(settings.device)
@@ -100,7 +103,8 @@ def settings_and_source(params, X, y=None):
 
         data = open_bank(data).without_nonfinite()
     settings = defaults.resolve_validation(settings, kind,
-                                           len(data) if kind == "bank" else None)
+                                           len(data) if kind == "bank" else None,
+                                           bank=bank_defaults)
     spec = settings.validation_sims
     if isinstance(spec, tuple):
         spec = _array_validation(spec)
@@ -111,7 +115,8 @@ def settings_and_source(params, X, y=None):
                          "memory; with a simulator pass a number of simulations, with a bank "
                          "on disk a bank of validation simulations.")
     settings = dataclasses.replace(settings, validation_sims=spec)
-    settings = defaults.resolve(settings, kind, len(data) if kind == "bank" else None)
+    settings = defaults.resolve(settings, kind, len(data) if kind == "bank" else None,
+                                bank=bank_defaults)
     if settings.early_stopping and settings.validation_sims is None:
         raise ValueError("early_stopping=True needs validation_sims (a number of "
                          "simulations or a bank) to decide when to stop.")
@@ -174,7 +179,7 @@ def hold_out(bank, spec, random_state):
 
 
 def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owner=None,
-        header=None):
+        header=None, bank_defaults=None):
     """One ``fit`` (or ``partial_fit``) call of an estimator, start to end: its settings
     and source (:func:`settings_and_source`), then :func:`run_fit` from a fresh state
     made by :func:`initial_state` with ``spec``.
@@ -194,12 +199,14 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
         :func:`initial_state`.
     fitted, epochs, resume, owner, header
         As for :func:`run_fit`.
+    bank_defaults : dict, optional
+        As for :func:`settings_and_source`.
 
     Returns
     -------
     FitState
     """
-    settings, source = settings_and_source(params, X, y)
+    settings, source = settings_and_source(params, X, y, bank_defaults=bank_defaults)
     return run_fit(settings, source, initial=lambda: initial_state(settings, source, **spec),
                    build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
                    owner=owner, networks=spec["networks"], header=header)

@@ -284,3 +284,27 @@ def test_meta_is_merged_into_the_data_of_sample_and_log_prob(fitted):
     assert int(idata.constant_data["N"]) == batch["N"]
     with pytest.raises(TypeError, match="meta must be a dict"):
         fitted.sample(without, 5, meta=[("N", 3)])
+
+
+def test_sample_and_log_prob_read_every_form_through_one_input_path(fitted):
+    """A batch, one dataset and a list of datasets go through
+    ``inputs.multilevel_observations`` and one adapter call; the forms agree, and
+    anything else is refused naming what was expected."""
+    batch = normal_normal(J=(3, 4), N=(2, 3)).sample(2, random_state=6)
+    J = batch["J"]
+    one = [{"mu": batch["mu"][i], "tau": batch["tau"][i], "theta": batch["theta"][i],
+            "y": batch["y"][i], "N": batch["N"]} for i in range(2)]
+    np.testing.assert_allclose(fitted.log_prob(one), fitted.log_prob(batch), rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(fitted.log_prob(one[1]), fitted.log_prob(batch)[1:],
+                               rtol=1e-5, atol=1e-5)
+    draws = fitted.sample(tuple(one), 3, random_state=0, return_type="numpy")
+    assert draws["theta"].shape[:3] == (2, 3, J)
+    with pytest.raises(TypeError, match="Dataset 1 of X is a ndarray; expected a dict"):
+        fitted.sample([one[0], np.zeros(3)], 3)
+    with pytest.raises(TypeError, match="reads a multilevel batch .* got ndarray"):
+        fitted.log_prob(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="0 datasets"):
+        fitted.sample([], 3)
+    with pytest.raises(ValueError, match="0 datasets"):
+        fitted.sample({k: (v[:0] if np.ndim(v) else v) for k, v in batch.items()}, 3)

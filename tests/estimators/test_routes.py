@@ -30,8 +30,7 @@ def test_fit_and_sample_enter_each_module_once_and_never_climb(name, one_torch_t
     sim, ml = cl.simulator(), cl.multilevel_simulator()
     sample = routes.Route().run(lambda: cl._draws(name, est, sim, ml))
     assert sample.done and sample.climbs() == []
-    if name != "multilevel-online":   # its adapter splits the levels, then transforms
-        assert max(sample.visits().values()) == 1, sample.visits()
+    assert max(sample.visits().values()) == 1, sample.visits()
 
 
 def test_a_climb_is_found():

@@ -83,6 +83,57 @@ def test_bank_fit_with_defaults_validates_stops_and_keeps_auto_params():
     assert est.get_params()["epochs"] == "auto"
 
 
+def test_an_estimator_names_its_own_bank_column():
+    """The bank column is data the estimator hands over: another table replaces BANK, its
+    values are used as they are (no batch or epoch scaling), and online nothing moves."""
+    bank = Gaussian().sample(500, random_state=0)
+    est = tiny_estimator(**{k: "auto" for k in AUTO_NAMES})
+    params = est.get_params(deep=False)
+    settings, source = settings_and_source(params, bank, bank_defaults=defaults.BANK_ONLINE)
+    for name, value in defaults.ONLINE.items():
+        assert getattr(settings, name) == value, name
+    assert len(source.bank) == 500 and settings.auto == set(AUTO_NAMES)
+    online, _ = settings_and_source(params, Gaussian(), bank_defaults=defaults.BANK_ONLINE)
+    assert online == settings_for(Gaussian())[0]
+
+
+@pytest.mark.parametrize("name", ["point", "classifier", "multilevel"])
+def test_point_classifier_and_multilevel_auto_is_what_they_trained_with(name):
+    """Issue 30: their parameters default to "auto" like the posterior's, and "auto" gives
+    the values they had, online and on a bank (``benchmarks/family_defaults.py`` found no
+    bank column that made no problem worse); the other estimators keep BANK."""
+    import skabi
+
+    cls = {"point": skabi.AmortizedPointEstimator, "classifier": skabi.AmortizedModelComparison,
+           "multilevel": skabi.AmortizedMultilevelPosterior}[name]
+    params = cls().get_params(deep=False)
+    assert all(params[k] == "auto" for k in AUTO_NAMES)
+    assert cls._bank_defaults is defaults.BANK_ONLINE
+    assert defaults.BANK_ONLINE == dict(epochs=50, batch_size=64, learning_rate=2e-3,
+                                        lr_schedule="cosine", validation_sims=None,
+                                        early_stopping=False, patience=5,
+                                        weight_averaging=None)
+    for other in (skabi.AmortizedPosterior, skabi.AmortizedLikelihood, skabi.AmortizedJoint):
+        assert other._bank_defaults is None
+
+
+def test_point_estimator_on_arrays_with_auto_is_the_fit_with_the_old_numbers():
+    from skabi import AmortizedPointEstimator
+    from skabi.networks import DenseHead
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(200, 1))
+    X = y + rng.normal(size=(200, 3))
+    small = dict(head=DenseHead(width=8, depth=1), batches_per_epoch=2, random_state=0)
+    auto = AmortizedPointEstimator(epochs=3, **small).fit(X, y)
+    old = AmortizedPointEstimator(epochs=3, batch_size=64, learning_rate=2e-3,
+                                  lr_schedule="cosine", validation_sims=None,
+                                  early_stopping=False, patience=5, weight_averaging=None,
+                                  **small).fit(X, y)
+    np.testing.assert_array_equal(auto.history_["loss"], old.history_["loss"])
+    assert auto.history_["val_loss"].isna().all()
+
+
 @pytest.mark.parametrize("bad", ["fast", -0.5, 1.0])
 def test_bad_weight_averaging_is_refused_before_training(bad):
     est = tiny_estimator(weight_averaging=bad)
