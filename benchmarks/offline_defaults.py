@@ -18,6 +18,7 @@ import time
 
 import numpy as np
 
+import wider_suite
 from reference_posteriors import BEFORE, BEFORE_FLOW, PROBLEMS, _parse
 from skabi import AmortizedPosterior
 from skabi.networks import CouplingFlow
@@ -35,7 +36,7 @@ def exact_log_prob(name, sims):
 
 
 def run(name, budget, seed, params, flow, history=False, members=1):
-    problem = PROBLEMS[name]
+    problem = {**PROBLEMS, **wider_suite.PROBLEMS}[name]
     bank = problem["simulate"](budget, np.random.default_rng(seed))
     test = problem["simulate"](N_TEST, np.random.default_rng(50_000 + seed))
     settings = dict(params)

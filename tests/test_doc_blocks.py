@@ -269,12 +269,12 @@ def small_budgets(monkeypatch, request):
     cut = {"epochs": 1, "batches_per_epoch": 2, "pilot_size": 64, "batch_size": 16,
            **PAGE_BUDGET.get(page, {})}
 
-    def small(params, X, y=None):
+    def small(params, X, y=None, **how):
         params = dict(params)
         params.update({k: v for k, v in cut.items() if k in params})
         if isinstance(params.get("validation_sims"), int):
             params["validation_sims"] = min(params["validation_sims"], 16)
-        return original(params, X, y)
+        return original(params, X, y, **how)
 
     monkeypatch.setattr(fitting, "settings_and_source", small)
 
