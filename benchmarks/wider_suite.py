@@ -1,7 +1,7 @@
 """Issue 28, item 3: problems of other shapes for the bank defaults, beside those of
 ``reference_posteriors.py`` (linear Gaussian, Gaussian mixture, two moons, SLCP, AR(1)).
 
-* ``heavy_tailed``: a 2-D location observed through Student-t noise with 1.5 degrees of
+* ``heavy_tailed``: a 2-D location observed through Student-t noise with 3 degrees of
   freedom (5 draws per coordinate): posteriors with heavy tails and, where draws disagree,
   several modes.
 * ``bernoulli_glm``: a logistic regression (intercept and 4 slopes, prior N(0, I)) of 100
@@ -32,7 +32,7 @@ def _adapter(*first):
 # ------------------------------------------------------------------------ heavy tailed
 def heavy_tailed_simulate(n, rng):
     theta = rng.normal(0.0, 2.0, size=(n, 2))
-    noise = rng.standard_t(1.5, size=(n, 5, 2))
+    noise = rng.standard_t(3.0, size=(n, 5, 2))
     return {"theta": theta, "x": (theta[:, None, :] + noise).reshape(n, 10)}
 
 
