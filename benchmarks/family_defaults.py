@@ -19,8 +19,13 @@ and the network's initialisation), scored on 5,000 fresh simulations by a proper
 
 Higher is better for every score but the RMSE. Run::
 
-    python benchmarks/family_defaults.py point|comparison|multilevel \
+    python benchmarks/family_defaults.py point|comparison|multilevel --posterior-column \
         [--budgets 1000 10000] [--seeds 0 1 2] [--fast]
+
+(``--posterior-column``: the second column's ``"auto"`` takes the posterior's bank column,
+the candidate measured; without it, the estimators' own defaults, which since this
+measurement are the online values, the first column's. ``--candidate KEY=VALUE ...`` sets
+values of the second column, e.g. the "select" candidate below.)
 
 It prints one markdown row per cell: the score before, with ``"auto"``, their difference
 and both training times. Default networks throughout (``DeepSet()`` where the data are
@@ -38,11 +43,11 @@ from scipy.special import expit, logsumexp
 from reference_posteriors import PROBLEMS, _parse
 from skabi import (AmortizedModelComparison, AmortizedMultilevelPosterior,
                    AmortizedPointEstimator, make_multilevel_simulator, make_simulator)
-from skabi.adapters import (AsSet, Concatenate, Constrain, MultilevelAdapter, Rename,
-                            make_adapter)
+from skabi.adapters import AsSet, Rename, make_adapter
 from skabi.model_comparison import simulate_models
 from skabi.networks import DeepSet
 
+from contract_losses import _multilevel_adapter
 from multilevel import Data, Groups, Hyper
 from tasks import GaussianSimulator, gaussian_exact_posterior
 
@@ -171,14 +176,6 @@ def _multilevel_bank(n, seed, J=8, N=10):
     return sim.sample(n, random_state=seed)
 
 
-def _multilevel_adapter():
-    return MultilevelAdapter(
-        make_adapter(Constrain("tau", lower=0),
-                     Concatenate(["mu", "tau"], into="inference_variables")),
-        make_adapter(AsSet("y"), Rename("y", "summary_variables"),
-                     Rename("theta", "inference_variables")))
-
-
 def multilevel_cell(name, budget, seed, params):
     bank = _multilevel_bank(budget, seed)
     test = _multilevel_bank(N_TEST // 5, 10_000 + seed)
@@ -209,18 +206,26 @@ def main():
                              "defaults (a candidate for them)")
     parser.add_argument("--before", nargs="*", default=[], metavar="KEY=VALUE",
                         help="change these values of the first column")
+    parser.add_argument("--posterior-column", action="store_true",
+                        help="let the second column's \"auto\" take the posterior's bank "
+                             "column (the candidate of issue 30's measurement)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     problems, cell = SUITES[args.suite]
+    if args.posterior_column:
+        for cls in (AmortizedPointEstimator, AmortizedModelComparison,
+                    AmortizedMultilevelPosterior):
+            cls._bank_defaults = None
     names = args.problems or list(problems)
     budgets, seeds = args.budgets, args.seeds
     before = {**BEFORE, **_parse(args.before)}
     second = _parse(args.candidate)
     if args.fast:
         budgets, seeds, before["epochs"], second["epochs"] = [200], seeds[:1], 2, 3
-    print(f"\n{args.suite}: before = {before}; auto = the defaults, changed by {second}\n")
+    column = "the posterior's bank column" if args.posterior_column else "the defaults"
+    print(f"\n{args.suite}: before = {before}; auto = {column}, changed by {second}\n")
     print("| problem | budget | seed | before | auto | auto - before | extra | "
           "before s | auto s (epochs) |")
     print("|---|---|---|---|---|---|---|---|---|")
