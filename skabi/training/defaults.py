@@ -55,8 +55,9 @@ BANK = dict(epochs=None, batch_size=200, learning_rate=5e-4, lr_schedule="consta
 #: (``benchmarks/family_defaults.py``, issue 30) :data:`BANK` made some problem worse for
 #: each of them (point: R^2 -0.002 on two moons and the Gaussian mixture at 10^4; model
 #: comparison: log loss +0.02 to +0.04 nats on normal against Laplace noise at 10^3;
-#: multilevel: -0.06 nats at 10^3 on one seed), and so did holding out a tenth and keeping
-#: the best epoch with the online values; their ``"auto"`` stays what they trained with.
+#: multilevel: -0.18 to -0.35 nats at 10^4); for the first two, so did holding out a
+#: tenth and keeping the best epoch with the online values. Their ``"auto"`` stays what
+#: they trained with.
 BANK_ONLINE = dict(ONLINE)
 
 #: With a bank and early stopping, ``epochs="auto"`` runs this many optimizer steps at most
