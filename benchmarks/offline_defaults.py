@@ -73,13 +73,21 @@ def main():
     parser.add_argument("--before", action="store_true",
                         help="the settings a user had to choose before the offline defaults")
     parser.add_argument("--label", default="")
+    parser.add_argument("--bank-steps", type=int,
+                        help="a candidate for skabi.training.defaults.BANK_STEPS (the step "
+                             "budget of epochs=\"auto\" with a bank)")
     parser.add_argument("--members", type=int, default=1,
                         help="an ensemble of this many separate fits (mixture)")
     args = parser.parse_args()
     params = {**(BEFORE if args.before else {}), **_parse(args.set)}
+    if args.bank_steps:
+        from skabi.training import defaults
+
+        defaults.BANK_STEPS = args.bank_steps
     flow = {**(BEFORE_FLOW if args.before else {}), **_parse(args.flow)}
-    label = args.label or " ".join((["before"] if args.before else []) + args.set + args.flow) \
-        or "defaults"
+    label = args.label or " ".join((["before"] if args.before else []) + args.set + args.flow
+                                   + ([f"BANK_STEPS={args.bank_steps}"] if args.bank_steps
+                                      else [])) or "defaults"
     if args.members > 1:
         label += f" x{args.members}"
     for name in args.problems:
