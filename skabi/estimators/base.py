@@ -113,7 +113,7 @@ class AmortizedEstimator(BaseEstimator):
         Fitted values a saved file holds besides the state (optional).
     ``_bank_defaults``
         What ``"auto"`` training parameters become with a bank (a class attribute; None
-        takes :data:`skabi.training.defaults.BANK`; optional).
+        takes ``skabi.training.defaults.BANK``; optional).
 
     The helpers a subclass uses: ``_fit`` (``fit``, ``partial_fit`` and ``resume``),
     ``_observations`` and ``_roles`` (the data of ``sample`` and the like, checked

@@ -87,7 +87,7 @@ def settings_and_source(params, X, y=None, *, bank_defaults=None):
         What ``fit`` was given (:func:`skabi.inputs.fit_input` says how it is read).
     bank_defaults : dict, optional
         The estimator's values of ``"auto"`` parameters for a bank (default
-        :data:`skabi.training.defaults.BANK`).
+        ``skabi.training.defaults.BANK``).
     """
     settings = TrainingSettings.from_params(params)
     check_device(settings.device)
