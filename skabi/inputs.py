@@ -169,6 +169,12 @@ def _one_dimensional(key, arr, expected):
         "[{...}, {...}]; for several, stack them along a leading axis.")
 
 
+def _empty_list(name):
+    """The error for a list of 0 datasets given as ``name``."""
+    return ValueError(f"{name} is an empty list: 0 datasets; at least 1 dataset is expected "
+                      "(a list of one dict per dataset).")
+
+
 def check_datasets(data, name="X"):
     """Raise ``ValueError`` when the batch ``data`` holds 0 datasets (a leading dataset
     axis of length 0), naming the argument ``name`` and a variable of that length.
@@ -237,8 +243,7 @@ def as_observations(X, meta=None, *, frame_is_dataset=True, expected=None, name=
             data[k] = as_rows(v, k)
     elif isinstance(X, list):
         if not X:
-            raise ValueError(f"{name} is an empty list: 0 datasets; at least 1 dataset is "
-                             "expected (a list of one dict per dataset).")
+            raise _empty_list(name)
         data = stack_datasets(X, expected)
     elif isinstance(X, SimulationBank):
         data = X.to_dict()
@@ -324,8 +329,7 @@ def multilevel_observations(X, meta=None, *, groups, owner="estimator"):
             f"{owner} reads a multilevel batch (a dict whose {groups!r} is one number), one "
             f"dataset (a dict) or a list of datasets; got {type(X).__name__}.")
     if not X:
-        raise ValueError("X is an empty list: 0 datasets; at least 1 dataset is expected (a "
-                         "list of one dict per dataset).")
+        raise _empty_list("X")
     for i, d in enumerate(X):
         if not isinstance(d, dict):
             raise TypeError(f"Dataset {i} of X is a {type(d).__name__}; expected a dict of "

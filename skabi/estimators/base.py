@@ -4,9 +4,9 @@ family shares (training parameters, ``fit``, committed fitted attributes, observ
 
 An estimator class is the public contract of its job (its parameters, methods and tags);
 it supplies the declared hooks (``_build``, ``_networks``, ``_initial_spec``, ``_commit``,
-``_fit_state`` and, optionally, ``_save_extra`` and ``_restore_extra``) and inherits the
-rest (``doc/contributing.rst``, "Adding an estimator"). The mechanics underneath are the engine's (:mod:`skabi.training`),
-which knows no estimator.
+``_fit_state`` and, optionally, ``_save_extra``, ``_restore_extra`` and ``_bank_defaults``)
+and inherits the rest (``doc/contributing.rst``, "Adding an estimator"). The mechanics
+underneath are the engine's (:mod:`skabi.training`), which knows no estimator.
 """
 
 import numbers

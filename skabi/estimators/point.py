@@ -64,9 +64,10 @@ warm_start, on_nonfinite
         64 at 2e-3 with a cosine decay, nothing held out): on the banks of
         ``benchmarks/family_defaults.py`` the posterior's bank values lowered R^2 on two
         moons and a Gaussian mixture at 10^4 simulations (by up to 0.002), although they
-        raised it on SLCP and a linear Gaussian model in 11 of 12 cells (by up to 0.10). On a small bank
-        of a hard problem, try ``validation_sims=0.1, early_stopping=True`` and compare
-        held-out scores (``benchmarks/README.md`` has every seed).
+        raised it on SLCP and a linear Gaussian model in 11 of 12 cells (by up to 0.10).
+        On a small bank of a hard problem, try ``validation_sims=0.1,
+        early_stopping=True`` and compare held-out scores (``benchmarks/README.md`` has
+        every seed).
 
     Attributes
     ----------

@@ -109,15 +109,14 @@ def resolve(settings, kind, n_training=None, bank=None):
     for name, value in table.items():
         if _is_auto(getattr(settings, name, None)):
             changes[name] = value
-    if table is not BANK:   # the sizes below scale the bank column only
-        return dataclasses.replace(settings, auto=settings.auto | set(changes), **changes)
-    if changes.get("batch_size") is not None and n_training:
-        changes["batch_size"] = int(min(BANK["batch_size"], max(16, n_training // 10)))
-    if "epochs" in changes and table is BANK:
-        changes["epochs"] = ONLINE["epochs"]
-        if settings.early_stopping and n_training:
-            batch = changes.get("batch_size", settings.batch_size)
-            steps = -(-n_training // batch)
-            low, high = BANK_EPOCHS
-            changes["epochs"] = int(min(high, max(low, -(-BANK_STEPS // steps))))
+    if table is BANK:   # its sizes scale with the bank (another column is used as given)
+        if changes.get("batch_size") is not None and n_training:
+            changes["batch_size"] = int(min(BANK["batch_size"], max(16, n_training // 10)))
+        if "epochs" in changes:
+            changes["epochs"] = ONLINE["epochs"]
+            if settings.early_stopping and n_training:
+                batch = changes.get("batch_size", settings.batch_size)
+                steps = -(-n_training // batch)
+                low, high = BANK_EPOCHS
+                changes["epochs"] = int(min(high, max(low, -(-BANK_STEPS // steps))))
     return dataclasses.replace(settings, auto=settings.auto | set(changes), **changes)
