@@ -7,20 +7,24 @@ posterior to the learned one plus a constant of the problem (a proper scoring ru
 the linear Gaussian problem the constant is known, so the script prints the KL itself.
 
 Run ``python benchmarks/offline_defaults.py PROBLEM --budgets 1000 10000 --seeds 0 1
-[--before] [--set KEY=VALUE ...] [--flow KEY=VALUE ...]``; prints one markdown row
-per cell (``--before``: the settings of the runs before the offline defaults).
+[--before] [--set KEY=VALUE ...] [--flow KEY=VALUE ...] [--save DIR]``; prints one
+markdown row per cell (``--before``: the settings of the runs before the offline defaults;
+``--save``: each cell's held-out values, which ``worst_cell.py`` compares in pairs;
+``--likelihood``: an ``AmortizedLikelihood`` of the data given the parameters instead,
+scored by the held-out ``-log q(x | theta)``).
 """
 
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 
 import numpy as np
 
-import wider_suite
-from reference_posteriors import BEFORE, BEFORE_FLOW, PROBLEMS, _parse
-from skabi import AmortizedPosterior
+from reference_posteriors import BEFORE, BEFORE_FLOW, PROBLEMS, _parse, add_bank_steps
+from skabi import AmortizedLikelihood, AmortizedPosterior
+from skabi.adapters import Rename, Standardize, make_adapter
 from skabi.networks import CouplingFlow
 
 N_TEST = 20_000
@@ -35,26 +39,46 @@ def exact_log_prob(name, sims):
             - 5 * np.log(2 * np.pi * 0.05))
 
 
-def run(name, budget, seed, params, flow, history=False, members=1):
-    problem = {**PROBLEMS, **wider_suite.PROBLEMS}[name]
+def _likelihood_adapter():
+    """The problem's data given its parameters: ``x`` standardized, ``theta`` the
+    condition (as the problem's posterior adapter reads it, constraints left out)."""
+    return make_adapter(Standardize(["x"]), Rename("x", "inference_variables"),
+                        Rename("theta", "inference_conditions"))
+
+
+def run(name, budget, seed, params, flow, history=False, members=1, save=None,
+        likelihood=False):
+    problem = PROBLEMS[name]
+    if likelihood and "summary" in problem:
+        raise SystemExit(f"--likelihood: {name} needs a summary network (vector data only)")
     bank = problem["simulate"](budget, np.random.default_rng(seed))
     test = problem["simulate"](N_TEST, np.random.default_rng(50_000 + seed))
     settings = dict(params)
     t0 = time.perf_counter()
     log_probs = []
     for member in range(members):    # separate fits, mixed with equal weights
-        est = AmortizedPosterior(adapter=problem["adapter"](),
-                                 inference_network=CouplingFlow(**{"transform": "spline", **flow}),
-                                 summary_network=problem.get("summary", lambda: None)(),
-                                 random_state=seed + 1000 * member, **settings)
+        network = CouplingFlow(**{"transform": "spline", **flow})
+        if likelihood:
+            est = AmortizedLikelihood(adapter=_likelihood_adapter(),
+                                      inference_network=network,
+                                      random_state=seed + 1000 * member, **settings)
+        else:
+            est = AmortizedPosterior(adapter=problem["adapter"](), inference_network=network,
+                                     summary_network=problem.get("summary", lambda: None)(),
+                                     random_state=seed + 1000 * member, **settings)
         est.fit(bank)
         log_probs.append(est.log_prob(test))
     seconds = time.perf_counter() - t0
     stacked = np.stack(log_probs)
     top = stacked.max(axis=0)
     nll = -(top + np.log(np.mean(np.exp(stacked - top), axis=0)))
-    exact = exact_log_prob(name, test)
+    exact = None if likelihood else exact_log_prob(name, test)
     hist = est.history_
+    if save:    # every held-out -log q, for paired differences (worst_cell.py)
+        path = pathlib.Path(save)
+        path.mkdir(parents=True, exist_ok=True)
+        np.save(path / f"{name}-{budget}-{seed}.npy", nll.astype(np.float64))
+        hist.to_csv(path / f"{name}-{budget}-{seed}.history.csv")
     if history:
         print(hist[["loss", "val_loss", "lr"]].round(4).to_string())
     best = int(hist["val_loss"].idxmin()) + 1 if hist["val_loss"].notna().any() else None
@@ -73,28 +97,31 @@ def main():
     parser.add_argument("--before", action="store_true",
                         help="the settings a user had to choose before the offline defaults")
     parser.add_argument("--label", default="")
-    parser.add_argument("--bank-steps", type=int,
-                        help="a candidate for skabi.training.defaults.BANK_STEPS (the step "
-                             "budget of epochs=\"auto\" with a bank)")
+    parser.add_argument("--likelihood", action="store_true",
+                        help="an AmortizedLikelihood of x given theta, scored by the "
+                             "held-out -log q(x | theta), instead of the posterior")
+    add_bank_steps(parser)
     parser.add_argument("--members", type=int, default=1,
                         help="an ensemble of this many separate fits (mixture)")
+    parser.add_argument("--save", metavar="DIR",
+                        help="write each cell's held-out -log q and history to DIR "
+                             "(compared by worst_cell.py)")
     args = parser.parse_args()
     params = {**(BEFORE if args.before else {}), **_parse(args.set)}
-    if args.bank_steps:
-        from skabi.training import defaults
-
-        defaults.BANK_STEPS = args.bank_steps
     flow = {**(BEFORE_FLOW if args.before else {}), **_parse(args.flow)}
     label = args.label or " ".join((["before"] if args.before else []) + args.set + args.flow
                                    + ([f"BANK_STEPS={args.bank_steps}"] if args.bank_steps
                                       else [])) or "defaults"
+    if args.likelihood:
+        label = "likelihood " + label
     if args.members > 1:
         label += f" x{args.members}"
     for name in args.problems:
         for budget in args.budgets:
             for seed in args.seeds:
                 nll, se, kl, best, epochs, seconds = run(name, budget, seed, params, flow,
-                                                         args.history, args.members)
+                                                         args.history, args.members, args.save,
+                                                         args.likelihood)
                 kl_text = "" if kl is None else f"{kl:.3f}"
                 print(f"| {name} | {budget} | {seed} | {label} | {nll:.3f} ({se:.3f}) | "
                       f"{kl_text} | {best} / {epochs} | {seconds:.0f} |", flush=True)

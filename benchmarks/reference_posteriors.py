@@ -19,6 +19,9 @@ Problems (each with a sampler of its exact or reference posterior):
 * ``ar1`` -- a time series: ``phi ~ U(-0.95, 0.95)``, ``log sigma ~ N(-1, 0.5)``,
   ``x_t = phi x_{t-1} + sigma e_t``, T = 50 (conditional likelihood given ``x_0 = 0``);
   reference by a grid of the exact likelihood.
+* ``heavy_tailed``, ``bernoulli_glm``, ``sir_ode`` -- the problems of other shapes of
+  ``wider_suite.py`` (Student-t noise, a logistic regression on binary data, the SIR
+  equations), with the reference samplers described there.
 
 Each problem is trained with ``AmortizedPosterior`` as a new user would train on a bank:
 the problem's adapter (``Standardize`` + ``Constrain`` where the prior is bounded), the
@@ -41,10 +44,12 @@ import time
 
 import numpy as np
 
+import wider_suite
 from skabi import AmortizedPosterior, make_adapter
 from skabi.adapters import AsTimeSeries, Concatenate, Constrain, Rename, Standardize
 from skabi.diagnostics import c2st
 from skabi.networks import CouplingFlow, DiffusionModel, FlowMatching, TimeSeriesNetwork
+from skabi.training import defaults
 
 N_REF = 10_000
 
@@ -216,6 +221,7 @@ PROBLEMS = {
                     Concatenate(["phi", "log_sigma"], into="inference_variables"),
                     AsTimeSeries("x"), Rename("x", "summary_variables")),
                 summary=lambda: TimeSeriesNetwork(summary_dim=8)),
+    **wider_suite.PROBLEMS,
 }
 
 
@@ -249,6 +255,17 @@ NETWORKS = {
     "flow_matching": lambda **kw: FlowMatching(**kw),
     "diffusion": lambda **kw: DiffusionModel(**kw),
 }
+
+
+def add_bank_steps(parser):
+    """``--bank-steps N``: a candidate for ``skabi.training.defaults.BANK_STEPS`` (the step
+    budget of ``epochs="auto"`` with a bank), set when the arguments are parsed."""
+    class BankSteps(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            defaults.BANK_STEPS = value
+            setattr(namespace, self.dest, value)
+    parser.add_argument("--bank-steps", type=int, action=BankSteps,
+                        help="a candidate step budget of epochs=\"auto\" with a bank")
 
 
 def cell_data(name, budget, seed, n_obs):
@@ -316,6 +333,7 @@ def main():
     parser.add_argument("--history", action="store_true", help="print the loss per epoch")
     parser.add_argument("--before", action="store_true",
                         help="the settings a user had to choose before the offline defaults")
+    add_bank_steps(parser)
     args = parser.parse_args()
     params = {**(BEFORE if args.before else {}), **_parse(args.set)}
     print("| problem | budget | seed | C2ST per observation | mean | best epoch / epochs | "

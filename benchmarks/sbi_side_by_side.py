@@ -37,6 +37,12 @@ PRIORS = {
     "gaussian_mixture": lambda: BoxUniform(-10 * torch.ones(2), 10 * torch.ones(2)),
     "two_moons": lambda: BoxUniform(-torch.ones(2), torch.ones(2)),
     "slcp": lambda: BoxUniform(-3 * torch.ones(5), 3 * torch.ones(5)),
+    "heavy_tailed": lambda: torch.distributions.MultivariateNormal(
+        torch.zeros(2), 4.0 * torch.eye(2)),
+    "bernoulli_glm": lambda: torch.distributions.MultivariateNormal(
+        torch.zeros(5), torch.eye(5)),
+    "sir_ode": lambda: torch.distributions.Independent(torch.distributions.LogNormal(
+        torch.log(torch.tensor([0.4, 1 / 8])), torch.tensor([0.5, 0.2])), 1),
 }
 
 

@@ -65,6 +65,9 @@ class TrainingSettings:
     summary_mmd_weight: float = 0.0
     on_nonfinite: str = "raise"
     weight_averaging: Any = None
+    #: The most epochs of a coupling flow's linear warm-up (None: ``epochs``); no estimator
+    #: parameter: ``epochs="auto"`` with a bank sets it (:mod:`skabi.training.defaults`).
+    warmup_epochs: Any = None
     #: The names whose value was "auto" (:mod:`skabi.training.defaults` resolved them).
     auto: frozenset = frozenset()
 
@@ -440,7 +443,8 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
     # before the optimizer below makes the parameters views of one buffer
-    warm_rows = warm_up(state, source, settings, validation, epochs)
+    warm_rows = warm_up(state, source, settings, validation,
+                        min(epochs, settings.warmup_epochs or epochs))
     opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
                                 weight_decay=settings.weight_decay,
                                 lr_schedule=settings.lr_schedule, total_steps=total)

@@ -33,20 +33,25 @@ def test_a_bank_gets_the_offline_table_with_a_tenth_held_out():
     assert len(settings.validation_sims["theta"]) == 50
     assert settings.early_stopping is True
     assert settings.batch_size == 45                     # a tenth of 450 (below 200)
-    assert settings.epochs == 400                        # 4000 steps of 10 batches
+    assert settings.epochs == 500                        # 8000 steps of 10 batches: 500 at most
+    assert settings.warmup_epochs == 400                 # the warm-up: 4000 steps
     for name in ("learning_rate", "lr_schedule", "patience", "weight_averaging"):
         assert getattr(settings, name) == defaults.BANK[name], name
 
 
 def test_large_banks_batch_200_and_tiny_banks_are_not_split():
     settings, _ = settings_for(Gaussian(n_obs=2).sample(5000, random_state=0))
-    assert settings.batch_size == 200 and settings.epochs == 174   # ceil(4000 / 23 steps)
+    assert settings.batch_size == 200 and settings.epochs == 348   # ceil(8000 / 23 steps)
+    assert settings.warmup_epochs == 174                            # ceil(4000 / 23 steps)
     settings, _ = settings_for(Gaussian(n_obs=2).sample(50_000, random_state=0))
-    assert settings.epochs == 20                          # at least 20 epochs
+    assert (settings.epochs, settings.warmup_epochs) == (36, 20)    # 225 steps; at least 20
+    settings, _ = settings_for(Gaussian(n_obs=2).sample(100_000, random_state=0))
+    assert settings.epochs == 20 == settings.warmup_epochs          # 10^5: as before issue 28
     settings, source = settings_for(Gaussian().sample(12, random_state=0))
     assert settings.validation_sims is None and settings.early_stopping is False
     assert settings.epochs == defaults.ONLINE["epochs"]  # no early stopping: no long run
     assert len(source.bank) == 12 and settings.batch_size == 16
+    assert settings.warmup_epochs is None                 # the warm-up takes epochs
 
 
 def test_values_given_are_used_as_given():
@@ -277,6 +282,20 @@ def test_no_warmup_online_with_a_summary_network_or_when_continuing():
     unstoppable = _flow_posterior("auto", epochs=3, validation_sims=None)
     unstoppable.fit(bank["x"], bank["theta"])    # no validation: nothing would keep the fit
     assert (unstoppable.history_["epoch"] >= 0).all()
+
+
+def test_the_warmup_has_its_own_step_budget(monkeypatch):
+    """epochs="auto" with a bank caps the linear warm-up at BANK_WARMUP_STEPS and the
+    training proper at BANK_STEPS, each in whole epochs within BANK_EPOCHS."""
+    monkeypatch.setattr(defaults, "BANK_EPOCHS", (1, 500))
+    monkeypatch.setattr(defaults, "BANK_STEPS", 50)
+    monkeypatch.setattr(defaults, "BANK_WARMUP_STEPS", 20)
+    bank = _linear_gaussian(300, 0)              # 270 rows, batches of 27: 10 per epoch
+    est = _flow_posterior("auto", patience=100).fit(bank["x"], bank["theta"])
+    epochs = est.history_["epoch"]
+    assert (int((epochs < 0).sum()), int((epochs >= 0).sum())) == (2, 5)
+    given = _flow_posterior("auto", epochs=3, patience=100).fit(bank["x"], bank["theta"])
+    assert int((given.history_["epoch"] < 0).sum()) == 3      # epochs given: the warm-up too
 
 
 def test_ctrl_c_in_the_warmup_ends_the_fit_and_leaves_the_estimator():

@@ -1,0 +1,91 @@
+"""Issue 28, item 3: choose training defaults by the worst cell, not the mean.
+
+``offline_defaults.py --save DIR`` writes, for every cell (problem, bank size, seed), the
+held-out ``-log q(theta | x)`` of each of its 20,000 test simulations. The test simulations
+of a cell are the same for every candidate, so two candidates differ cell by cell by a
+paired mean difference, with a small standard error. This script reads one directory per
+candidate and prints:
+
+* a row per cell: each candidate's mean, and its difference to the best candidate of that
+  cell (its *regret*, in nats; 0 for the best) with the paired standard error;
+* a row per candidate: its worst regret over all cells (and the cell), the number of cells
+  where it is worse than the best by more than ``--tolerance`` plus two standard errors,
+  and its mean regret.
+
+The candidate to choose is the one with the smallest worst regret.
+
+Run ``python benchmarks/worst_cell.py defaults=/tmp/c0 candidate=/tmp/c1 [...]
+[--tolerance 0.005]``; a cell is compared only where every candidate has it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import numpy as np
+
+
+def load(directories):
+    """``{cell: {candidate: values}}`` for the cells every candidate has."""
+    found = {}
+    for name, directory in directories.items():
+        for path in sorted(pathlib.Path(directory).glob("*.npy")):
+            found.setdefault(path.stem, {})[name] = np.load(path)
+    return {cell: runs for cell, runs in found.items() if len(runs) == len(directories)}
+
+
+def _order(cell):
+    problem, budget, seed = cell.rsplit("-", 2)
+    return int(budget), problem, int(seed)
+
+
+def regrets(runs):
+    """Each candidate's paired mean difference to the best of ``runs`` and its se."""
+    means = {name: float(np.mean(values)) for name, values in runs.items()}
+    best = min(means, key=means.get)
+    out = {}
+    for name, values in runs.items():
+        diff = values - runs[best]
+        out[name] = (float(np.mean(diff)), float(np.std(diff) / np.sqrt(len(diff))))
+    return means, out
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("candidates", nargs="+", metavar="NAME=DIR")
+    parser.add_argument("--tolerance", type=float, default=0.005,
+                        help="a regret above this (plus two se) counts as worse")
+    args = parser.parse_args()
+    directories = dict(pair.split("=", 1) for pair in args.candidates)
+    cells = load(directories)
+    if not cells:
+        raise SystemExit("no cell is in every candidate's directory")
+    names = list(directories)
+    print("| cell | " + " | ".join(f"{n}: -log q | regret (se)" for n in names) + " |")
+    print("|---|" + "---|---|" * len(names))
+    worst = {name: (-np.inf, None) for name in names}
+    worse = dict.fromkeys(names, 0)
+    total = dict.fromkeys(names, 0.0)
+    for cell in sorted(cells, key=_order):
+        means, reg = regrets(cells[cell])
+        row = []
+        for name in names:
+            value, se = reg[name]
+            row.append(f"{means[name]:.3f} | {value:+.3f} ({se:.3f})")
+            total[name] += value
+            if value > worst[name][0]:
+                worst[name] = (value, cell)
+            worse[name] += value > args.tolerance + 2 * se
+        print(f"| {cell} | " + " | ".join(row) + " |")
+    print(f"\n{len(cells)} cells. Per candidate: worst regret (cell), cells worse than the "
+          f"best by more than {args.tolerance} + 2 se, mean regret.\n")
+    print("| candidate | worst regret | cell | cells worse | mean regret |")
+    print("|---|---|---|---|---|")
+    for name in sorted(names, key=lambda n: worst[n][0]):
+        print(f"| {name} | {worst[name][0]:+.3f} | {worst[name][1]} | {worse[name]} | "
+              f"{total[name] / len(cells):+.4f} |")
+
+
+if __name__ == "__main__":
+    main()
