@@ -166,7 +166,7 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
     if not args.exact_only:
         est, sim = regression_task(seed, transform=args.posterior_transform,
                                    epochs=args.post_epochs, batches_per_epoch=args.post_batches,
-                                   pooling=args.pooling)
+                                   pooling=args.pooling, moment_dim=args.moment_dim)
         start = time.perf_counter()
         est.fit(sim)
         print(f"[seed {seed}] posterior: {args.post_epochs} x {args.post_batches} steps of 64, "
@@ -198,6 +198,7 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
                 est, lik, observed, PRIOR, num_samples=args.draws, proposals=args.proposals,
                 random_state=seed + 700)
         st = sources["amortized+IS"].sample_stats
+        weights_k = np.asarray(st["pareto_k"].values, dtype=float)
         print(f"[seed {seed}] importance sampling ({args.proposals} x {args.draws} proposals, "
               f"learned likelihood, {time.perf_counter() - start:.1f} s): Pareto k "
               f"{', '.join(f'{v:.2f}' for v in st['pareto_k'].values)}; ess "
@@ -237,6 +238,9 @@ def run_seed(seed, args, observed, truth_beta, truth_sigma):
                   f"{r['met']}, max Pareto k learned {r['k_learned']:.3f} analytic "
                   f"{r['k_analytic']:.3f}, max |pointwise elpd diff| "
                   f"{r['max_abs_pointwise']:.3f}", flush=True)
+    if "amortized+IS" in sources:
+        for r in rows:
+            r["weights_k"] = float(weights_k[r["dataset"]])
     for source in pairs:
         sub = [r for r in rows if r["source"] == source]
         print(f"[seed {seed}] {source} draws: within 1 se on {sum(r['met'] for r in sub)} of "
@@ -290,6 +294,9 @@ def main(argv=None):
     parser.add_argument("--pooling", default="mean", choices=["mean", "mean+max"],
                         help="the DeepSet pooling of the task-L posterior (the quickstart's: "
                              "mean+max)")
+    parser.add_argument("--moment-dim", type=int, default=0,
+                        help="DeepSet(moment_dim=...) of the task-L posterior (the "
+                             "quickstart's: 4, with 60 epochs)")
     parser.add_argument("--tutorial", action="store_true",
                         help="the quickstart's observed dataset instead of prior datasets")
     parser.add_argument("--exact-only", action="store_true",
@@ -322,6 +329,31 @@ def main(argv=None):
             continue
         print(f"TOTAL {source} draws: within 1 se on {sum(r['met'] for r in sub)} of {len(sub)} "
               f"(seed, dataset) pairs")
+        for seed in args.seeds:
+            criterion(source, seed, [r for r in sub if r["seed"] == seed])
+
+
+def criterion(source, seed, rows):
+    """Issue 28 item 5 over the datasets of one seed: z = diff / se_diff with |mean| <= 0.3
+    and sd in [0.7, 1.4]; mean |diff| <= 0.1 x se(elpd) (the analytic elpd_loo's se); every
+    Pareto k of the LOO (both likelihoods) <= 0.7, and of the importance weights."""
+    if not rows:
+        return
+    z = np.array([r["diff"] / r["se_diff"] for r in rows])
+    rel = np.array([abs(r["diff"]) / r["se_analytic"] for r in rows])
+    k_loo = np.array([max(r["k_learned"], r["k_analytic"]) for r in rows])
+    line = (f"CRITERION {source} seed {seed}, {len(rows)} datasets: z mean {z.mean():+.3f} "
+            f"(|mean| <= 0.3: {abs(z.mean()) <= 0.3}), sd {z.std(ddof=1):.3f} (in [0.7, 1.4]: "
+            f"{0.7 <= z.std(ddof=1) <= 1.4}); mean |diff| / se(elpd) {rel.mean():.3f} "
+            f"(<= 0.1: {rel.mean() <= 0.1}); mean |diff| {np.mean([abs(r['diff']) for r in rows]):.3f}"
+            f" nats, mean se(elpd) {np.mean([r['se_analytic'] for r in rows]):.3f}; LOO Pareto k "
+            f"<= 0.7 on {np.sum(k_loo <= 0.7)} of {len(rows)} (max {k_loo.max():.2f}; the "
+            f"analytic likelihood alone: {sum(r['k_analytic'] <= 0.7 for r in rows)})")
+    if "weights_k" in rows[0]:
+        wk = np.array([r["weights_k"] for r in rows])
+        line += (f"; importance weights' Pareto k <= 0.7 on {np.sum(wk <= 0.7)} of {len(rows)} "
+                 f"(max {wk.max():.2f})")
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

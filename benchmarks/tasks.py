@@ -109,13 +109,13 @@ def regression_adapter():
 
 
 def regression_task(seed, *, transform="spline", epochs=30, batches_per_epoch=128,
-                    batch_size=64, pooling="mean"):
+                    batch_size=64, pooling="mean", moment_dim=0):
     """(estimator, simulator) of task L with an affine or spline coupling flow
-    (``pooling="mean+max"``: the quickstart's summary network)."""
+    (``moment_dim=4``: the quickstart's summary network)."""
     est = AmortizedPosterior(
         adapter=regression_adapter(),
         inference_network=CouplingFlow(transform=transform),
-        summary_network=DeepSet(summary_dim=10, pooling=pooling),
+        summary_network=DeepSet(summary_dim=10, pooling=pooling, moment_dim=moment_dim),
         epochs=epochs, batches_per_epoch=batches_per_epoch, batch_size=batch_size,
         random_state=seed,
     )
