@@ -12,10 +12,13 @@ candidate and prints:
   where it is worse than the best by more than ``--tolerance`` plus two standard errors,
   and its mean regret.
 
-The candidate to choose is the one with the smallest worst regret.
+The candidate to choose is the one with the smallest worst regret. ``--select NAME=A,B``
+adds a candidate that is, per cell, whichever of A and B reached the lower validation loss
+(from the ``.history.csv`` beside each cell): a per-fit choice between two settings.
 
 Run ``python benchmarks/worst_cell.py defaults=/tmp/c0 candidate=/tmp/c1 [...]
-[--tolerance 0.005]``; a cell is compared only where every candidate has it.
+[--tolerance 0.005] [--select pick=defaults,candidate]``; a cell is compared only where
+every candidate has it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import argparse
 import pathlib
 
 import numpy as np
+import pandas as pd
 
 
 def load(directories):
@@ -33,6 +37,29 @@ def load(directories):
         for path in sorted(pathlib.Path(directory).glob("*.npy")):
             found.setdefault(path.stem, {})[name] = np.load(path)
     return {cell: runs for cell, runs in found.items() if len(runs) == len(directories)}
+
+
+def best_validation_loss(directory, cell):
+    """The lowest validation loss of a cell's training history (warm-up epochs included)."""
+    history = pathlib.Path(directory) / f"{cell}.history.csv"
+    if not history.exists():
+        raise SystemExit(f"--select needs {history} (offline_defaults.py --save writes it)")
+    return float(pd.read_csv(history)["val_loss"].min())
+
+
+def add_selection(cells, directories, spec):
+    """A candidate ``NAME=A,B`` that, per cell, is whichever of candidates A and B reached
+    the lower validation loss: what a fit that trained both and kept the better on its
+    validation simulations would have given. Returns the name and how often it took A."""
+    name, pair = spec.split("=", 1)
+    first, second = pair.split(",")
+    took_first = 0
+    for cell, runs in cells.items():
+        a = best_validation_loss(directories[first], cell)
+        b = best_validation_loss(directories[second], cell)
+        runs[name] = runs[first] if a <= b else runs[second]
+        took_first += a <= b
+    return name, took_first
 
 
 def _order(cell):
@@ -56,12 +83,20 @@ def main():
     parser.add_argument("candidates", nargs="+", metavar="NAME=DIR")
     parser.add_argument("--tolerance", type=float, default=0.005,
                         help="a regret above this (plus two se) counts as worse")
+    parser.add_argument("--select", action="append", default=[], metavar="NAME=A,B",
+                        help="add a candidate that takes, per cell, whichever of A and B "
+                             "has the lower validation loss")
     args = parser.parse_args()
     directories = dict(pair.split("=", 1) for pair in args.candidates)
     cells = load(directories)
     if not cells:
         raise SystemExit("no cell is in every candidate's directory")
     names = list(directories)
+    for spec in args.select:
+        name, took = add_selection(cells, directories, spec)
+        names.append(name)
+        print(f"{name}: took {spec.split('=', 1)[1].split(',')[0]} in {took} of {len(cells)} "
+              "cells\n")
     print("| cell | " + " | ".join(f"{n}: -log q | regret (se)" for n in names) + " |")
     print("|---|" + "---|---|" * len(names))
     worst = {name: (-np.inf, None) for name in names}
