@@ -31,7 +31,7 @@ from .persistence import Checkpoint, check_writable_file
 from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
 from .sources import make_source
 from .state import FitState
-from .warmup import main_epochs, warm_up
+from .warmup import main_epochs, selects, train_linear_once_active, warm_up
 
 
 __all__ = ["TrainingSettings", "settings_and_source", "fit", "run_fit", "initial_state",
@@ -442,6 +442,10 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     source.start(prepare, state.rng)
     validation = validation_batches(settings, source, state, prepare)
     total = (total_epochs or epochs) * source.steps_per_epoch
+    rank, world = distributed()
+    select = (world == 1 and settings.checkpoint_path is None and bool(validation)
+              and selects(state, source, settings))
+    start = copy.deepcopy(model.state_dict()) if select else None
     # before the optimizer below makes the parameters views of one buffer
     warm_rows = warm_up(state, source, settings, validation,
                         min(epochs, settings.warmup_epochs or epochs))
@@ -459,7 +463,6 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
             ) from None
         sched.load_state_dict(state.optimizer_state["scheduler"])
         follow_total(opt, sched, total)
-    rank, world = distributed()
     train_module = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -474,6 +477,19 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         on_epoch_end = Checkpoint(settings.checkpoint_path,
                                   state.replace(history=state.history + warm_rows), header,
                                   opt, sched, source, world)
+    rows = _train_proper(state, source, settings, validation, epochs, opt, sched,
+                         verbose=bool(settings.verbose) and rank == 0,
+                         train_module=train_module, on_epoch_end=on_epoch_end,
+                         baseline=bool(warm_rows))
+    if start is not None and warm_rows and _completed(rows):
+        warm_rows, rows = _select(state, source, settings, validation, epochs, total, start,
+                                  warm_rows, rows)
+    return state.advanced(warm_rows + rows, source.simulations(rows) * world)
+
+
+def _train_proper(state, source, settings, validation, epochs, opt, sched, **options):
+    """The epochs of the training proper (after any warm-up): their history rows."""
+    model = state.model
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(state.torch_seed + 1)
         try:
@@ -482,13 +498,43 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
                 clip_grad_norm=settings.clip_grad_norm, validation=validation,
                 early_stopping=settings.early_stopping, patience=settings.patience,
                 weight_averaging=settings.weight_averaging,
-                verbose=bool(settings.verbose) and rank == 0,
-                first_epoch=main_epochs(state.history),
-                train_module=train_module, on_epoch_end=on_epoch_end,
-                baseline=bool(warm_rows))
+                first_epoch=main_epochs(state.history), **options)
         finally:
             unflatten_parameters(model)  # make_optimizer made them views of one buffer
-    return state.advanced(warm_rows + rows, source.simulations(rows) * world)
+    return rows
+
+
+def _completed(rows):
+    """Whether a training ended by itself (an interrupted epoch has no validation loss)."""
+    return bool(rows) and math.isfinite(rows[-1]["val_loss"])
+
+
+def _best(rows):
+    return min((row["val_loss"] for row in rows if math.isfinite(row["val_loss"])),
+               default=math.inf)
+
+
+def _select(state, source, settings, validation, epochs, total, start, warm_rows, rows):
+    """``linear_warmup="select"``: train the flow again from ``start`` (the weights before
+    the warm-up: the identity start), with the same settings and validation simulations,
+    and keep whichever training reached the lower validation loss (the warm-up's epochs
+    count as candidates of the first). Returns the kept training's warm-up and main rows
+    (no warm-up rows for the second); the model holds its weights."""
+    model = state.model
+    kept = copy.deepcopy(model.state_dict())
+    model.load_state_dict(start)          # the linear layer off again
+    train_linear_once_active(model)
+    source.restart_schedule()
+    opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
+                                weight_decay=settings.weight_decay,
+                                lr_schedule=settings.lr_schedule, total_steps=total)
+    second = _train_proper(state, source, settings, validation, epochs, opt, sched,
+                           verbose=bool(settings.verbose))
+    if _completed(second) and _best(second) < _best(warm_rows + rows):
+        return [], second
+    model.load_state_dict(kept)
+    train_linear_once_active(model)
+    return warm_rows, rows
 
 
 #: Settings a resumed fit must share with its checkpoint (the optimizer's and the batches').

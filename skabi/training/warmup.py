@@ -13,7 +13,7 @@ import torch
 from .loop import make_optimizer, run_epochs, unflatten_parameters
 
 __all__ = ["warm_up", "warmup_flows", "linear_warmup", "main_epochs",
-           "train_linear_once_active"]
+           "train_linear_once_active", "selects"]
 
 
 def warm_up(state, source, settings, validation, epochs):
@@ -31,6 +31,16 @@ def warm_up(state, source, settings, validation, epochs):
         source.restart_schedule()   # a round schedule counts the training proper only
     train_linear_once_active(model)
     return rows
+
+
+def selects(state, source, settings):
+    """Whether this fit trains the flow both from the warm-up and from the identity start
+    and keeps the one with the lower validation loss (``CouplingFlow(linear_warmup=
+    "select")``, where a warm-up applies)."""
+    if state.history:
+        return False
+    return any(getattr(flow, "linear_warmup", None) == "select"
+               for flow in warmup_flows(state.model, source, settings))
 
 
 def _models(model):

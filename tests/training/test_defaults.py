@@ -2,6 +2,7 @@
 bank (issue 19), and the weight averaging they switch on."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -341,3 +342,65 @@ def test_warmup_only_for_fixed_conditions_that_validation_can_keep():
     assert warmup_flows(SimpleNamespace(inference_network=flow), bank, stops) == []
     assert warmup_flows(SimpleNamespace(inference_network=flow, fixed_conditions=True), bank,
                         SimpleNamespace(early_stopping=False, validation_sims=[{}])) == []
+
+
+def _recording_run_epochs(monkeypatch):
+    """Record the rows of every training proper (the warm-up's own run is not recorded)."""
+    from skabi.training import fitting
+
+    calls = []
+    original = fitting.run_epochs
+
+    def run_epochs(*args, **kwargs):
+        rows, best_state = original(*args, **kwargs)
+        calls.append(rows)
+        return rows, best_state
+
+    monkeypatch.setattr(fitting, "run_epochs", run_epochs)
+    return calls
+
+
+def test_select_keeps_the_training_with_the_lower_validation_loss(monkeypatch):
+    """linear_warmup="select" trains the flow from the warm-up and again from the identity
+    start on the same validation simulations, and keeps the better: on a linear Gaussian
+    bank the warm-up's (its history and switched-on linear layer)."""
+    calls = _recording_run_epochs(monkeypatch)
+    bank = _linear_gaussian(1000, 0)
+    est = _flow_posterior("select", epochs=30).fit(bank["x"], bank["theta"])
+    assert len(calls) == 2                                  # from the warm-up, then cold
+    hist = est.history_
+    k = int((hist["epoch"] < 0).sum())
+    assert k > 0 and bool(est.inference_network_.lin_active)
+    best_warm = float(hist["val_loss"].min())
+    best_cold = min(row["val_loss"] for row in calls[1])
+    assert best_warm < best_cold
+    assert list(hist["epoch"][k:]) == [row["epoch"] for row in calls[0]]
+    assert est.n_simulations_ == len(calls[0]) * 900
+
+
+def test_select_keeps_the_cold_training_when_it_validates_better(monkeypatch):
+    from skabi.training import fitting
+
+    calls = _recording_run_epochs(monkeypatch)
+    best = fitting._best
+    # the first training (its rows hold the warm-up's, epochs below 0) loses
+    monkeypatch.setattr(fitting, "_best", lambda rows: math.inf if any(
+        row["epoch"] < 0 for row in rows) else best(rows))
+    bank = _linear_gaussian(300, 0)
+    est = _flow_posterior("select", epochs=4, patience=100).fit(bank["x"], bank["theta"])
+    assert len(calls) == 2
+    hist = est.history_
+    assert (hist["epoch"] >= 0).all() and len(hist) == len(calls[1]) == 4
+    assert list(hist["val_loss"]) == [row["val_loss"] for row in calls[1]]
+    assert not bool(est.inference_network_.lin_active)
+    assert not any(p.requires_grad for p in est.inference_network_.linear_parameters())
+    assert est.n_simulations_ == 4 * 270
+    assert np.isfinite(est.log_prob({"theta": bank["theta"][:5], "x": bank["x"][:5]})).all()
+
+
+def test_select_trains_once_where_no_warmup_applies(monkeypatch):
+    calls = _recording_run_epochs(monkeypatch)
+    bank = _linear_gaussian(300, 0)
+    est = _flow_posterior("select", epochs=2, validation_sims=None)
+    est.fit(bank["x"], bank["theta"])                # no validation: no warm-up, no choice
+    assert len(calls) == 1 and (est.history_["epoch"] >= 0).all()
