@@ -366,13 +366,15 @@ def criterion(source, seed, rows):
     if not rows:
         return
     z = np.array([r["diff"] / r["se_diff"] for r in rows])
-    rel = np.array([abs(r["diff"]) / r["se_analytic"] for r in rows])
+    abs_diff = np.array([abs(r["diff"]) for r in rows])
+    se = np.array([r["se_analytic"] for r in rows])
+    rel = abs_diff / se
     k_loo = np.array([max(r["k_learned"], r["k_analytic"]) for r in rows])
     line = (f"CRITERION {source} seed {seed}, {len(rows)} datasets: z mean {z.mean():+.3f} "
             f"(|mean| <= 0.3: {abs(z.mean()) <= 0.3}), sd {z.std(ddof=1):.3f} (in [0.7, 1.4]: "
             f"{0.7 <= z.std(ddof=1) <= 1.4}); mean |diff| / se(elpd) {rel.mean():.3f} "
-            f"(<= 0.1: {rel.mean() <= 0.1}); mean |diff| "
-            f"{np.mean([abs(r['diff']) for r in rows]):.3f} nats, mean se(elpd) {np.mean([r['se_analytic'] for r in rows]):.3f}; LOO Pareto k "
+            f"(<= 0.1: {rel.mean() <= 0.1}); mean |diff| {abs_diff.mean():.3f} nats, mean "
+            f"se(elpd) {se.mean():.3f}; LOO Pareto k "
             f"<= 0.7 on {np.sum(k_loo <= 0.7)} of {len(rows)} (max {k_loo.max():.2f}; the "
             f"analytic likelihood alone: {sum(r['k_analytic'] <= 0.7 for r in rows)})")
     if "weights_k" in rows[0]:

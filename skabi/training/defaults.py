@@ -115,7 +115,7 @@ def resolve(settings, kind, n_training=None, bank=None):
     ``bank``: the estimator's bank column (default :data:`BANK`)."""
     bank = BANK if bank is None else bank
     table = bank if offline(kind) else ONLINE
-    changes = {}
+    changes, warmup = {}, {}   # the warm-up's cap is no parameter: not among "auto"
     for name, value in table.items():
         if _is_auto(getattr(settings, name, None)):
             changes[name] = value
@@ -128,10 +128,9 @@ def resolve(settings, kind, n_training=None, bank=None):
                 batch = changes.get("batch_size", settings.batch_size)
                 steps = -(-n_training // batch)
                 changes["epochs"] = _epochs(BANK_STEPS, steps)
-                return dataclasses.replace(settings, auto=settings.auto | set(changes),
-                                           warmup_epochs=_epochs(BANK_WARMUP_STEPS, steps),
-                                           **changes)
-    return dataclasses.replace(settings, auto=settings.auto | set(changes), **changes)
+                warmup["warmup_epochs"] = _epochs(BANK_WARMUP_STEPS, steps)
+    return dataclasses.replace(settings, auto=settings.auto | set(changes), **changes,
+                               **warmup)
 
 
 def _epochs(budget, steps_per_epoch):

@@ -449,9 +449,7 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
     # before the optimizer below makes the parameters views of one buffer
     warm_rows = warm_up(state, source, settings, validation,
                         min(epochs, settings.warmup_epochs or epochs))
-    opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
-                                weight_decay=settings.weight_decay,
-                                lr_schedule=settings.lr_schedule, total_steps=total)
+    opt, sched = _optimizer(model, settings, total)
     if state.optimizer_state is not None:
         try:
             opt.load_state_dict(state.optimizer_state["optimizer"])
@@ -485,6 +483,13 @@ def train(state, source, settings, epochs, *, total_epochs=None, checkpoint_head
         warm_rows, rows = _select(state, source, settings, validation, epochs, total, start,
                                   warm_rows, rows)
     return state.advanced(warm_rows + rows, source.simulations(rows) * world)
+
+
+def _optimizer(model, settings, total_steps):
+    """The optimizer and learning-rate schedule of a training proper."""
+    return make_optimizer(model, learning_rate=settings.learning_rate,
+                          weight_decay=settings.weight_decay,
+                          lr_schedule=settings.lr_schedule, total_steps=total_steps)
 
 
 def _train_proper(state, source, settings, validation, epochs, opt, sched, **options):
@@ -525,9 +530,7 @@ def _select(state, source, settings, validation, epochs, total, start, warm_rows
     model.load_state_dict(start)          # the linear layer off again
     train_linear_once_active(model)
     source.restart_schedule()
-    opt, sched = make_optimizer(model, learning_rate=settings.learning_rate,
-                                weight_decay=settings.weight_decay,
-                                lr_schedule=settings.lr_schedule, total_steps=total)
+    opt, sched = _optimizer(model, settings, total)
     second = _train_proper(state, source, settings, validation, epochs, opt, sched,
                            verbose=bool(settings.verbose))
     if _completed(second) and _best(second) < _best(warm_rows + rows):

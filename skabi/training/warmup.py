@@ -23,7 +23,7 @@ def warm_up(state, source, settings, validation, epochs):
     Returns the warm-up's history rows (empty when none ran).
     """
     model, rows = state.model, []
-    flows = [] if state.history else warmup_flows(model, source, settings)
+    flows = _fresh_fit_flows(state, source, settings)
     if flows:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(state.torch_seed + 2)
@@ -37,10 +37,14 @@ def selects(state, source, settings):
     """Whether this fit trains the flow both from the warm-up and from the identity start
     and keeps the one with the lower validation loss (``CouplingFlow(linear_warmup=
     "select")``, where a warm-up applies)."""
-    if state.history:
-        return False
     return any(getattr(flow, "linear_warmup", None) == "select"
-               for flow in warmup_flows(state.model, source, settings))
+               for flow in _fresh_fit_flows(state, source, settings))
+
+
+def _fresh_fit_flows(state, source, settings):
+    """The flows :func:`warm_up` trains: those of :func:`warmup_flows`, in a fresh fit only
+    (a fit that continues a trained model does not warm up again)."""
+    return [] if state.history else warmup_flows(state.model, source, settings)
 
 
 def _models(model):
