@@ -45,9 +45,9 @@ def test_large_banks_batch_200_and_tiny_banks_are_not_split():
     assert settings.batch_size == 200 and settings.epochs == 348   # ceil(8000 / 23 steps)
     assert settings.warmup_epochs == 174                            # ceil(4000 / 23 steps)
     settings, _ = settings_for(Gaussian(n_obs=2).sample(50_000, random_state=0))
-    assert (settings.epochs, settings.warmup_epochs) == (36, 20)    # 225 steps; at least 20
-    settings, _ = settings_for(Gaussian(n_obs=2).sample(100_000, random_state=0))
-    assert settings.epochs == 20 == settings.warmup_epochs          # 10^5: as before issue 28
+    assert (settings.epochs, settings.warmup_epochs) == (100, 20)   # 225 steps: the floors
+    settings, _ = settings_for(Gaussian(n_obs=2).sample(17_000, random_state=0))
+    assert (settings.epochs, settings.warmup_epochs) == (104, 52)   # 77 steps: 8000 / 77
     settings, source = settings_for(Gaussian().sample(12, random_state=0))
     assert settings.validation_sims is None and settings.early_stopping is False
     assert settings.epochs == defaults.ONLINE["epochs"]  # no early stopping: no long run
@@ -287,8 +287,9 @@ def test_no_warmup_online_with_a_summary_network_or_when_continuing():
 
 def test_the_warmup_has_its_own_step_budget(monkeypatch):
     """epochs="auto" with a bank caps the linear warm-up at BANK_WARMUP_STEPS and the
-    training proper at BANK_STEPS, each in whole epochs within BANK_EPOCHS."""
+    training proper at BANK_STEPS, each in whole epochs within its bounds."""
     monkeypatch.setattr(defaults, "BANK_EPOCHS", (1, 500))
+    monkeypatch.setattr(defaults, "BANK_WARMUP_EPOCHS", (1, 500))
     monkeypatch.setattr(defaults, "BANK_STEPS", 50)
     monkeypatch.setattr(defaults, "BANK_WARMUP_STEPS", 20)
     bank = _linear_gaussian(300, 0)              # 270 rows, batches of 27: 10 per epoch
