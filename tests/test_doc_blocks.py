@@ -78,6 +78,7 @@ SKIP = {
 #: (page, old, new): large counts of simulations cut for the test.
 SUBSTITUTIONS = [
     ("scale.rst", "1_000_000", "3000"),   # reader.take(slice(0, 200)): one group
+    ("networks.rst", "slcp.sample(10_000", "slcp.sample(300"),
     ("scale.rst", "10_000", "300"),
     ("sklearn.rst", "6000", "300"),
     ("model_comparison.rst", "3000", "120"),

@@ -107,7 +107,7 @@ class CouplingFlowModule(InferenceModule):
     """
 
     def __init__(self, dim, condition_dim, depth, transform, width, sub_depth, activation,
-                 dropout, permutation, actnorm, clamp, bins, tail_bound, linear_warmup="auto"):
+                 dropout, permutation, actnorm, clamp, bins, tail_bound, linear_warmup="select"):
         super().__init__(dim, condition_dim)
         self.linear_warmup = linear_warmup
         # theta -> (theta - W c - b) * exp(-(V c + a)) before the couplings: a linear-Gaussian
@@ -270,7 +270,7 @@ default="gelu"
         Number of spline bins.
     tail_bound : float, default=5.0
         Spline interval half-width; identity outside.
-    linear_warmup : bool, "auto" or "select", default="auto"
+    linear_warmup : "select", "auto" or bool, default="select"
         Give the flow a first layer ``theta -> (theta - W c - b) * exp(-(V c + a))``,
         linear in the condition ``c``, and train it ALONE before the couplings: with the
         couplings at their identity start, that is a Gaussian posterior whose mean and
@@ -278,22 +278,22 @@ default="gelu"
         then learn what it misses, starting from it, and early stopping keeps the linear
         fit when they only add noise. On a fixed bank this is what small budgets need: on
         the 10-D linear Gaussian problem at 10^4 simulations it brought the C2ST against
-        the exact posterior from 0.572 to 0.520 (``benchmarks/README.md``). ``"auto"``:
-        for fits on a bank (in memory or on disk), not online, where fresh simulations
-        leave nothing to overfit and the online training is kept as it was. ``True``:
-        online too; ``False``: never. Either way only a fresh fit without a summary
-        network (learned summaries change as they train, so a linear fit to their random
-        start says nothing) and with early stopping on validation simulations (which end
-        the warm-up and judge whether the full flow beats it) warms up. The layer is part
-        of the flow always (zero, and skipped, until a warm-up trains it); the warm-up's
-        epochs come first in the estimator's ``history_``, numbered below 0. Where the
+        the exact posterior from 0.572 to 0.520 (``benchmarks/README.md``). Where the
         posterior's location is far from linear in the data (heavy-tailed noise, a
-        logistic regression, an ODE model) the full flow overfits from the linear start,
-        and ``False`` was better by 0.03-0.18 nats of held-out log density at 10^4
-        simulations (the user guide's training page). ``"select"``: where ``"auto"``
-        warms up, train the flow both from the warm-up and from the identity start and
-        keep the one with the lower validation loss (about twice the training time; in a
-        single process without ``checkpoint_path``, else as ``"auto"``).
+        logistic regression, an ODE model, a mixture) the full flow overfits from the
+        linear start instead, by 0.03-0.18 nats of held-out log density at 10^4
+        simulations and up to 0.37 at 10^3. ``"select"`` (default): train the flow both
+        from the warm-up and from the identity start, on the same validation simulations,
+        and keep the training with the lower validation loss (about twice the training
+        time; in a single process without ``checkpoint_path``, else as ``"auto"``).
+        ``"auto"``: always from the warm-up. Both only for fits on a bank (in memory or on
+        disk), not online, where fresh simulations leave nothing to overfit. ``True``:
+        the warm-up online too; ``False``: never. In every case only a fresh fit without a
+        summary network (learned summaries change as they train, so a linear fit to their
+        random start says nothing) and with early stopping on validation simulations
+        (which end the warm-up and judge whether the full flow beats it) warms up. The
+        layer is part of the flow always (zero, and skipped, until a warm-up trains it);
+        the warm-up's epochs come first in the estimator's ``history_``, numbered below 0.
 
     Examples
     --------
@@ -324,7 +324,7 @@ default="gelu"
 
     def __init__(self, *, depth=6, transform="affine", subnet_width=128, subnet_depth=2,
                  activation="gelu", dropout=0.0, permutation="random", actnorm=True,
-                 clamp=1.9, bins=8, tail_bound=5.0, linear_warmup="auto"):
+                 clamp=1.9, bins=8, tail_bound=5.0, linear_warmup="select"):
         self.depth = depth
         self.transform = transform
         self.subnet_width = subnet_width

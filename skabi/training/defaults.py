@@ -35,8 +35,9 @@ values, because the column above made some of their problems worse
 
 A bank streamed from disk (too large for memory) takes the bank column except for the
 validation split and early stopping, which stay off unless given. Any parameter set to a
-value other than ``"auto"`` is used as given. With a bank, a coupling flow also starts
-with a linear warm-up (``CouplingFlow(linear_warmup="auto")``,
+value other than ``"auto"`` is used as given. With a bank, a coupling flow is also trained
+twice, from a linear warm-up and from its identity start, and keeps the training that
+validates better (``CouplingFlow(linear_warmup="select")``,
 :func:`skabi.training.warmup.linear_warmup`).
 """
 
