@@ -48,11 +48,11 @@ class AmortizedPosterior(AmortizedEstimator):
         ``summary_variables``.
     epochs : int or "auto", default="auto"
         ``"auto"``: 50 online; with a bank in memory and early stopping, enough epochs
-        for 8000 optimizer steps (100 to 500 epochs; a coupling flow's linear warm-up
-        at most 4000 steps, 20 to 500 epochs), else 50. Every parameter set to ``"auto"`` takes a value for the
-        kind of data :meth:`fit` gets, online (a simulator) or offline (a fixed bank), as
-        the table of the user guide's training page lists (``skabi.training.defaults``);
-        any other value is used as given.
+        for 8000 optimizer steps, 100 to 500 (a coupling flow's linear warm-up: 4000
+        steps, 20 to 500 epochs), else 50. Every parameter set to ``"auto"`` takes a
+        value for the kind of data :meth:`fit` gets, online (a simulator) or offline (a
+        fixed bank), as the table of the user guide's training page lists
+        (``skabi.training.defaults``); any other value is used as given.
     batches_per_epoch : int, default=100
         Optimizer steps per epoch in online training. Offline training (a bank) makes one
         pass over the bank per epoch instead.

@@ -281,7 +281,7 @@ default="gelu"
         the exact posterior from 0.572 to 0.520 (``benchmarks/README.md``). Where the
         posterior's location is far from linear in the data (heavy-tailed noise, a
         logistic regression, an ODE model, a mixture) the full flow overfits from the
-        linear start instead, by 0.03-0.18 nats of held-out log density at 10^4
+        linear start instead, by 0.02-0.18 nats of held-out log density at 10^4
         simulations and up to 0.37 at 10^3. ``"select"`` (default): train the flow both
         from the warm-up and from the identity start, on the same validation simulations,
         and keep the training with the lower validation loss (about twice the training

@@ -63,19 +63,20 @@ BANK = dict(epochs=None, batch_size=200, learning_rate=5e-4, lr_schedule="consta
 #: they trained with.
 BANK_ONLINE = dict(ONLINE)
 
-#: With a bank and early stopping, ``epochs="auto"`` runs this many optimizer steps at most
-#: (in whole epochs, within :data:`BANK_EPOCHS`). 4000 until issue 28: on the eight problems
-#: of ``benchmarks/reference_posteriors.py`` at 10^4 simulations, two moons, the Gaussian
+#: With a bank and early stopping, ``epochs="auto"`` runs enough whole epochs for this
+#: many optimizer steps, within :data:`BANK_EPOCHS` (so more on banks of over ~18,000
+#: simulations). 4000 until issue 28: on the eight problems of
+#: ``benchmarks/reference_posteriors.py`` at 10^4 simulations, two moons, the Gaussian
 #: mixture and SIR were still improving when 4000 steps ended them; 8000 lowered their
 #: held-out -log q on every seed (two moons 0.05-0.07 nats, the mixture 0.006-0.025, SIR
 #: 0.013-0.029), AR(1) moved by at most 0.003 either way, and the cells that early stopping
-#: ends first train as before. Larger banks get more: see :data:`BANK_EPOCHS`; at 10^3
-#: (500 epochs instead of 400) early stopping ended every measured cell before 400
-#: (``benchmarks/README.md``).
+#: ends first train as before. At 10^3 (500 epochs instead of 400) early stopping ended
+#: every measured cell before 400 (``benchmarks/README.md``).
 BANK_STEPS = 8000
-#: ... and the linear warm-up of a coupling flow (:mod:`skabi.training.warmup`) at most this
-#: many: at 10^3 simulations the warm-up is what reaches the epoch cap, and a longer one
-#: moved the held-out loss of SIR by up to 0.06 nats (worse on one seed of three).
+#: ... and the linear warm-up of a coupling flow (:mod:`skabi.training.warmup`) this many,
+#: within :data:`BANK_WARMUP_EPOCHS`: at 10^3 simulations the warm-up is what reaches the
+#: epoch cap, and a longer one moved the held-out loss of SIR by up to 0.06 nats (worse on
+#: one seed of three).
 BANK_WARMUP_STEPS = 4000
 #: The bounds of those epochs: at least 100 for the training proper (20 until issue 28:
 #: on SLCP at 10^5 simulations the held-out -log q after 20 epochs was 3.550, and the

@@ -25,15 +25,17 @@ def normal_mean(tau=1.0):
     return NormalMean(n_obs=N_OBS, tau=tau)
 
 
-def halves(width=32, depth=2):
+def halves(width=32, depth=2, warmup="select"):
     posterior = AmortizedPosterior(
         adapter=make_adapter(Rename("mu", "inference_variables"),
                              Rename("x", "inference_conditions")),
-        inference_network=CouplingFlow(depth=depth, subnet_width=width))
+        inference_network=CouplingFlow(depth=depth, subnet_width=width,
+                                       linear_warmup=warmup))
     likelihood = AmortizedLikelihood(
         adapter=make_adapter(AsObservations("x"), Rename("x", "inference_variables"),
                              Rename("mu", "inference_conditions")),
-        inference_network=CouplingFlow(depth=depth, subnet_width=width))
+        inference_network=CouplingFlow(depth=depth, subnet_width=width,
+                                       linear_warmup=warmup))
     return posterior, likelihood
 
 
@@ -269,7 +271,7 @@ def test_prior_from_the_call_or_the_parameter(conjugate_fit):
 
 def test_a_bank_is_split_validated_and_stopped():
     bank = normal_mean().sample(400, random_state=0)
-    posterior, likelihood = halves(width=8, depth=1)
+    posterior, likelihood = halves(width=8, depth=1, warmup="auto")   # always warms up
     est = AmortizedJoint(posterior, likelihood, epochs=3, random_state=0).fit(bank)
     assert est.history_["val_loss"].notna().all()
     assert est.n_simulations_ == 3 * 360   # a tenth held out; the warm-up not counted
@@ -293,7 +295,7 @@ def test_only_the_warming_half_computes_its_loss_during_the_warm_up(monkeypatch)
 
     monkeypatch.setattr(JointModel, "loss", spy)
     posterior = set_posterior()
-    _, likelihood = halves(width=8, depth=1)
+    _, likelihood = halves(width=8, depth=1, warmup="auto")
     est = AmortizedJoint(posterior, likelihood, epochs=2, random_state=0).fit(
         normal_mean().sample(300, random_state=0))
     assert (est.history_["epoch"] < 0).any()
