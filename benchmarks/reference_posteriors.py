@@ -244,9 +244,10 @@ PROBLEMS = {
     "slcp": dict(simulate=slcp_simulate, reference=slcp_reference,
                  adapter=lambda: _vector_adapter(-3, 3), needs_theta=True),
     # the same problem, its draws declared exchangeable: a DeepSet with second-order
-    # pooling sees their means and covariance, the sufficient statistics
+    # pooling sees their means and covariance, the sufficient statistics (run only when
+    # named: ``extra``)
     "slcp_set": dict(simulate=slcp_set_simulate, reference=slcp_reference,
-                     adapter=slcp_set_adapter, needs_theta=True,
+                     adapter=slcp_set_adapter, needs_theta=True, extra=True,
                      summary=lambda: DeepSet(summary_dim=10, moment_dim=4)),
     "ar1": dict(simulate=ar1_simulate, reference=ar1_reference, names=["phi", "log_sigma"],
                 adapter=lambda: make_adapter(
@@ -256,10 +257,6 @@ PROBLEMS = {
                 summary=lambda: TimeSeriesNetwork(summary_dim=8)),
     **wider_suite.PROBLEMS,
 }
-
-
-#: Problems run only when named (variants of the eight above)
-EXTRA = ("slcp_set",)
 
 
 #: The settings of the "before" runs: what a new user set before skabi chose offline
@@ -358,7 +355,7 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("problems", nargs="*",
-                        default=[name for name in PROBLEMS if name not in EXTRA])
+                        default=[name for name, p in PROBLEMS.items() if not p.get("extra")])
     parser.add_argument("--budgets", nargs="+", type=int, default=[1000, 10_000, 100_000])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--observations", type=int, default=5)
