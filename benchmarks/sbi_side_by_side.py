@@ -21,6 +21,7 @@ The vector problems only: the time series (``ar1``) would need an embedding netw
 from __future__ import annotations
 
 import argparse
+import pathlib
 import time
 
 import numpy as np
@@ -46,7 +47,7 @@ PRIORS = {
 }
 
 
-def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF):
+def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF, save_draws=None):
     bank, observed, rng = cell_data(name, budget, seed, n_obs)
     torch.manual_seed(seed)
     theta = torch.as_tensor(bank["theta"], dtype=torch.float32).reshape(budget, -1)
@@ -59,6 +60,8 @@ def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF):
     draws = [posterior.sample((n_draws,), show_progress_bars=False,
                               x=torch.as_tensor(x_o, dtype=torch.float32).reshape(1, -1)).numpy()
              for x_o in observed["x"]]
+    if save_draws:
+        np.save(pathlib.Path(save_draws) / f"{name}_{budget}_{seed}.npy", np.stack(draws))
     return c2st_scores(name, draws, observed, rng), seconds
 
 
@@ -69,14 +72,18 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--observations", type=int, default=5)
     parser.add_argument("--estimator", default="nsf", help="sbi density estimator")
+    parser.add_argument("--save-draws", metavar="DIR",
+                        help="save each cell's draws as DIR/PROBLEM_BUDGET_SEED.npy")
     args = parser.parse_args()
+    if args.save_draws:
+        pathlib.Path(args.save_draws).mkdir(parents=True, exist_ok=True)
     print("| problem | budget | seed | sbi NPE C2ST per observation | mean | train s |")
     print("|---|---|---|---|---|---|")
     for name in args.problems:
         for budget in args.budgets:
             for seed in args.seeds:
                 scores, seconds = run_cell(name, budget, seed, args.observations,
-                                           args.estimator)
+                                           args.estimator, save_draws=args.save_draws)
                 print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
                       f"| {np.mean(scores):.3f} | {seconds:.0f} |", flush=True)
 
