@@ -200,9 +200,9 @@ def slcp_reference(x, n, rng, *, moves=50, final_moves=3000):
     proposal re-fitted every 100. Each draw is the end of its own particle's path: no
     chain's draws are kept together, so the reference is not clumped.
 
-    Two runs of it with other seeds are told apart by C2ST at 0.495-0.507 on the
-    observations of seeds 0 and 2, and from a second sampler (prior importance
-    resampling, then 2,000 such moves) at 0.494-0.505 (benchmarks/README.md). It replaced
+    Two runs of it with other seeds are told apart by C2ST at 0.494-0.504 on the 15
+    observations of seeds 0-2, and from a second sampler (prior importance resampling,
+    then 2,000 such moves; ``slcp_reference_check.py``) at 0.495-0.505. It replaced
     (2026-12-07) a random-walk Metropolis from the true parameter (400 chains of 25 draws,
     one fixed step), whose clumped draws two of its own runs told apart at 0.54-0.57."""
     theta = rng.uniform(-3, 3, size=(n, 5))
