@@ -214,12 +214,11 @@ def slcp_reference(x, n, rng, *, moves=50, final_moves=3000):
         return w.sum() ** 2 / (w ** 2).sum()
 
     while beta < 1:
-        lo, hi = beta, 1.0
-        if ess(1.0) < n / 2:
+        lo, next_beta = beta, 1.0
+        if ess(1.0) < n / 2:    # bisect: ess(lo) >= n / 2 > ess(next_beta)
             for _ in range(50):
-                mid = (lo + hi) / 2
-                lo, hi = (mid, hi) if ess(mid) >= n / 2 else (lo, mid)
-        next_beta = hi if ess(1.0) < n / 2 else 1.0
+                mid = (lo + next_beta) / 2
+                lo, next_beta = (mid, next_beta) if ess(mid) >= n / 2 else (lo, mid)
         log_w = (next_beta - beta) * (log_lik - log_lik.max())
         w = np.exp(log_w) / np.exp(log_w).sum()
         keep = rng.choice(n, size=n, p=w)
