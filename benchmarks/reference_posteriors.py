@@ -163,6 +163,12 @@ def _orthant_signs(theta):
     return signs
 
 
+def _flip_signs(theta, rng):
+    """Random signs of theta_3 and theta_4 (in place): the likelihood's exact symmetry."""
+    theta[:, 2:4] *= rng.choice([-1.0, 1.0], size=(len(theta), 2))
+    return theta
+
+
 def _slcp_moves(theta, log_lik, x, beta, steps, rng):
     """``steps`` Metropolis-Hastings moves of every particle on ``prior * lik^beta``.
 
@@ -189,6 +195,16 @@ def _slcp_moves(theta, log_lik, x, beta, steps, rng):
     return theta, log_lik, accepted
 
 
+def _slcp_settle(theta, log_lik, x, moves, rng):
+    """``moves`` moves on the posterior (``beta = 1``), the proposal re-fitted every 100.
+    Returns the particles, their log likelihoods and the number of accepted moves."""
+    accepted = 0
+    for done in range(0, moves, 100):
+        theta, log_lik, acc = _slcp_moves(theta, log_lik, x, 1.0, min(100, moves - done), rng)
+        accepted += acc
+    return theta, log_lik, accepted
+
+
 def slcp_reference(x, n, rng, *, moves=50, final_moves=3000):
     """Independent draws from the SLCP posterior by a sequential Monte Carlo sampler.
 
@@ -209,9 +225,12 @@ def slcp_reference(x, n, rng, *, moves=50, final_moves=3000):
     log_lik = _slcp_log_lik(theta, x)
     beta, accepted, proposed = 0.0, 0, 0
 
-    def ess(next_beta):
+    def weights(next_beta):
         w = np.exp((next_beta - beta) * (log_lik - log_lik.max()))
-        return w.sum() ** 2 / (w ** 2).sum()
+        return w / w.sum()
+
+    def ess(next_beta):
+        return 1 / np.sum(weights(next_beta) ** 2)
 
     while beta < 1:
         lo, next_beta = beta, 1.0
@@ -219,16 +238,12 @@ def slcp_reference(x, n, rng, *, moves=50, final_moves=3000):
             for _ in range(50):
                 mid = (lo + next_beta) / 2
                 lo, next_beta = (mid, next_beta) if ess(mid) >= n / 2 else (lo, mid)
-        log_w = (next_beta - beta) * (log_lik - log_lik.max())
-        w = np.exp(log_w) / np.exp(log_w).sum()
-        keep = rng.choice(n, size=n, p=w)
-        theta, log_lik, beta = theta[keep], log_lik[keep], next_beta
-        theta[:, 2:4] *= rng.choice([-1.0, 1.0], size=(n, 2))
+        keep = rng.choice(n, size=n, p=weights(next_beta))
+        theta, log_lik, beta = _flip_signs(theta[keep], rng), log_lik[keep], next_beta
         theta, log_lik, acc = _slcp_moves(theta, log_lik, x, beta, moves, rng)
         accepted, proposed = accepted + acc, proposed + moves * n
-    for _ in range(final_moves // 100):
-        theta, log_lik, acc = _slcp_moves(theta, log_lik, x, 1.0, 100, rng)
-        accepted, proposed = accepted + acc, proposed + 100 * n
+    theta, log_lik, acc = _slcp_settle(theta, log_lik, x, final_moves, rng)
+    accepted, proposed = accepted + acc, proposed + final_moves * n
     if accepted < 0.01 * proposed:
         warnings.warn(f"SLCP reference: acceptance {accepted / proposed:.4f}; the particles "
                       "hardly moved, so the reference draws (and a C2ST against them) mean "
@@ -357,6 +372,21 @@ def add_bank_steps(parser):
                         help="a candidate step budget of epochs=\"auto\" with a bank")
 
 
+def add_save_draws(parser):
+    """``--save-draws DIR``: keep each cell's draws, to score them again (against another
+    reference, say) without training again."""
+    parser.add_argument("--save-draws", metavar="DIR",
+                        help="save each cell's draws as DIR/PROBLEM_BUDGET_SEED.npy")
+
+
+def save_draws(directory, name, budget, seed, draws):
+    """Write one cell's draws, ``(n_obs, n_draws, D)``, as
+    ``DIRECTORY/PROBLEM_BUDGET_SEED.npy``."""
+    path = pathlib.Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    np.save(path / f"{name}_{budget}_{seed}.npy", np.asarray(draws))
+
+
 def cell_data(name, budget, seed, n_obs):
     """The bank, the observed datasets and the random stream of the reference draws of one
     cell: every method scored on the cell sees the same three."""
@@ -378,7 +408,7 @@ def c2st_scores(name, draws, observed, rng):
 
 
 def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
-             history=False, network="spline", save_draws=None):
+             history=False, network="spline", draws_dir=None):
     problem = PROBLEMS[name]
     bank, observed, rng = cell_data(name, budget, seed, n_obs)
     settings = dict(params or {})
@@ -395,8 +425,8 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
     names = problem.get("names", ["theta"])
     out = est.sample({"x": observed["x"]}, n_draws, return_type="numpy", random_state=seed)
     draws = np.concatenate([out[k].reshape(n_obs, n_draws, -1) for k in names], axis=2)
-    if save_draws:   # to score the same draws again (against another reference, say)
-        np.save(pathlib.Path(save_draws) / f"{name}_{budget}_{seed}.npy", draws)
+    if draws_dir:
+        save_draws(draws_dir, name, budget, seed, draws)
     scores = c2st_scores(name, draws, observed, rng)
     hist = est.history_
     if history:
@@ -424,12 +454,9 @@ def main():
     parser.add_argument("--history", action="store_true", help="print the loss per epoch")
     parser.add_argument("--before", action="store_true",
                         help="the settings a user had to choose before the offline defaults")
-    parser.add_argument("--save-draws", metavar="DIR",
-                        help="save each cell's draws as DIR/PROBLEM_BUDGET_SEED.npy")
+    add_save_draws(parser)
     add_bank_steps(parser)
     args = parser.parse_args()
-    if args.save_draws:
-        pathlib.Path(args.save_draws).mkdir(parents=True, exist_ok=True)
     params = {**(BEFORE if args.before else {}), **_parse(args.set)}
     print("| problem | budget | seed | C2ST per observation | mean | best epoch / epochs | "
           "train s |")
@@ -440,7 +467,7 @@ def main():
                 scores, seconds, best, epochs = run_cell(
                     name, budget, seed, args.observations, fast=args.fast,
                     params=params, history=args.history, network=args.network,
-                    save_draws=args.save_draws,
+                    draws_dir=args.save_draws,
                     flow={**(BEFORE_FLOW if args.before else {}), **_parse(args.flow)})
                 print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
                       f"| {np.mean(scores):.3f} | {best} / {epochs} | {seconds:.0f} |",

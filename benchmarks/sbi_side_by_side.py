@@ -21,7 +21,6 @@ The vector problems only: the time series (``ar1``) would need an embedding netw
 from __future__ import annotations
 
 import argparse
-import pathlib
 import time
 
 import numpy as np
@@ -29,7 +28,7 @@ import torch
 from sbi.inference import NPE
 from sbi.utils import BoxUniform
 
-from reference_posteriors import N_REF, c2st_scores, cell_data
+from reference_posteriors import N_REF, add_save_draws, c2st_scores, cell_data, save_draws
 
 #: sbi priors of the vector problems (what its leakage correction needs)
 PRIORS = {
@@ -47,7 +46,7 @@ PRIORS = {
 }
 
 
-def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF, save_draws=None):
+def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF, draws_dir=None):
     bank, observed, rng = cell_data(name, budget, seed, n_obs)
     torch.manual_seed(seed)
     theta = torch.as_tensor(bank["theta"], dtype=torch.float32).reshape(budget, -1)
@@ -60,8 +59,8 @@ def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF, save_dra
     draws = [posterior.sample((n_draws,), show_progress_bars=False,
                               x=torch.as_tensor(x_o, dtype=torch.float32).reshape(1, -1)).numpy()
              for x_o in observed["x"]]
-    if save_draws:
-        np.save(pathlib.Path(save_draws) / f"{name}_{budget}_{seed}.npy", np.stack(draws))
+    if draws_dir:
+        save_draws(draws_dir, name, budget, seed, draws)
     return c2st_scores(name, draws, observed, rng), seconds
 
 
@@ -72,18 +71,15 @@ def main():
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--observations", type=int, default=5)
     parser.add_argument("--estimator", default="nsf", help="sbi density estimator")
-    parser.add_argument("--save-draws", metavar="DIR",
-                        help="save each cell's draws as DIR/PROBLEM_BUDGET_SEED.npy")
+    add_save_draws(parser)
     args = parser.parse_args()
-    if args.save_draws:
-        pathlib.Path(args.save_draws).mkdir(parents=True, exist_ok=True)
     print("| problem | budget | seed | sbi NPE C2ST per observation | mean | train s |")
     print("|---|---|---|---|---|---|")
     for name in args.problems:
         for budget in args.budgets:
             for seed in args.seeds:
                 scores, seconds = run_cell(name, budget, seed, args.observations,
-                                           args.estimator, save_draws=args.save_draws)
+                                           args.estimator, draws_dir=args.save_draws)
                 print(f"| {name} | {budget} | {seed} | {' '.join(f'{s:.3f}' for s in scores)} "
                       f"| {np.mean(scores):.3f} | {seconds:.0f} |", flush=True)
 

@@ -25,7 +25,8 @@ import time
 
 import numpy as np
 
-from reference_posteriors import N_REF, _slcp_log_lik, _slcp_moves, cell_data, slcp_reference
+from reference_posteriors import (N_REF, _flip_signs, _slcp_log_lik, _slcp_settle, cell_data,
+                                  slcp_reference)
 from skabi.diagnostics import c2st
 
 
@@ -40,11 +41,8 @@ def resampled_reference(x, n, rng, *, prior_draws=2_000_000, moves=2000, chunk=2
     w = np.exp(log_w - log_w.max())
     w /= w.sum()
     ess = 1 / np.sum(w ** 2)
-    theta = cand[rng.choice(len(w), size=n, p=w)]
-    theta[:, 2:4] *= rng.choice([-1.0, 1.0], size=(n, 2))
-    log_lik = _slcp_log_lik(theta, x)
-    for _ in range(moves // 100):
-        theta, log_lik, _ = _slcp_moves(theta, log_lik, x, 1.0, 100, rng)
+    theta = _flip_signs(cand[rng.choice(len(w), size=n, p=w)], rng)
+    theta, _, _ = _slcp_settle(theta, _slcp_log_lik(theta, x), x, moves, rng)
     return theta, ess
 
 
