@@ -22,7 +22,8 @@ import time
 
 import numpy as np
 
-from reference_posteriors import BEFORE, BEFORE_FLOW, PROBLEMS, _parse, add_bank_steps
+from reference_posteriors import (BEFORE, BEFORE_FLOW, PROBLEMS, _parse, _vector_adapter,
+                                  add_bank_steps)
 from skabi import AmortizedLikelihood, AmortizedPosterior
 from skabi.adapters import Rename, Standardize, make_adapter
 from skabi.networks import CouplingFlow
@@ -46,13 +47,30 @@ def _likelihood_adapter():
                         Rename("theta", "inference_conditions"))
 
 
+def heldout(name, seed):
+    """A cell's ``N_TEST`` held-out simulations: the same for every method scored on it
+    (``sbi_side_by_side.py --heldout`` scores sbi's NPE on them too)."""
+    return PROBLEMS[name]["simulate"](N_TEST, np.random.default_rng(50_000 + seed))
+
+
+def save_heldout(directory, name, budget, seed, nll, history=None):
+    """Write a cell's held-out ``-log q`` (and its training history) where ``worst_cell.py``
+    reads them."""
+    path = pathlib.Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    np.save(path / f"{name}-{budget}-{seed}.npy", np.asarray(nll, dtype=np.float64))
+    if history is not None:
+        history.to_csv(path / f"{name}-{budget}-{seed}.history.csv")
+
+
 def run(name, budget, seed, params, flow, history=False, members=1, save=None,
-        likelihood=False):
+        likelihood=False, unconstrained=False):
     problem = PROBLEMS[name]
+    adapter = _vector_adapter if unconstrained else problem["adapter"]
     if likelihood and "summary" in problem:
         raise SystemExit(f"--likelihood: {name} needs a summary network (vector data only)")
     bank = problem["simulate"](budget, np.random.default_rng(seed))
-    test = problem["simulate"](N_TEST, np.random.default_rng(50_000 + seed))
+    test = heldout(name, seed)
     settings = dict(params)
     t0 = time.perf_counter()
     log_probs = []
@@ -63,7 +81,7 @@ def run(name, budget, seed, params, flow, history=False, members=1, save=None,
                                       inference_network=network,
                                       random_state=seed + 1000 * member, **settings)
         else:
-            est = AmortizedPosterior(adapter=problem["adapter"](), inference_network=network,
+            est = AmortizedPosterior(adapter=adapter(), inference_network=network,
                                      summary_network=problem.get("summary", lambda: None)(),
                                      random_state=seed + 1000 * member, **settings)
         est.fit(bank)
@@ -75,10 +93,7 @@ def run(name, budget, seed, params, flow, history=False, members=1, save=None,
     exact = None if likelihood else exact_log_prob(name, test)
     hist = est.history_
     if save:    # every held-out -log q, for paired differences (worst_cell.py)
-        path = pathlib.Path(save)
-        path.mkdir(parents=True, exist_ok=True)
-        np.save(path / f"{name}-{budget}-{seed}.npy", nll.astype(np.float64))
-        hist.to_csv(path / f"{name}-{budget}-{seed}.history.csv")
+        save_heldout(save, name, budget, seed, nll, hist)
     if history:
         print(hist[["loss", "val_loss", "lr"]].round(4).to_string())
     best = int(hist["val_loss"].idxmin()) + 1 if hist["val_loss"].notna().any() else None
@@ -100,6 +115,10 @@ def main():
     parser.add_argument("--likelihood", action="store_true",
                         help="an AmortizedLikelihood of x given theta, scored by the "
                              "held-out -log q(x | theta), instead of the posterior")
+    parser.add_argument("--unconstrained", action="store_true",
+                        help="leave out the problem's Constrain step: the flow models the "
+                             "parameters as they are (its mass outside the prior's bounds "
+                             "is lost, as in sbi's flow before its leakage correction)")
     add_bank_steps(parser)
     parser.add_argument("--members", type=int, default=1,
                         help="an ensemble of this many separate fits (mixture)")
@@ -114,6 +133,8 @@ def main():
                                       else [])) or "defaults"
     if args.likelihood:
         label = "likelihood " + label
+    if args.unconstrained:
+        label += " unconstrained"
     if args.members > 1:
         label += f" x{args.members}"
     for name in args.problems:
@@ -121,7 +142,7 @@ def main():
             for seed in args.seeds:
                 nll, se, kl, best, epochs, seconds = run(name, budget, seed, params, flow,
                                                          args.history, args.members, args.save,
-                                                         args.likelihood)
+                                                         args.likelihood, args.unconstrained)
                 kl_text = "" if kl is None else f"{kl:.3f}"
                 print(f"| {name} | {budget} | {seed} | {label} | {nll:.3f} ({se:.3f}) | "
                       f"{kl_text} | {best} / {epochs} | {seconds:.0f} |", flush=True)
