@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from sbi.inference import NPE
 from sbi.utils import BoxUniform
+from sbi.utils.sbiutils import within_support
 
 from offline_defaults import N_TEST, heldout, save_heldout
 from reference_posteriors import N_REF, add_save_draws, c2st_scores, cell_data, save_draws
-from sbi.utils.sbiutils import within_support
 
 #: sbi priors of the vector problems (what its leakage correction needs)
 PRIORS = {
@@ -94,8 +94,9 @@ def run_cell(name, budget, seed, n_obs, estimator="nsf", n_draws=N_REF, draws_di
     posterior = inference.build_posterior()
     seconds = time.perf_counter() - start
     heldout_text = ""
-    if heldout_dir:
-        nll, raw_mean = heldout_nll(posterior, prior, name, seed)
+    if heldout_dir:    # on its own random stream: the C2ST draws stay what they were
+        with torch.random.fork_rng():
+            nll, raw_mean = heldout_nll(posterior, prior, name, seed)
         save_heldout(heldout_dir, name, budget, seed, nll)
         heldout_text = f"{nll.mean():.3f} ({nll.std() / np.sqrt(len(nll)):.3f}), {raw_mean:.3f}"
     draws = [posterior.sample((n_draws,), show_progress_bars=False,
