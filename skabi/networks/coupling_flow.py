@@ -253,7 +253,7 @@ class CouplingFlow(InferenceNetwork):
         Hidden layers of each coupling's MLP. For a spline flow trained on a fixed bank,
         4 fitted better on most problems measured (``benchmarks/README.md``, "sbi and
         deeper coupling subnets"): on SLCP by 0.6-0.8 nats of held-out log density at
-        10^3 and 10^4 simulations, elsewhere by up to 0.08. But it was worse on 7 of 30
+        10^3 and 10^4 simulations, elsewhere by up to 0.08. But it was worse on 7 of 32
         cells (an ODE model at 10^3 and 10^4, banks of 10^3 of three other problems; by up
         to 0.06), and each step costs about a third more: the default stays 2.
     activation : {"gelu", "relu", "silu", "elu", "tanh", "leaky_relu", "softplus", "mish"}, \
