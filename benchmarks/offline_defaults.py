@@ -69,6 +69,8 @@ def run(name, budget, seed, params, flow, history=False, members=1, save=None,
     adapter = _vector_adapter if unconstrained else problem["adapter"]
     if likelihood and "summary" in problem:
         raise SystemExit(f"--likelihood: {name} needs a summary network (vector data only)")
+    if unconstrained and ("summary" in problem or "names" in problem):
+        raise SystemExit(f"--unconstrained: {name} is not a vector problem with one 'theta'")
     bank = problem["simulate"](budget, np.random.default_rng(seed))
     test = heldout(name, seed)
     settings = dict(params)
