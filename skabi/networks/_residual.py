@@ -1,5 +1,5 @@
 """A residual MLP that reads its context in every block: the ``backbone="residual"`` of the
-ODE-based inference networks (flow matching, diffusion).
+ODE-based inference networks (flow matching, diffusion) and of a coupling flow's subnets.
 
 The plain conditional MLP sees the time and the condition once, in its first layer, and
 must carry them through every later layer. Here each residual block adds its own linear
@@ -28,7 +28,9 @@ class ResidualConditionalMLP(nn.Module):
     :attr:`context_weight` ``((depth + 1) width, context_dim)``, so that a caller may
     project a fixed part of the context once (``context @ context_weight[:, cols].T``) and
     pass the sum of such terms to :meth:`forward`, as with
-    :class:`~skabi.networks._layers.ConditionalMLP`.
+    :class:`~skabi.networks._layers.ConditionalMLP`. With ``zero_last`` the output layer
+    starts at zero (a coupling then starts as the identity). ``in_dim`` may be 0 (a
+    coupling of one coordinate): the first layer is then a learned constant.
 
     Examples
     --------
@@ -41,10 +43,11 @@ class ResidualConditionalMLP(nn.Module):
     """
 
     def __init__(self, in_dim: int, context_dim: int, out_dim: int, width: int, depth: int,
-                 activation: str = "silu", dropout: float = 0.0):
+                 activation: str = "silu", dropout: float = 0.0, zero_last: bool = False):
         super().__init__()
         self.in_dim, self.context_dim, self.width = in_dim, context_dim, width
-        self.first = nn.Linear(in_dim, width)
+        self.first = nn.Linear(in_dim, width) if in_dim else None
+        self.bias = None if in_dim else nn.Parameter(torch.zeros(width))
         self.context_weight = nn.Parameter(torch.empty((depth + 1) * width, context_dim))
         bound = 1.0 / math.sqrt(max(1, in_dim + context_dim))
         nn.init.uniform_(self.context_weight, -bound, bound)
@@ -56,13 +59,28 @@ class ResidualConditionalMLP(nn.Module):
         self.act = make_activation(activation)
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.last = nn.Linear(width, out_dim)
+        if zero_last:
+            nn.init.zeros_(self.last.weight)
+            nn.init.zeros_(self.last.bias)
+
+    def project_context(self, context: Tensor | None) -> Tensor | None:
+        """The context's terms of every block, ``(..., (depth + 1) width)`` (None without
+        context)."""
+        if self.context_dim == 0 or context is None:
+            return None
+        return context @ self.context_weight.T
+
+    def forward_with_context(self, x: Tensor, context: Tensor | None) -> Tensor:
+        """The network on ``x`` given ``context`` (which broadcasts against ``x``)."""
+        return self.forward(x, self.project_context(context))
 
     def forward(self, x: Tensor, context_term: Tensor | None = None) -> Tensor:
         """The network on ``x`` (..., in_dim) with ``context_term`` (..., (depth + 1) width),
         the context's projection by :attr:`context_weight` (broadcast against ``x``)."""
         terms = ([None] * (len(self.inner) + 1) if context_term is None
                  else context_term.split(self.width, dim=-1))
-        h = self.first(x)
+        h = (self.first(x) if self.first is not None
+             else self.bias.expand(x.shape[:-1] + (self.width,)))
         if terms[0] is not None:
             h = h + terms[0]
         for inner, outer, term in zip(self.inner, self.outer, terms[1:]):

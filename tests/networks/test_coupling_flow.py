@@ -34,9 +34,11 @@ def _data(dim, cond_dim, n=6, seed=1):
 @pytest.mark.parametrize("transform", ["affine", "spline"])
 @pytest.mark.parametrize("dim", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("cond_dim", [0, 3])
-def test_log_prob_matches_autograd_jacobian(transform, dim, cond_dim):
+@pytest.mark.parametrize("backbone", ["mlp", "residual"])
+def test_log_prob_matches_autograd_jacobian(transform, dim, cond_dim, backbone):
     net = _perturbed(CouplingFlow(depth=3, transform=transform, subnet_width=16,
-                                  permutation="lu", tail_bound=3.0), dim, cond_dim)
+                                  permutation="lu", tail_bound=3.0, backbone=backbone),
+                     dim, cond_dim)
     theta, cond = _data(dim, cond_dim)
     z, logdet = net.forward_transform(theta, cond)
     expected = []
@@ -92,9 +94,10 @@ def test_spline_zero_params_is_identity_and_monotone():
 
 
 @pytest.mark.parametrize("transform", ["affine", "spline"])
-def test_new_flow_is_identity(transform):
+@pytest.mark.parametrize("backbone", ["mlp", "residual"])
+def test_new_flow_is_identity(transform, backbone):
     torch.manual_seed(0)
-    net = CouplingFlow(transform=transform, permutation="none").build(3, 2)
+    net = CouplingFlow(transform=transform, permutation="none", backbone=backbone).build(3, 2)
     theta = torch.randn(8, 3)
     z, logdet = net.forward_transform(theta, torch.randn(8, 2))
     torch.testing.assert_close(z, theta)
@@ -116,8 +119,10 @@ def test_sample_shapes_and_generator_reproducibility(transform, cond_dim):
     assert not torch.allclose(draws, other)
 
 
-def test_chunked_sampling_matches_direct_inverse():
-    net = _perturbed(CouplingFlow(depth=3, subnet_width=8), 3, 2).float()
+@pytest.mark.parametrize("backbone", ["mlp", "residual"])
+def test_chunked_sampling_matches_direct_inverse(backbone):
+    """Many draws of one condition read it once per coupling, broadcast against them."""
+    net = _perturbed(CouplingFlow(depth=3, subnet_width=8, backbone=backbone), 3, 2).float()
     cond = torch.randn(4, 2)
     draws = net.sample(700, cond, generator=torch.Generator().manual_seed(0))  # 2800 rows
     z = torch.randn((4, 700, 3), generator=torch.Generator().manual_seed(0))
@@ -136,9 +141,12 @@ def test_float64_sample_and_log_prob(transform):
     assert lp.dtype == torch.float64 and lp.shape == (3,) and torch.isfinite(lp).all()
 
 
-def test_loss_backward_reaches_all_parameters():
+@pytest.mark.parametrize("backbone", ["mlp", "residual"])
+@pytest.mark.parametrize("dim", [1, 3])
+def test_loss_backward_reaches_all_parameters(backbone, dim):
     torch.manual_seed(0)
-    net = CouplingFlow(depth=2, subnet_width=8, permutation="lu").build(3, 2)
+    net = CouplingFlow(depth=2, subnet_width=8, permutation="lu",
+                       backbone=backbone).build(dim, 2)
     net.switch_linear_on()                # the linear layer, as after a warm-up
     for p in net.linear_parameters():
         p.requires_grad_(True)
@@ -146,7 +154,7 @@ def test_loss_backward_reaches_all_parameters():
         for p in net.parameters():
             p.add_(0.1 * torch.randn_like(p))
     net.train()
-    net.loss(torch.randn(16, 3), torch.randn(16, 2)).backward()
+    net.loss(torch.randn(16, dim), torch.randn(16, 2)).backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
@@ -177,11 +185,13 @@ def test_spline_inverse_undoes_forward_with_opposite_log_det():
 @given(dim=st.integers(1, 5), cond_dim=st.integers(0, 3), n=st.integers(1, 6),
        transform=st.sampled_from(["affine", "spline"]),
        permutation=st.sampled_from(["random", "swap", "orthogonal", "lu"]),
+       backbone=st.sampled_from(["mlp", "residual"]),
        seed=st.integers(0, 2**16), spread=st.floats(0.1, 8.0))
 def test_property_invertible_with_exact_log_det(dim, cond_dim, n, transform, permutation,
-                                                 seed, spread):
+                                                 backbone, seed, spread):
     net = _perturbed(CouplingFlow(depth=2, transform=transform, permutation=permutation,
-                                  subnet_width=8, tail_bound=3.0), dim, cond_dim, seed=seed)
+                                  subnet_width=8, tail_bound=3.0, backbone=backbone),
+                     dim, cond_dim, seed=seed)
     theta, cond = _data(dim, cond_dim, n=n, seed=seed)
     theta = theta * spread
     z, logdet = net.forward_transform(theta, cond)

@@ -52,6 +52,12 @@ def test_affine_coupling_flow_learns_conditional_gaussian():
     assert abs(gap) < TOL, gap
 
 
+def test_residual_coupling_flow_learns_conditional_gaussian():
+    gap = _gap_after_training(CouplingFlow(depth=4, subnet_width=64, backbone="residual",
+                                           subnet_depth=1), steps=300)
+    assert abs(gap) < TOL, gap
+
+
 @pytest.mark.slow
 def test_spline_coupling_flow_learns_conditional_gaussian():
     gap = _gap_after_training(CouplingFlow(depth=4, transform="spline", subnet_width=64),

@@ -110,6 +110,7 @@ BAD_INFERENCE = [
     (DiffusionModel(steps=0), "'steps'"),
     (DiffusionModel(backbone="resnet"), "'backbone'.*'resnet'"),
     (FlowMatching(backbone="residul"), "'backbone'.*Did you mean 'residual'"),
+    (CouplingFlow(backbone="resnet"), "'backbone'.*'resnet'"),
 ]
 
 
@@ -166,7 +167,9 @@ def test_bad_summary_hyperparameters_fail_in_build(holder, match):
                                     CouplingFlow(depth=3, transform="spline"),
                                     FlowMatching(subnet_width=8, steps=3),
                                     DiffusionModel(subnet_width=8, steps=3),
-                                    FlowMatching(subnet_width=8, steps=3, backbone="residual")])
+                                    FlowMatching(subnet_width=8, steps=3, backbone="residual"),
+                                    CouplingFlow(depth=2, transform="spline",
+                                                 backbone="residual")])
 def test_state_dict_round_trip_into_a_fresh_build(holder, tmp_path):
     """What persistence does: build again (other seed), load the saved weights."""
     torch.manual_seed(0)

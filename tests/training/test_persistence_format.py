@@ -42,6 +42,32 @@ def test_a_file_without_the_new_fields_loads_and_samples_the_same(tmp_path):
     assert list(loaded.history_.columns) == list(est.history_.columns)
 
 
+@pytest.mark.parametrize("backbone", ["mlp", "residual"])
+def test_coupling_subnets_round_trip_and_a_file_before_backbone_loads_as_mlp(backbone,
+                                                                              tmp_path):
+    from skabi.networks import CouplingFlow
+
+    est = tiny_estimator(inference_network=CouplingFlow(depth=2, subnet_width=16,
+                                                        backbone=backbone)).fit(Gaussian())
+    path = tmp_path / "flow.skabi"
+    est.save(path)
+    obs = Gaussian().sample(4, random_state=1)
+    loaded = AmortizedPosterior.load(path)
+    assert loaded.inference_network.backbone == backbone
+    np.testing.assert_allclose(loaded.log_prob(obs), est.log_prob(obs), rtol=1e-6)
+
+    def as_before(config):   # what skabi wrote before CouplingFlow had a backbone
+        del config["inference_network"]["params"]["backbone"]
+
+    _rewrite(path, as_before)
+    if backbone == "mlp":
+        before = AmortizedPosterior.load(path)
+        np.testing.assert_allclose(before.log_prob(obs), est.log_prob(obs), rtol=1e-6)
+    else:   # the weights of residual subnets do not fit the MLP the file now names
+        with pytest.raises(LoadError):
+            AmortizedPosterior.load(path)
+
+
 def test_an_edited_file_with_its_checksums_is_refused(tmp_path):
     path = tmp_path / "edited.skabi"
     tiny_estimator().fit(Gaussian()).save(path)
