@@ -169,6 +169,7 @@ class AmortizedEstimator(BaseEstimator):
         self.summary_network_ = state.model.summary_network
         self.role_shapes_ = state.shapes
         self.networks_ = state.networks
+        self._given_networks = dict(state.given_networks)
         self.device_ = state.device
         self.size_links_ = state.size_links
         self.history_ = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
@@ -184,6 +185,7 @@ class AmortizedEstimator(BaseEstimator):
         return FitState(adapter=self.adapter_, model=self.approximator_,
                         shapes=self.role_shapes_, device=self.device_, names=names,
                         networks=self.networks_, history=self.history_.to_dict("records"),
+                        given_networks=getattr(self, "_given_networks", {}),
                         n_simulations=self.n_simulations_,
                         size_links=getattr(self, "size_links_", {}))
 
@@ -316,7 +318,8 @@ class AmortizedEstimator(BaseEstimator):
         params = {k: v for k, v in saved.items() if k not in NOT_RESTORED}
         try:
             est = cls(**params)
-            est.set_params(adapter=head["adapter"], device=device, **state.networks)
+            est.set_params(adapter=head["adapter"], device=device,
+                           **{**state.networks, **state.given_networks})
             est._validate_params()
         except (TypeError, ValueError) as exc:
             raise LoadError(f"{os.fspath(path)!r} holds parameters this {cls.__name__} does "

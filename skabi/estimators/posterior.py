@@ -146,6 +146,10 @@ class AmortizedPosterior(AmortizedEstimator):
     summary_network_ : torch.nn.Module or None
     approximator_ : torch.nn.Module
         Both networks and the standardization, as one module.
+    networks_ : dict
+        The network hyperparameters that built it, by name (``"inference_network"``,
+        ``"summary_network"``), with any choice the fit made (``subnet_depth="auto"``)
+        filled in.
     history_ : pandas.DataFrame
         One row per epoch, columns ``epoch``, ``loss``, ``val_loss``, ``lr``, ``seconds``.
         Epochs below 0 are the linear warm-up of a coupling flow fitted to a bank

@@ -104,6 +104,16 @@ class _Holder(BaseEstimator):
         return _validated(self._parameter_constraints, self.get_params(deep=False),
                           type(self).__name__)
 
+    def fit_candidates(self, *, bank: bool) -> list:
+        """The holders a fit trains, to keep the one with the lowest validation loss.
+
+        ``bank``: whether the fit can choose (a bank in memory with validation simulations
+        and early stopping, in one process, without a checkpoint). The default: this holder
+        alone. A holder that leaves a hyperparameter to the fit (``"auto"``) returns
+        copies with it set.
+        """
+        return [self]
+
     def _validate_build_arguments(self, **arguments) -> tuple:
         """Validate ``dim``, ``condition_dim`` or ``feature_dim`` of ``build``; return them.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import torch
+from sklearn.base import clone
 from sklearn.utils._param_validation import StrOptions
 from torch import Tensor, nn
 
@@ -17,6 +18,8 @@ __all__ = ["CouplingFlow", "CouplingFlowModule"]
 
 _PERMUTATIONS = ("random", "swap", "orthogonal", "lu", "none")
 _BACKBONES = ("mlp", "residual")
+#: ``subnet_depth="auto"``: what a flow is built with, and what a fit on a bank also tries
+_AUTO_DEPTH, _BANK_DEPTHS = 2, (2, 4)
 
 
 class _Coupling(nn.Module):
@@ -255,14 +258,19 @@ class CouplingFlow(InferenceNetwork):
         Coupling transform.
     subnet_width : int, default=128
         Hidden units of each coupling's MLP.
-    subnet_depth : int, default=2
+    subnet_depth : int or "auto", default="auto"
         Hidden layers of each coupling's MLP (with ``backbone="residual"``, residual blocks
-        of two layers each). For a spline flow trained on a fixed bank,
-        4 fitted better on most problems measured (``benchmarks/README.md``, "sbi and
-        deeper coupling subnets"): on SLCP by 0.6-0.8 nats of held-out log density at
-        10^3 and 10^4 simulations, elsewhere by up to 0.08. But it was worse on 7 of 32
-        cells (an ODE model at 10^3 and 10^4, banks of 10^3 of three other problems; by up
-        to 0.06), and each step costs about a third more: the default stays 2.
+        of two layers each). ``"auto"``: 2, except for a spline flow fitted on a bank in
+        memory with validation simulations and early stopping (the defaults for a bank),
+        in one process and without ``checkpoint_path``. There the fit trains the flow
+        twice, with 2 and with 4, and keeps the one with the lower validation loss (about
+        twice the training time; ``networks_`` shows which). Four layers fit SLCP far better
+        (by 0.6-0.8 nats of held-out log density at 10^3 and 10^4 simulations) and most
+        other problems a little, but an ODE model and some small banks worse; on eight
+        problems at 10^3 and 10^4 simulations (two seeds each) the choice by validation
+        loss was never worse than 2 alone (``benchmarks/README.md``, "Choosing the depth of
+        the coupling subnets per fit"). Online, where fresh simulations leave nothing to
+        choose on and each step counts, 2 stays (4 costs about a third more per step).
     activation : {"gelu", "relu", "silu", "elu", "tanh", "leaky_relu", "softplus", "mish"}, \
 default="gelu"
         Hidden activation.
@@ -333,7 +341,8 @@ default="gelu"
         "depth": [NumberInterval(Integral, 1, None, closed="left")],
         "transform": [StrOptions({"affine", "spline"})],
         "subnet_width": [NumberInterval(Integral, 1, None, closed="left")],
-        "subnet_depth": [NumberInterval(Integral, 1, None, closed="left")],
+        "subnet_depth": [NumberInterval(Integral, 1, None, closed="left"),
+                         StrOptions({"auto"})],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "dropout": [NumberInterval(Real, 0, 1, closed="left")],
         "permutation": [StrOptions(set(_PERMUTATIONS))],
@@ -345,7 +354,7 @@ default="gelu"
         "backbone": [StrOptions(set(_BACKBONES))],
     }
 
-    def __init__(self, *, depth=6, transform="affine", subnet_width=128, subnet_depth=2,
+    def __init__(self, *, depth=6, transform="affine", subnet_width=128, subnet_depth="auto",
                  activation="gelu", dropout=0.0, permutation="random", actnorm=True,
                  clamp=1.9, bins=8, tail_bound=5.0, linear_warmup="select", backbone="mlp"):
         self.depth = depth
@@ -362,6 +371,14 @@ default="gelu"
         self.linear_warmup = linear_warmup
         self.backbone = backbone
 
+    def fit_candidates(self, *, bank: bool) -> list:
+        """With ``subnet_depth="auto"``: copies with ``subnet_depth`` 2 and 4 for a spline
+        flow when the fit can choose (``bank``), else with 2; otherwise this holder."""
+        if not (isinstance(self.subnet_depth, str) and self.subnet_depth == "auto"):
+            return [self]
+        depths = _BANK_DEPTHS if bank and self.transform == "spline" else (_AUTO_DEPTH,)
+        return [clone(self).set_params(subnet_depth=d) for d in depths]
+
     def build(self, dim: int, condition_dim: int) -> CouplingFlowModule:
         """Validate the hyperparameters and return a new float32 ``CouplingFlowModule``.
 
@@ -377,7 +394,7 @@ default="gelu"
             depth=p["depth"],
             transform=p["transform"],
             width=p["subnet_width"],
-            sub_depth=p["subnet_depth"],
+            sub_depth=_AUTO_DEPTH if p["subnet_depth"] == "auto" else p["subnet_depth"],
             activation=p["activation"],
             dropout=p["dropout"],
             permutation=p["permutation"],

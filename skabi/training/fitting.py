@@ -11,6 +11,7 @@ succeeded, so a failed (re)fit leaves a fitted estimator as it was.
 
 import copy
 import dataclasses
+import itertools
 import math
 import numbers
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from .loop import make_optimizer, run_epochs, unflatten_parameters
 from .model import check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
 from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
-from .sources import make_source
+from .sources import MemorySource, make_source
 from .state import FitState
 from .warmup import main_epochs, selects, train_linear_once_active, warm_up
 
@@ -210,9 +211,38 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     FitState
     """
     settings, source = settings_and_source(params, X, y, bank_defaults=bank_defaults)
-    return run_fit(settings, source, initial=lambda: initial_state(settings, source, **spec),
-                   build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
-                   owner=owner, networks=spec["networks"], header=header)
+    given = spec["networks"]
+    choices = network_choices(given, settings, source)
+    if fitted is not None or resume:   # a warm start or a resume continues what was chosen
+        choices = choices[:1]
+    states = []
+    for networks in choices:   # several: each trained in full, the best validation kept
+        one = {**spec, "networks": networks}
+        state = run_fit(settings, source, initial=lambda one=one: initial_state(
+                            settings, source, **one),
+                        build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
+                        owner=owner, networks=networks, header=header)
+        states.append(state)
+    state = min(states, key=lambda s: _best(s.history)) if len(states) > 1 else states[0]
+    if fitted is None:
+        chose = {name: clone(holder) for name, holder in given.items()
+                 if holder is not None and holder is not choices[0][name]}
+        state = state.replace(given_networks=chose)
+    return state
+
+
+def network_choices(networks, settings, source):
+    """The networks a fit trains: a list of dicts like ``networks``, one per combination of
+    their holders' :meth:`fit_candidates` (a single one unless a holder leaves a choice to
+    the fit). They may choose only on a bank in memory with validation simulations and
+    early stopping, in one process, without a checkpoint (as ``linear_warmup="select"``)."""
+    bank = (isinstance(source, MemorySource) and settings.validation_sims is not None
+            and settings.early_stopping and settings.checkpoint_path is None
+            and distributed()[1] == 1)
+    names = list(networks)
+    options = [[None] if networks[n] is None else networks[n].fit_candidates(bank=bank)
+               for n in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*options)]
 
 
 def run_fit(settings, source, *, initial, build, fitted=None, epochs=None, resume=False,

@@ -156,6 +156,9 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
         # under its name; "networks" lists the names (files before it: the two below)
         "networks": list(state.networks),
         **{name: _network_config(holder) for name, holder in state.networks.items()},
+        # the estimator's holders where the fit chose what they left to it
+        "given_networks": {name: _network_config(holder)
+                           for name, holder in state.given_networks.items()},
         "adapter_param": extra.pop("adapter_param", "fitted-copy"),
         "fitted": {
             "role_shapes": state.shapes,
@@ -429,6 +432,11 @@ def load(path, *, device="auto", build, owner=None):
         _check_sizes({name: config[name] for name in names}, tensors, path)
         networks = {name: _network_from_config(config[name], name.replace("_", " "))
                     for name in names}
+        given = config.get("given_networks", {})   # files before it: none
+        if not isinstance(given, dict) or not set(given) <= set(names):
+            _fail(path, f"its given networks {given!r} are not networks it holds")
+        given = {name: _network_from_config(value, name.replace("_", " "))
+                 for name, value in given.items()}
         adapter = adapter_from_config(config["adapter"])
         fitted = dict(config["fitted"])
         shapes = dict(fitted.pop("role_shapes"))
@@ -444,6 +452,7 @@ def load(path, *, device="auto", build, owner=None):
         device = resolve_device(device)
         state = FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
                          names=fitted.pop("parameter_names"), networks=networks,
+                         given_networks=given,
                          history=rows, n_simulations=fitted.pop("n_simulations"),
                          size_links=fitted.pop("size_links", None) or {})
         header = {"owner": config["class"], "params": dict(config["params"]),

@@ -35,6 +35,10 @@ class FitState:
     networks : dict
         The hyperparameter holders that built the model (``inference_network``,
         ``summary_network``), fixed at fit time.
+    given_networks : dict
+        The estimator's holders as given, by name, where the fit chose what they left to
+        it (``CouplingFlow(subnet_depth="auto")`` on a bank): a loaded estimator's
+        parameters are these, its ``networks_`` the ones that were built.
     history : list of dict
         One row per epoch (``HISTORY_COLUMNS``).
     n_simulations : int
@@ -83,6 +87,7 @@ class FitState:
     optimizer_state: dict | None = None
     rng: Any = None
     torch_seed: int | None = None
+    given_networks: dict = field(default_factory=dict)
 
     def replace(self, **changes):
         """A copy with ``changes`` (the model and adapter are shared, not copied)."""

@@ -237,7 +237,7 @@ def _flow_posterior(warmup, **params):
     from skabi.networks import CouplingFlow
 
     return AmortizedPosterior(inference_network=CouplingFlow(
-        depth=2, subnet_width=32, transform="spline", linear_warmup=warmup),
+        depth=2, subnet_width=32, subnet_depth=2, transform="spline", linear_warmup=warmup),
         random_state=0, **params)
 
 

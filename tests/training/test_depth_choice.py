@@ -1,0 +1,121 @@
+"""``CouplingFlow(subnet_depth="auto")``: on a bank a spline flow is trained with two and
+with four hidden layers per subnet, and the fit keeps the one that validates better."""
+
+import numpy as np
+import pytest
+
+from skabi import AmortizedPosterior
+from skabi.networks import CouplingFlow
+
+
+def _bank(n=400, seed=0, dim=2):
+    """theta ~ N(0, I), x = theta + N(0, I): the exact posterior is N(x / 2, I / 2)."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=(n, dim))
+    return theta + rng.normal(size=(n, dim)), theta
+
+
+def _posterior(subnet_depth="auto", transform="spline", **params):
+    flow = CouplingFlow(depth=2, subnet_width=16, transform=transform,
+                        subnet_depth=subnet_depth)
+    return AmortizedPosterior(inference_network=flow, epochs=params.pop("epochs", 15),
+                              random_state=0, **params)
+
+
+def _best(est):
+    return est.history_["val_loss"].min()
+
+
+def test_a_bank_trains_both_depths_and_keeps_the_better_validation():
+    """The kept fit is, weight for weight, the separate fit of the depth that validated
+    better: same history, same densities."""
+    x, theta = _bank()
+    auto = _posterior().fit(x, theta)
+    two, four = (_posterior(d).fit(x, theta) for d in (2, 4))
+    assert _best(two) != _best(four)          # the choice is not a tie
+    better = two if _best(two) < _best(four) else four
+    chosen = auto.networks_["inference_network"].subnet_depth
+    assert chosen == better.inference_network.subnet_depth
+    assert auto.inference_network.subnet_depth == "auto"    # the parameter as given
+    np.testing.assert_array_equal(auto.history_["val_loss"], better.history_["val_loss"])
+    np.testing.assert_allclose(auto.log_prob({"x": x[:20], "theta": theta[:20]}),
+                               better.log_prob({"x": x[:20], "theta": theta[:20]}),
+                               rtol=1e-6)
+
+
+def test_the_choice_follows_the_validation_loss(monkeypatch):
+    """Whichever depth validates better is kept: with the losses of depth 4 made lower, it
+    is depth 4, with those of depth 2 made lower, depth 2."""
+    from skabi.training import fitting
+
+    x, theta = _bank(200)
+    train = fitting.run_fit
+    for favoured in (2, 4):
+        def run_fit(settings, source, *, networks, **kwargs):
+            state = train(settings, source, networks=networks, **kwargs)
+            bonus = 100.0 if networks["inference_network"].subnet_depth == favoured else 0.0
+            rows = [{**row, "val_loss": row["val_loss"] - bonus} for row in state.history]
+            return state.replace(history=rows)
+
+        monkeypatch.setattr(fitting, "run_fit", run_fit)
+        est = _posterior(epochs=3).fit(x, theta)
+        assert est.networks_["inference_network"].subnet_depth == favoured
+
+
+@pytest.mark.parametrize("case", ["online", "affine", "checkpoint", "no validation"])
+def test_without_a_choice_auto_is_two_hidden_layers(case, tmp_path, monkeypatch):
+    """Online, for an affine flow, with a checkpoint or without validation simulations the
+    flow is trained once, with two hidden layers, as before ``"auto"``."""
+    from skabi import make_simulator
+    from skabi.training import fitting
+
+    calls = []
+    train = fitting.run_fit
+    monkeypatch.setattr(fitting, "run_fit", lambda *a, **k: calls.append(1) or train(*a, **k))
+    x, theta = _bank(200)
+    params = dict(epochs=2)
+    if case == "affine":
+        params["transform"] = "affine"
+    elif case == "checkpoint":
+        params["checkpoint_path"] = str(tmp_path / "run.skabi")
+    elif case == "no validation":
+        params.update(validation_sims=None, early_stopping=False)
+    est = _posterior(**params)
+    if case == "online":
+        simulator = make_simulator([lambda rng: dict(theta=rng.normal(size=2)),
+                                    lambda theta, rng: dict(x=theta + rng.normal(size=2))])
+        est.set_params(batches_per_epoch=2, pilot_size=32)
+        est.fit(simulator)
+        assert len(calls) == 1
+        same = _posterior(2, epochs=2, batches_per_epoch=2, pilot_size=32).fit(simulator)
+    else:
+        est.fit(x, theta)
+        assert len(calls) == 1
+        same = None
+    assert est.networks_["inference_network"].subnet_depth == 2
+    if same is not None:   # the same network and training as an explicit 2
+        data = {"x": x[:10], "theta": theta[:10]}
+        np.testing.assert_allclose(est.log_prob(data), same.log_prob(data), rtol=1e-6)
+
+
+def test_a_saved_choice_loads_as_given_and_as_built(tmp_path):
+    x, theta = _bank(200)
+    est = _posterior(epochs=3).fit(x, theta)
+    est.save(tmp_path / "flow.skabi")
+    loaded = AmortizedPosterior.load(tmp_path / "flow.skabi")
+    assert loaded.inference_network.subnet_depth == "auto"
+    assert (loaded.networks_["inference_network"].subnet_depth
+            == est.networks_["inference_network"].subnet_depth)
+    data = {"x": x[:10], "theta": theta[:10]}
+    np.testing.assert_allclose(loaded.log_prob(data), est.log_prob(data), rtol=1e-6)
+    # a warm start goes on with the depth chosen, in one training
+    again = loaded.set_params(warm_start=True, epochs=1).fit(x, theta)
+    assert (again.networks_["inference_network"].subnet_depth
+            == est.networks_["inference_network"].subnet_depth)
+
+
+def test_a_bad_subnet_depth_is_refused_by_name():
+    with pytest.raises(ValueError, match="subnet_depth"):
+        CouplingFlow(subnet_depth="deep").build(2, 2)
+    with pytest.raises(ValueError, match="subnet_depth"):
+        _posterior("select").fit(*_bank(50))
