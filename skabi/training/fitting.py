@@ -215,19 +215,22 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     choices = network_choices(given, settings, source)
     if fitted is not None or resume:   # a warm start or a resume continues what was chosen
         choices = choices[:1]
+    # the holders as given where a candidate differs (saved, and restored by load)
+    chose = {name: clone(holder) for name, holder in given.items()
+             if holder is not None and holder is not choices[0][name]}
     states = []
     for networks in choices:   # several: each trained in full, the best validation kept
         one = {**spec, "networks": networks}
         state = run_fit(settings, source, initial=lambda one=one: initial_state(
-                            settings, source, **one),
+                            settings, source, **one).replace(given_networks=chose),
                         build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
                         owner=owner, networks=networks, header=header)
         states.append(state)
-    state = min(states, key=lambda s: _best(s.history)) if len(states) > 1 else states[0]
-    if fitted is None:
-        chose = {name: clone(holder) for name, holder in given.items()
-                 if holder is not None and holder is not choices[0][name]}
-        state = state.replace(given_networks=chose)
+        if not _completed(state.history):   # interrupted by the user: no more candidates
+            break
+    done = [s for s in states if _completed(s.history)]   # ran to their end
+    state = (min(done, key=lambda s: _best(s.history)) if len(states) > 1 and done
+             else states[-1])
     return state
 
 

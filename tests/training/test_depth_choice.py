@@ -62,6 +62,31 @@ def test_the_choice_follows_the_validation_loss(monkeypatch):
         assert est.networks_["inference_network"].subnet_depth == favoured
 
 
+def test_an_interrupted_training_ends_the_choice(monkeypatch):
+    """Ctrl-C in the first training keeps its weights and trains no second depth; in the
+    second, the first (complete) training is kept."""
+    from skabi.training import fitting
+
+    x, theta = _bank(200)
+    train = fitting.run_fit
+    for interrupted in (2, 4):
+        depths = []
+
+        def run_fit(settings, source, *, networks, **kwargs):
+            depth = networks["inference_network"].subnet_depth
+            depths.append(depth)
+            state = train(settings, source, networks=networks, **kwargs)
+            if depth != interrupted:
+                return state
+            last = {**state.history[-1], "val_loss": float("nan")}   # as after Ctrl-C
+            return state.replace(history=state.history[:-1] + [last])
+
+        monkeypatch.setattr(fitting, "run_fit", run_fit)
+        est = _posterior(epochs=3).fit(x, theta)
+        assert depths == ([2] if interrupted == 2 else [2, 4])
+        assert est.networks_["inference_network"].subnet_depth == 2
+
+
 @pytest.mark.parametrize("case", ["online", "affine", "checkpoint", "no validation"])
 def test_without_a_choice_auto_is_two_hidden_layers(case, tmp_path, monkeypatch):
     """Online, for an affine flow, with a checkpoint or without validation simulations the
@@ -112,6 +137,20 @@ def test_a_saved_choice_loads_as_given_and_as_built(tmp_path):
     again = loaded.set_params(warm_start=True, epochs=1).fit(x, theta)
     assert (again.networks_["inference_network"].subnet_depth
             == est.networks_["inference_network"].subnet_depth)
+
+
+def test_a_checkpoint_resumes_and_loads_with_auto(tmp_path):
+    """With a checkpoint the fit does not choose (depth 2); a resume continues it, and the
+    checkpoint loads with the parameter as given."""
+    x, theta = _bank(200)
+    path = tmp_path / "run.skabi"
+    est = _posterior(epochs=2, checkpoint_path=str(path)).fit(x, theta)
+    est.set_params(epochs=3).fit(x, theta, resume=True)
+    assert (est.history_["epoch"] >= 0).sum() == 3   # main epochs; a warm-up before them
+    assert est.networks_["inference_network"].subnet_depth == 2
+    loaded = AmortizedPosterior.load(path)
+    assert loaded.inference_network.subnet_depth == "auto"
+    assert loaded.networks_["inference_network"].subnet_depth == 2
 
 
 def test_a_bad_subnet_depth_is_refused_by_name():
