@@ -243,8 +243,10 @@ def network_choices(networks, settings, source):
             and settings.early_stopping and settings.checkpoint_path is None
             and distributed()[1] == 1)
     names = list(networks)
-    options = [[None] if networks[n] is None else networks[n].fit_candidates(bank=bank)
-               for n in names]
+    options = []
+    for name in names:   # a network of another kind (no fit_candidates) is used as it is
+        candidates = getattr(networks[name], "fit_candidates", None)
+        options.append([networks[name]] if candidates is None else candidates(bank=bank))
     return [dict(zip(names, combo)) for combo in itertools.product(*options)]
 
 
