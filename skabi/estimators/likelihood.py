@@ -137,6 +137,9 @@ verbose, warm_start, on_nonfinite
     observation_keys_ : list of str or None
         The variables split into observations (``AsObservations``), or None when whole
         datasets are modelled.
+    networks_ : dict
+        The network hyperparameters that built it, by name, with any choice the fit made
+        (``subnet_depth="auto"`` of a spline flow fitted on a bank) filled in.
     history_ : pandas.DataFrame
     n_simulations_ : int
     role_shapes_ : dict

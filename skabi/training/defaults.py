@@ -40,7 +40,8 @@ twice, from a linear warm-up and from its identity start, and keeps the training
 validates better (``CouplingFlow(linear_warmup="select")``,
 :func:`skabi.training.warmup.linear_warmup`); and a spline flow with
 ``subnet_depth="auto"`` is trained with two and with four hidden layers per subnet, the
-better kept likewise (:func:`skabi.training.fitting.network_choices`).
+better kept likewise (:func:`skabi.training.fitting.network_choices`; not by the joint
+estimator, which trains two).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from .._validation import as_numpy_rng
 from ..bank import as_bank
 from ..inputs import array_bank, fit_input, size_links
 from ..exceptions import LoadError
-from . import defaults
+from . import defaults, loop
 from .loop import make_optimizer, run_epochs, unflatten_parameters
 from .model import check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
@@ -186,7 +186,10 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
         header=None, bank_defaults=None):
     """One ``fit`` (or ``partial_fit``) call of an estimator, start to end: its settings
     and source (:func:`settings_and_source`), then :func:`run_fit` from a fresh state
-    made by :func:`initial_state` with ``spec``.
+    made by :func:`initial_state` with ``spec``. Where the networks leave a choice to
+    the fit (:func:`network_choices`), a fresh ``fit`` runs :func:`run_fit` once per
+    candidate, from one seed, and keeps the lowest validation loss among the trainings
+    that ended (a Ctrl-C ends the choice).
 
     The estimator hands over data only (its parameters, the keyword arguments of
     :func:`initial_state` and what to continue), so the engine never calls back into it.
@@ -213,25 +216,51 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     settings, source = settings_and_source(params, X, y, bank_defaults=bank_defaults)
     given = spec["networks"]
     choices = network_choices(given, settings, source)
-    if fitted is not None or resume:   # a warm start or a resume continues what was chosen
-        choices = choices[:1]
-    # the holders as given where a candidate differs (saved, and restored by load)
+    if fitted is not None or resume or epochs is not None:
+        choices = choices[:1]   # a warm start, resume or partial_fit goes on with one
+    # the holders as given where the fit resolved or chose them (saved, restored by load)
     chose = {name: clone(holder) for name, holder in given.items()
-             if holder is not None and holder is not choices[0][name]}
+             if holder is not None and any(c[name] is not holder for c in choices)}
+    if len(choices) > 1 and not isinstance(settings.random_state, numbers.Integral):
+        # one seed for all candidates: the same pilot, adapter and batches for each
+        seed = int(as_numpy_rng(settings.random_state).integers(2**62))
+        settings = dataclasses.replace(settings, random_state=seed)
     states = []
     for networks in choices:   # several: each trained in full, the best validation kept
         one = {**spec, "networks": networks}
-        state = run_fit(settings, source, initial=lambda one=one: initial_state(
-                            settings, source, **one).replace(given_networks=chose),
-                        build=spec["build"], fitted=fitted, epochs=epochs, resume=resume,
-                        owner=owner, networks=networks, header=header)
-        states.append(state)
-        if not _completed(state.history):   # interrupted by the user: no more candidates
+        interrupted = loop.interruptions()
+        try:
+            state = run_fit(settings, source, initial=lambda one=one: initial_state(
+                                settings, source, **one).replace(given_networks=chose),
+                            build=spec["build"], fitted=fitted, epochs=epochs,
+                            resume=resume, owner=owner, networks=networks, header=header)
+        except KeyboardInterrupt:
+            if not states:
+                raise
+            _stopped_choosing(len(states), len(choices))
             break
-    done = [s for s in states if _completed(s.history)]   # ran to their end
+        states.append((state, loop.interruptions() == interrupted
+                       and _completed(state.history)))
+        if not states[-1][1]:   # interrupted by the user: no more candidates
+            if len(states) < len(choices):
+                _stopped_choosing(len(states), len(choices))
+            break
+    done = [state for state, ended in states if ended]
     state = (min(done, key=lambda s: _best(s.history)) if len(states) > 1 and done
-             else states[-1])
-    return state
+             else states[-1][0])
+    # a warm start keeps what built the model it continues; a resume, as a fresh fit,
+    # records the holders it was given (the checkpoint's model matches them)
+    return state if fitted is not None else state.replace(given_networks=chose)
+
+
+def _stopped_choosing(trained, candidates):
+    import warnings
+
+    warnings.warn(
+        f"Interrupted by the user while choosing among {candidates} networks (subnet_depth="
+        f"'auto' or another choice left to the fit) after {trained} of them: keeping the "
+        "best of the trainings that ended, or the interrupted first one.",
+        UserWarning, stacklevel=5)
 
 
 def network_choices(networks, settings, source):

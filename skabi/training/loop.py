@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..exceptions import TrainingError
 
 __all__ = ["flatten_parameters", "unflatten_parameters", "make_optimizer", "mean_loss",
-           "run_epochs"]
+           "run_epochs", "interruptions"]
 
 
 def _torch_version():
@@ -111,6 +111,18 @@ def make_optimizer(model, *, learning_rate, weight_decay, lr_schedule, total_ste
 
 #: Inputs larger than this overflow float32 arithmetic in the networks (squares, exps).
 _HUGE = 1e15
+
+#: Trainings :func:`run_epochs` ended at a Ctrl-C and kept (see :func:`interruptions`).
+_interrupted = 0
+
+
+def interruptions():
+    """How many trainings the user ended with Ctrl-C (and :func:`run_epochs` kept) so far
+    in this process. A fit that trains several candidates one after the other compares it
+    before and after each, and trains no further candidate once it has grown, whether the
+    interrupted epoch left a history row or not."""
+    return _interrupted
+
 
 
 def _divergence(loss, batch, epoch, step):
@@ -296,6 +308,8 @@ def run_epochs(
     except KeyboardInterrupt:
         if not keep_on_interrupt:
             raise
+        global _interrupted
+        _interrupted += 1
         if count:  # the steps of the interrupted epoch trained the weights: record them
             rows.append(dict(epoch=epoch, loss=total / count, val_loss=math.nan, lr=lr,
                              seconds=time.perf_counter() - start, steps=count))

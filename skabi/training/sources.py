@@ -163,6 +163,12 @@ class MemorySource(_Source):
         self.batch_size = batch_size
         self._data = None
 
+    def start(self, prepare, rng):
+        """Bind them, and forget the bank prepared by an earlier ``prepare``: each training
+        of a fit that trains several candidates has its own adapter."""
+        self._data = None
+        return super().start(prepare, rng)
+
     @property
     def sims_per_epoch(self):
         return len(self.bank)

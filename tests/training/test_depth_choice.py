@@ -158,3 +158,145 @@ def test_a_bad_subnet_depth_is_refused_by_name():
         CouplingFlow(subnet_depth="deep").build(2, 2)
     with pytest.raises(ValueError, match="subnet_depth"):
         _posterior("select").fit(*_bank(50))
+
+
+def test_a_kept_second_candidate_is_the_separate_fit_of_its_depth(monkeypatch):
+    """When depth 4 (trained second) is kept, it is weight for weight a separate
+    ``subnet_depth=4`` fit: the bank prepared for the first candidate is not reused, and
+    the pilot (a slice of a bank larger than it) and the adapter are the same."""
+    from skabi.training import fitting
+
+    x, theta = _bank(600)
+    train = fitting.run_fit
+
+    def run_fit(settings, source, *, networks, **kwargs):
+        state = train(settings, source, networks=networks, **kwargs)
+        if networks["inference_network"].subnet_depth == 2:   # make depth 4 win
+            state = state.replace(history=[{**row, "val_loss": row["val_loss"] + 100.0}
+                                           for row in state.history])
+        return state
+
+    monkeypatch.setattr(fitting, "run_fit", run_fit)
+    auto = _posterior(epochs=3, pilot_size=64).fit(x, theta)
+    monkeypatch.undo()
+    four = _posterior(4, epochs=3, pilot_size=64).fit(x, theta)
+    assert auto.networks_["inference_network"].subnet_depth == 4
+    data = {"x": x[:20], "theta": theta[:20]}
+    np.testing.assert_allclose(auto.log_prob(data), four.log_prob(data), rtol=1e-6)
+
+
+def test_a_memory_source_prepares_the_bank_again_for_each_training():
+    from skabi.bank import as_bank
+    from skabi.training.sources import MemorySource
+
+    source = MemorySource(as_bank({"a": np.arange(6.0)[:, None]}), batch_size=6)
+    rng = np.random.default_rng(0)
+    for shift in (0.0, 10.0):
+        source.start(lambda sims, shift=shift: {"a": torch_tensor(sims["a"] + shift)}, rng)
+        (batch,) = source.epoch(0)
+        assert sorted(batch["a"].ravel().tolist()) == [shift + i for i in range(6)]
+
+
+def torch_tensor(values):
+    import torch
+
+    return torch.as_tensor(values)
+
+
+@pytest.mark.parametrize("random_state", [None, "generator"])
+def test_candidates_share_one_seed_whatever_random_state(random_state, monkeypatch):
+    """With ``random_state=None`` (or a Generator) both candidates still start from the
+    same pilot and adapter and see the same batches: one seed is drawn for the fit."""
+    from skabi.training import fitting
+
+    seeds = []
+    initial = fitting.initial_state
+    monkeypatch.setattr(fitting, "initial_state", lambda settings, source, **spec: (
+        seeds.append(settings.random_state) or initial(settings, source, **spec)))
+    x, theta = _bank(300)
+    state = np.random.default_rng(5) if random_state == "generator" else None
+    _posterior(epochs=2, pilot_size=64).set_params(random_state=state).fit(x, theta)
+    assert len(seeds) == 2 and seeds[0] == seeds[1]
+    assert isinstance(seeds[0], int)
+
+
+def test_ctrl_c_in_the_first_candidates_second_training_trains_no_other(monkeypatch):
+    """A Ctrl-C in the identity-start training of ``linear_warmup="select"`` (which keeps
+    the warm-started one, complete) and before any step of an epoch (no history row)
+    still ends the choice: depth 4 is never trained."""
+    from skabi.training import fitting
+
+    calls, depths = [], []
+    proper = fitting._train_proper
+    initial = fitting.initial_state
+
+    class Interrupting:
+        def __init__(self, source):
+            self.source = source
+
+        def __getattr__(self, name):
+            return getattr(self.source, name)
+
+        def epoch(self, epoch):
+            raise KeyboardInterrupt
+
+    def train_proper(state, source, *args, **kwargs):
+        calls.append(1)
+        return proper(state, Interrupting(source) if len(calls) == 2 else source, *args,
+                      **kwargs)
+
+    monkeypatch.setattr(fitting, "_train_proper", train_proper)
+    monkeypatch.setattr(fitting, "initial_state", lambda settings, source, **spec: (
+        depths.append(spec["networks"]["inference_network"].subnet_depth)
+        or initial(settings, source, **spec)))
+    x, theta = _bank(200)
+    with pytest.warns(UserWarning, match="[Ii]nterrupted"):
+        est = _posterior(epochs=3).fit(x, theta)
+    assert len(calls) == 2 and depths == [2]
+    assert est.networks_["inference_network"].subnet_depth == 2
+
+
+def test_ctrl_c_while_the_second_candidate_starts_keeps_the_first(monkeypatch):
+    """A Ctrl-C that comes through (in the second candidate's set-up or warm-up) keeps the
+    first training, which ended, instead of failing the fit."""
+    from skabi.training import fitting
+
+    initial = fitting.initial_state
+    starts = []
+
+    def initial_state(settings, source, **spec):
+        starts.append(1)
+        if len(starts) == 2:
+            raise KeyboardInterrupt
+        return initial(settings, source, **spec)
+
+    monkeypatch.setattr(fitting, "initial_state", initial_state)
+    x, theta = _bank(200)
+    with pytest.warns(UserWarning, match="after 1 of them"):
+        est = _posterior(epochs=3).fit(x, theta)
+    monkeypatch.undo()
+    two = _posterior(2, epochs=3).fit(x, theta)
+    np.testing.assert_array_equal(est.history_["val_loss"], two.history_["val_loss"])
+
+
+def test_partial_fit_trains_one_candidate(monkeypatch):
+    from skabi.training import fitting
+
+    calls = []
+    train = fitting.run_fit
+    monkeypatch.setattr(fitting, "run_fit", lambda *a, **k: calls.append(1) or train(*a, **k))
+    x, theta = _bank(200)
+    est = _posterior().partial_fit(x, theta)
+    assert len(calls) == 1 and est.networks_["inference_network"].subnet_depth == 2
+    assert est.inference_network.subnet_depth == "auto"
+
+
+def test_a_resume_records_the_parameters_it_was_resumed_with(tmp_path):
+    """A checkpoint written with ``"auto"`` and resumed with an explicit depth saves that
+    depth as the parameter, not the checkpoint's ``"auto"``."""
+    x, theta = _bank(200)
+    path = tmp_path / "run.skabi"
+    est = _posterior(epochs=2, checkpoint_path=str(path)).fit(x, theta)
+    est.set_params(inference_network__subnet_depth=2, epochs=3).fit(x, theta, resume=True)
+    est.save(tmp_path / "resumed.skabi")
+    assert AmortizedPosterior.load(tmp_path / "resumed.skabi").inference_network.subnet_depth == 2
