@@ -124,7 +124,6 @@ def interruptions():
     return _interrupted
 
 
-
 def _divergence(loss, batch, epoch, step):
     """Why the loss is not finite: inputs out of float32's reach, or the optimisation."""
     huge = {k: float(v.detach().abs().max()) for k, v in batch.items()
