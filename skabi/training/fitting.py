@@ -25,8 +25,8 @@ from .._validation import as_numpy_rng
 from ..bank import as_bank
 from ..inputs import array_bank, fit_input, size_links
 from ..exceptions import LoadError
-from . import defaults, loop
-from .loop import make_optimizer, run_epochs, unflatten_parameters
+from . import defaults
+from .loop import interruptions, make_optimizer, run_epochs, unflatten_parameters
 from .model import check_device, resolve_device
 from .persistence import Checkpoint, check_writable_file
 from .roles import GROUP_MASK, LOCAL_MASK, MASK, Prepare, role_shapes, to_tensors
@@ -228,7 +228,7 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     states = []
     for networks in choices:   # several: each trained in full, the best validation kept
         one = {**spec, "networks": networks}
-        interrupted = loop.interruptions()
+        interrupted = interruptions()
         try:
             state = run_fit(settings, source, initial=lambda one=one: initial_state(
                                 settings, source, **one).replace(given_networks=chose),
@@ -239,7 +239,7 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
                 raise
             _stopped_choosing(len(states), len(choices))
             break
-        states.append((state, loop.interruptions() == interrupted
+        states.append((state, interruptions() == interrupted
                        and _completed(state.history)))
         if not states[-1][1]:   # interrupted by the user: no more candidates
             if len(states) < len(choices):

@@ -3,6 +3,7 @@ with four hidden layers per subnet, and the fit keeps the one that validates bet
 
 import numpy as np
 import pytest
+import torch
 
 from skabi import AmortizedPosterior
 from skabi.networks import CouplingFlow
@@ -192,15 +193,9 @@ def test_a_memory_source_prepares_the_bank_again_for_each_training():
     source = MemorySource(as_bank({"a": np.arange(6.0)[:, None]}), batch_size=6)
     rng = np.random.default_rng(0)
     for shift in (0.0, 10.0):
-        source.start(lambda sims, shift=shift: {"a": torch_tensor(sims["a"] + shift)}, rng)
+        source.start(lambda sims, shift=shift: {"a": torch.as_tensor(sims["a"] + shift)}, rng)
         (batch,) = source.epoch(0)
         assert sorted(batch["a"].ravel().tolist()) == [shift + i for i in range(6)]
-
-
-def torch_tensor(values):
-    import torch
-
-    return torch.as_tensor(values)
 
 
 @pytest.mark.parametrize("random_state", [None, "generator"])
