@@ -20,6 +20,11 @@ Problems (each with a sampler of its exact or reference posterior):
   set (``AsSet``) for a ``DeepSet`` with second-order pooling (``moment_dim=4``): what a
   user who knows the draws are i.i.d. writes. Not in the default list of problems: the
   eight keep their flat, structure-blind inputs, as in the published benchmarks.
+* ``slcp_tokens`` -- the same banks and observations, the flat vector of 8 numbers read
+  as 8 tokens (``AsTokens``: each value with a one-hot code of its position) by a
+  ``SetTransformer``: no structure declared beyond "these are 8 features", so the
+  attention has to learn which features belong together. Not in the default list
+  either (it adds a summary network to a flat problem).
 * ``ar1`` -- a time series: ``phi ~ U(-0.95, 0.95)``, ``log sigma ~ N(-1, 0.5)``,
   ``x_t = phi x_{t-1} + sigma e_t``, T = 50 (conditional likelihood given ``x_0 = 0``);
   reference by a grid of the exact likelihood.
@@ -54,10 +59,11 @@ import numpy as np
 
 import wider_suite
 from skabi import AmortizedPosterior, make_adapter
-from skabi.adapters import AsSet, AsTimeSeries, Concatenate, Constrain, Rename, Standardize
+from skabi.adapters import (AsSet, AsTimeSeries, AsTokens, Concatenate, Constrain, Rename,
+                            Standardize)
 from skabi.diagnostics import c2st
 from skabi.networks import (CouplingFlow, DeepSet, DiffusionModel, FlowMatching,
-                            TimeSeriesNetwork)
+                            SetTransformer, TimeSeriesNetwork)
 from skabi.training import defaults
 
 N_REF = 10_000
@@ -267,6 +273,14 @@ def slcp_set_adapter():
                         Rename("x", "summary_variables"))
 
 
+def slcp_tokens_adapter():
+    """The flat vector of 8 numbers as 8 tokens for a set transformer, each feature
+    standardized on its own first (nothing says which features are one draw)."""
+    return make_adapter(Constrain("theta", lower=-3, upper=3), Standardize(["x"]),
+                        AsTokens("x"), Rename("theta", "inference_variables"),
+                        Rename("x", "summary_variables"))
+
+
 # ------------------------------------------------------------------------ AR(1)
 T_AR = 50
 
@@ -320,6 +334,10 @@ PROBLEMS = {
     "slcp_set": dict(simulate=slcp_set_simulate, reference=slcp_reference,
                      adapter=slcp_set_adapter, extra=True,
                      summary=lambda: DeepSet(summary_dim=10, moment_dim=4)),
+    # ... and its flat vector read as tokens that know their position (``AsTokens``)
+    "slcp_tokens": dict(simulate=slcp_simulate, reference=slcp_reference,
+                        adapter=slcp_tokens_adapter, extra=True,
+                        summary=lambda: SetTransformer(summary_dim=32, num_blocks=3)),
     "ar1": dict(simulate=ar1_simulate, reference=ar1_reference, names=["phi", "log_sigma"],
                 adapter=lambda: make_adapter(
                     Constrain("phi", lower=-0.95, upper=0.95),

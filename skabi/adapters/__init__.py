@@ -8,6 +8,7 @@ An :class:`Adapter` is a scikit-learn-style pipeline of named transforms; see
 from ._base import Transform
 from .adapter import ROLE_KEYS, TRANSFORMS, Adapter, make_adapter
 from .as_set import AsSet, AsTimeSeries
+from .as_tokens import AsTokens
 from .broadcast import Broadcast
 from .concatenate import Concatenate
 from .constrain import Constrain
@@ -29,6 +30,7 @@ __all__ = [
     "Broadcast",
     "AsSet",
     "AsTimeSeries",
+    "AsTokens",
     "AsObservations",
     "Constrain",
     "Standardize",

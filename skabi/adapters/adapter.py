@@ -16,6 +16,7 @@ from ..bank import is_ragged
 from ..exceptions import NonFiniteError, ShapeError, SkabiError
 from ._base import Transform
 from .as_set import AsSet, AsTimeSeries
+from .as_tokens import AsTokens
 from .broadcast import Broadcast
 from .concatenate import Concatenate
 from .constrain import Constrain
@@ -36,8 +37,8 @@ ROLE_KEYS = ROLES
 #: The step classes :meth:`Adapter.from_config` may rebuild (nothing else is ever imported).
 TRANSFORMS = {
     cls.__name__: cls
-    for cls in (Broadcast, AsSet, AsTimeSeries, AsObservations, Constrain, Standardize, Sqrt, Log, OneHot,
-                Concatenate, Rename, ConvertDType, Keep, Drop)
+    for cls in (Broadcast, AsSet, AsTimeSeries, AsTokens, AsObservations, Constrain, Standardize,
+                Sqrt, Log, OneHot, Concatenate, Rename, ConvertDType, Keep, Drop)
 }
 
 _CONFIG_VERSION = 1
@@ -538,6 +539,10 @@ class Adapter(_BaseComposition):
     def as_time_series(self, keys):
         """Append :class:`AsTimeSeries` ``(keys)``; return ``self``."""
         return self._append(AsTimeSeries(keys))
+
+    def as_tokens(self, keys):
+        """Append :class:`AsTokens` ``(keys)``; return ``self``."""
+        return self._append(AsTokens(keys))
 
     def constrain(self, keys, *, lower=None, upper=None):
         """Append :class:`Constrain` ``(keys, lower=, upper=)``; return ``self``."""

@@ -7,6 +7,7 @@ from sklearn.base import clone
 from skabi.adapters import (
     AsSet,
     AsTimeSeries,
+    AsTokens,
     Broadcast,
     Concatenate,
     Constrain,
@@ -48,6 +49,7 @@ ALL_STEPS = [
     Broadcast("N", to="x"),
     AsSet(["x", "y"]),
     AsTimeSeries("x"),
+    AsTokens("x"),
     Constrain("sigma", lower=0),
     Standardize(),
     Sqrt("N"),
