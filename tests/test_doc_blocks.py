@@ -79,6 +79,7 @@ SKIP = {
 SUBSTITUTIONS = [
     ("scale.rst", "1_000_000", "3000"),   # reader.take(slice(0, 200)): one group
     ("networks.rst", "slcp.sample(10_000", "slcp.sample(300"),
+    ("networks.rst", "slcp_flat.sample(10_000", "slcp_flat.sample(300"),
     ("scale.rst", "10_000", "300"),
     ("sklearn.rst", "6000", "300"),
     ("model_comparison.rst", "3000", "120"),
