@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from reference_posteriors import (BEFORE, BEFORE_FLOW, PROBLEMS, _parse, _vector_adapter,
-                                  add_bank_steps)
+                                  add_bank_steps, add_constrain)
 from skabi import AmortizedLikelihood, AmortizedPosterior
 from skabi.adapters import Rename, Standardize, make_adapter
 from skabi.networks import CouplingFlow
@@ -122,6 +122,7 @@ def main():
                              "parameters as they are (its mass outside the prior's bounds "
                              "is lost, as in sbi's flow before its leakage correction)")
     add_bank_steps(parser)
+    add_constrain(parser)
     parser.add_argument("--members", type=int, default=1,
                         help="an ensemble of this many separate fits (mixture)")
     parser.add_argument("--save", metavar="DIR",

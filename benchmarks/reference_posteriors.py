@@ -268,7 +268,7 @@ def slcp_set_simulate(n, rng):
 def slcp_set_adapter():
     """The four draws as a set for a summary network (what a user who knows they are
     exchangeable declares); standardized after :class:`AsSet`, so per coordinate."""
-    return make_adapter(Constrain("theta", lower=-3, upper=3), AsSet("x"), Standardize(["x"]),
+    return make_adapter(Constrain("theta", lower=-3, upper=3, method=CONSTRAIN["method"]), AsSet("x"), Standardize(["x"]),
                         Rename("theta", "inference_variables"),
                         Rename("x", "summary_variables"))
 
@@ -276,7 +276,7 @@ def slcp_set_adapter():
 def slcp_tokens_adapter():
     """The flat vector of 8 numbers as 8 tokens for a set transformer, each feature
     standardized on its own first (nothing says which features are one draw)."""
-    return make_adapter(Constrain("theta", lower=-3, upper=3), Standardize(["x"]),
+    return make_adapter(Constrain("theta", lower=-3, upper=3, method=CONSTRAIN["method"]), Standardize(["x"]),
                         AsTokens("x"), Rename("theta", "inference_variables"),
                         Rename("x", "summary_variables"))
 
@@ -310,10 +310,25 @@ def ar1_reference(x, n, rng):
 
 
 # ------------------------------------------------------------------------ the suite
+#: How the box priors' bounds are kept (``--constrain``): ``Constrain(method=...)``
+CONSTRAIN = {"method": "map"}
+
+
+def add_constrain(parser):
+    """``--constrain {map,reject}``: ``Constrain``'s method for the problems' box priors
+    (both bounds), set when the arguments are parsed."""
+    class Method(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            CONSTRAIN["method"] = value
+            setattr(namespace, self.dest, value)
+    parser.add_argument("--constrain", choices=["map", "reject"], action=Method,
+                        default="map", help="how the bounds of a box prior are kept")
+
+
 def _vector_adapter(low=None, high=None):
     steps = []
     if low is not None:
-        steps.append(Constrain("theta", lower=low, upper=high))
+        steps.append(Constrain("theta", lower=low, upper=high, method=CONSTRAIN["method"]))
     steps += [Standardize(["x"]), Rename("theta", "inference_variables"),
               Rename("x", "inference_conditions")]
     return make_adapter(*steps)
@@ -340,7 +355,7 @@ PROBLEMS = {
                         summary=lambda: SetTransformer(summary_dim=32, num_blocks=3)),
     "ar1": dict(simulate=ar1_simulate, reference=ar1_reference, names=["phi", "log_sigma"],
                 adapter=lambda: make_adapter(
-                    Constrain("phi", lower=-0.95, upper=0.95),
+                    Constrain("phi", lower=-0.95, upper=0.95, method=CONSTRAIN["method"]),
                     Concatenate(["phi", "log_sigma"], into="inference_variables"),
                     AsTimeSeries("x"), Rename("x", "summary_variables")),
                 summary=lambda: TimeSeriesNetwork(summary_dim=8)),
@@ -477,6 +492,7 @@ def main():
                         help="the settings a user had to choose before the offline defaults")
     add_save_draws(parser)
     add_bank_steps(parser)
+    add_constrain(parser)
     args = parser.parse_args()
     params = {**(BEFORE if args.before else {}), **_parse(args.set)}
     print("| problem | budget | seed | C2ST per observation | mean | best epoch / epochs | "

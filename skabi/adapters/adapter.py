@@ -413,9 +413,23 @@ class Adapter(_BaseComposition):
         -------
         dict of str to ndarray
             ``{name: array of shape (..., *trailing shape seen in fit)}`` on the user's
-            scale, in the dtype seen in ``fit``. Computed in float64; constrained variables
-            lie strictly inside their support.
+            scale, in the dtype seen in ``fit``. Computed in float64; variables of
+            ``Constrain`` lie strictly inside their support, except with
+            ``method="reject"``, whose values pass unchanged (the estimator rejects the
+            draws outside).
         """
+        return self._inverse(data)[0]
+
+    @property
+    def rejects_draws(self):
+        """Whether a step keeps draws inside bounds by rejection
+        (``Constrain(method="reject")``): the estimator then draws again for those outside."""
+        return any(getattr(step, "rejects", False) for _, step in self._validated_steps())
+
+    def _inverse(self, data, support=False):
+        """:meth:`inverse_transform`, and with ``support=True`` also which draws lie inside
+        the bounds of the rejecting steps: bool of the leading shape of
+        ``inference_variables`` (None without)."""
         check_is_fitted(self)
         steps = self._validated_steps()
         if not isinstance(data, Mapping):
@@ -434,6 +448,9 @@ class Adapter(_BaseComposition):
                     f"{self.n_inference_dims_}) as in fit (variables "
                     f"{list(self.inference_variables_)!r})."
                 )
+        lead = tuple(data["inference_variables"].shape[:-1]) if (
+            "inference_variables" in data) else None
+        inside = None
         for name, step in reversed(steps):
             outputs = [k for k in step._output_keys() if k in data]
             if not outputs:
@@ -445,6 +462,9 @@ class Adapter(_BaseComposition):
                 )
             with _in_step(name):
                 data = step.inverse_transform(data)
+            if support and getattr(step, "rejects", False):
+                here = step.support_mask(data, lead)
+                inside = here if inside is None else inside & here
         for k, shape in self.inference_variables_.items():
             if k not in data:
                 continue
@@ -455,7 +475,9 @@ class Adapter(_BaseComposition):
                 )
             dtype = np.dtype(self.inference_dtypes_[k])
             data[k] = np.rint(x).astype(dtype) if dtype.kind in "iub" else x.astype(dtype)
-        return data
+        if support and inside is None and lead is not None:
+            inside = np.ones(lead, dtype=bool)
+        return data, inside
 
     # ------------------------------------------------------------------ config
     def get_config(self):
@@ -544,9 +566,9 @@ class Adapter(_BaseComposition):
         """Append :class:`AsTokens` ``(keys)``; return ``self``."""
         return self._append(AsTokens(keys))
 
-    def constrain(self, keys, *, lower=None, upper=None):
-        """Append :class:`Constrain` ``(keys, lower=, upper=)``; return ``self``."""
-        return self._append(Constrain(keys, lower=lower, upper=upper))
+    def constrain(self, keys, *, lower=None, upper=None, method="map"):
+        """Append :class:`Constrain` ``(keys, lower=, upper=, method=)``; return ``self``."""
+        return self._append(Constrain(keys, lower=lower, upper=upper, method=method))
 
     def standardize(self, keys=None, *, exclude=None):
         """Append :class:`Standardize` ``(keys, exclude=)``; return ``self``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from ..exceptions import ShapeError
 from ._base import Transform, _check_support, _out_dtype, _sum_event
@@ -49,6 +50,20 @@ class Constrain(Transform):
     finite value), so draws always lie strictly inside the support, even for extreme
     ``z`` where float arithmetic would round onto a bound (softplus(-200) is 0 in float32).
 
+    With ``method="reject"`` there is no map: the networks see the values as they are,
+    and the estimator keeps the support by rejection (as sbi's NPE does with a bounded
+    prior). Draws outside the bounds are thrown away and drawn again, so every draw lies
+    in the closed box. Log densities are divided by the share of the network's mass
+    inside the box, estimated per dataset from draws
+    (:data:`skabi.training.inference.SUPPORT_DRAWS` of them, or the rejection's own
+    count where the draws are made anyway). Where a posterior is much narrower than a box
+    prior, the logit's curvature is something the flow must learn away; on two moons and
+    the Gaussian mixture at 10^4 simulations rejection was better
+    (``benchmarks/README.md``, "Bounded parameters: map or reject"). Rejection costs
+    draws where the network puts much mass outside: fewer than
+    :data:`~skabi.training.inference.MIN_ACCEPTANCE` of the draws inside stops
+    sampling with an error.
+
     Parameters
     ----------
     keys : str or list of str
@@ -58,6 +73,11 @@ class Constrain(Transform):
         array gives one bound per element of the variable's last axis (a box prior with
         other bounds per dimension: ``lower=[-1, -2], upper=[1, 2]`` for ``theta`` of
         shape ``(batch, 2)``).
+    method : {"map", "reject"}, default="map"
+        ``"map"``: the softplus/logit maps above. ``"reject"``: no map (the identity);
+        draws outside the bounds are rejected at sampling time (see above). Only
+        variables the estimator draws (its ``inference_variables``) are affected; for
+        other variables the step checks the bounds and passes the values on.
 
     Attributes
     ----------
@@ -94,6 +114,15 @@ class Constrain(Transform):
     >>> np.allclose(box.fit(dict(theta=theta)).inverse_transform(
     ...     box.transform(dict(theta=theta)))["theta"], theta)
     True
+
+    With ``method="reject"`` the values pass unchanged; the bounds are what the estimator
+    keeps its draws inside:
+
+    >>> keep = Constrain("p", lower=0, upper=1, method="reject").fit(batch)
+    >>> np.array_equal(keep.transform(batch)["p"], batch["p"])
+    True
+    >>> keep.support_mask({"p": np.array([[[0.5], [1.5]]])}, (1, 2)).tolist()
+    [[True, False]]
     """
 
     _elementwise = True  # datasets of different sizes go through part by part
@@ -101,12 +130,44 @@ class Constrain(Transform):
         "keys": [str, list, tuple],
         "lower": [numbers.Real, "array-like", None],
         "upper": [numbers.Real, "array-like", None],
+        "method": [StrOptions({"map", "reject"})],
     }
 
-    def __init__(self, keys, *, lower=None, upper=None):
+    def __init__(self, keys, *, lower=None, upper=None, method="map"):
         self.keys = keys
         self.lower = lower
         self.upper = upper
+        self.method = method
+
+    @property
+    def rejects(self):
+        """Whether draws outside the bounds are rejected (``method="reject"``)."""
+        return self.method == "reject"
+
+    def support_mask(self, data, batch_shape):
+        """Which draws lie inside the closed bounds: bool of shape ``batch_shape``.
+
+        Parameters
+        ----------
+        data : dict of str to ndarray
+            Values of this step's variables (the ones present are checked) with leading
+            shape ``batch_shape`` and the variable's trailing shape after it.
+        batch_shape : tuple of int
+            The leading shape, e.g. ``(datasets, draws)``.
+        """
+        lo, hi = self._bounds()
+        inside = np.ones(batch_shape, dtype=bool)
+        for k in self._input_keys():
+            if k not in data:
+                continue
+            x = np.asarray(data[k], dtype=np.float64)
+            ok = np.ones(x.shape, dtype=bool)
+            if lo is not None:
+                ok &= x >= lo
+            if hi is not None:
+                ok &= x <= hi
+            inside &= ok.reshape(*batch_shape, -1).all(axis=-1)
+        return inside
 
     def _bounds(self):
         """``(lower, upper)`` as float64 arrays (0-d for a scalar) or None."""
@@ -164,7 +225,9 @@ class Constrain(Transform):
     def _forward(self, key, x):
         x64 = np.asarray(x, dtype=np.float64)
         lo, hi = self._bounds()
-        if hi is None:
+        if self.rejects:
+            z = x64
+        elif hi is None:
             z = _softplus_inv(x64 - lo)
         elif lo is None:
             z = _softplus_inv(hi - x64)
@@ -175,7 +238,9 @@ class Constrain(Transform):
     def _ldj(self, key, x):
         x64 = np.asarray(x, dtype=np.float64)
         lo, hi = self._bounds()
-        if hi is None:
+        if self.rejects:
+            ldj = np.zeros_like(x64)
+        elif hi is None:
             ldj = _log_dsoftplus_inv(x64 - lo)
         elif lo is None:
             ldj = _log_dsoftplus_inv(hi - x64)
@@ -186,6 +251,8 @@ class Constrain(Transform):
 
     def _inverse(self, key, z):
         lo, hi = self._bounds()
+        if self.rejects:   # no map: the estimator rejects what lies outside
+            return np.asarray(z, dtype=np.float64)
         dtype = np.dtype(self.dtypes_.get(key, "float64"))
         if hi is None:
             x = lo + _softplus(z)

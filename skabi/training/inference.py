@@ -16,7 +16,14 @@ from . import chunks
 from .chunks import chunk_rows
 from .roles import n_rows, to_tensors
 
-__all__ = ["outputs", "draw", "log_prob", "warn_nonfinite"]
+__all__ = ["outputs", "draw", "log_prob", "warn_nonfinite", "SUPPORT_DRAWS", "MIN_ACCEPTANCE"]
+
+#: Draws per dataset that estimate the share of the network's mass inside the bounds of
+#: ``Constrain(method="reject")``, by which :func:`log_prob` divides the density.
+SUPPORT_DRAWS = 1000
+#: Below this share of draws inside those bounds (after at least ``10 / MIN_ACCEPTANCE``
+#: tries for a dataset), :func:`draw` stops with a ``SupportError``.
+MIN_ACCEPTANCE = 1e-3
 
 def _dtype(model):
     return next(model.parameters()).dtype
@@ -79,18 +86,72 @@ def outputs(state, roles, method, *, warn=True):
 
 def log_prob(state, roles, *, warn=True):
     """log q of ``inference_variables`` given the rest, on the scale of the network
-    inputs: (n,) float64."""
-    return outputs(state, roles, lambda model, batch: model.log_prob(batch), warn=warn)
+    inputs: (n,) float64.
+
+    Where the adapter rejects draws outside bounds (``Constrain(method="reject")``), the
+    density is that of the accepted draws: divided by the share of the network's mass
+    inside the bounds, estimated per dataset from :data:`SUPPORT_DRAWS` draws (seeded, so
+    the result is repeatable; at least one draw is counted inside)."""
+    lp = outputs(state, roles, lambda model, batch: model.log_prob(batch), warn=warn)
+    if getattr(state.adapter, "rejects_draws", False):
+        conditions = {k: v for k, v in roles.items() if k != "inference_variables"}
+        lp = lp - np.log(acceptance(state, conditions, SUPPORT_DRAWS, np.random.default_rng(0)))
+    return lp
 
 
-def _user_scale(adapter, theta, lq):
-    """Draws (rows, k, D) back to the user's variables; log q with the adapter's log-det."""
-    user = adapter.inverse_transform({"inference_variables": theta})
+def acceptance(state, roles, num_draws, rng):
+    """Share of ``num_draws`` draws per dataset inside the bounds the adapter keeps by
+    rejection: (n,) float64, at least ``1 / num_draws``."""
+    n, inside = n_rows(roles), None
+    for i, rows, j, k, theta, _ in _chunks(state, roles, num_draws, rng, log_q=False):
+        _, mask = state.adapter._inverse({"inference_variables": theta}, support=True)
+        inside = np.zeros(n) if inside is None else inside
+        inside[i:i + rows] += mask.sum(axis=1)
+    return np.maximum(inside, 1) / num_draws
+
+
+def _user_scale(adapter, theta, lq, support=False):
+    """Draws (rows, k, D) back to the user's variables; log q with the adapter's log-det;
+    with ``support``, also which draws lie inside the bounds kept by rejection."""
+    user, inside = adapter._inverse({"inference_variables": theta}, support=support)
     if lq is not None:
-        flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in user.items()}
-        _, ldj = adapter.transform(flat, log_det_jac=True)
+        keep = np.ones(lq.size, dtype=bool) if inside is None else inside.ravel()
+        flat = {k: v.reshape(-1, *v.shape[2:])[keep] for k, v in user.items()}
+        ldj = np.full(lq.size, np.nan)    # the draws outside: rejected, never returned
+        if keep.any():
+            ldj[keep] = adapter.transform(flat, log_det_jac=True)[1]
         lq = lq + ldj.reshape(lq.shape)
-    return user, lq
+    return (user, lq, inside) if support else (user, lq)
+
+
+def _chunks(state, roles, num_samples, rng, *, log_q):
+    """Draws in chunks on both axes: yields ``(i, rows, j, k, theta, lq)`` for datasets
+    ``i:i + rows`` and draws ``j:j + k``; ``theta`` (rows, k, D) on the network scale as
+    float64 numpy, ``lq`` its log density there (or None)."""
+    model, device = state.model, state.device
+    n, dim = n_rows(roles), state.shapes["inference_variables"]
+    per_chunk = max(1, chunks.CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
+    draws_per = min(num_samples, per_chunk)
+    rows_per = max(1, per_chunk // draws_per) if draws_per == num_samples else 1
+    rows_per = min(rows_per, chunk_rows(roles))   # the data of a chunk is bounded too
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(rng.integers(2**62)))
+    model.eval()
+    for i in range(0, n, rows_per):
+        rows = min(rows_per, n - i)
+        with torch.no_grad():    # not around the yields: the caller's grad mode is its own
+            cond = model.conditions(to_tensors(roles, device, _dtype(model), slice(i, i + rows)))
+        for j in range(0, num_samples, draws_per):
+            k = min(draws_per, num_samples - j)
+            with torch.no_grad():
+                if cond is None:
+                    theta = model.sample_from_conditions(k * rows, None, generator=gen)
+                    theta = theta.reshape(rows, k, dim)
+                else:
+                    theta = model.sample_from_conditions(k, cond, generator=gen)
+                lq = model.log_prob_from_conditions(theta, cond).to(
+                    "cpu", torch.float64).numpy() if log_q else None
+            yield i, rows, j, k, theta.to("cpu", torch.float64).numpy(), lq
 
 
 def draw(state, roles, num_samples, rng, *, log_q):
@@ -114,43 +175,81 @@ def draw(state, roles, num_samples, rng, *, log_q):
     """
     from .._validation import check_result_size
 
-    model, device, adapter = state.model, state.device, state.adapter
+    adapter = state.adapter
     n, dim = n_rows(roles), state.shapes["inference_variables"]
     check_result_size("num_samples", num_samples, n * num_samples * (dim + bool(log_q)),
                       what=f"{n} datasets x {num_samples} draws x {dim + bool(log_q)} values")
-    per_chunk = max(1, chunks.CHUNK_ELEMENTS // dim)            # draws x datasets per chunk
-    draws_per = min(num_samples, per_chunk)
-    rows_per = max(1, per_chunk // draws_per) if draws_per == num_samples else 1
-    rows_per = min(rows_per, chunk_rows(roles))   # the data of a chunk is bounded too
-    gen = torch.Generator(device=device)
-    gen.manual_seed(int(rng.integers(2**62)))
-    out, lqs = None, (np.empty((n, num_samples)) if log_q else None)
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, n, rows_per):
-            rows = min(rows_per, n - i)
-            cond = model.conditions(to_tensors(roles, device, _dtype(model), slice(i, i + rows)))
-            for j in range(0, num_samples, draws_per):
-                k = min(draws_per, num_samples - j)
-                if cond is None:
-                    theta = model.sample_from_conditions(k * rows, None, generator=gen)
-                    theta = theta.reshape(rows, k, dim)
-                else:
-                    theta = model.sample_from_conditions(k, cond, generator=gen)
-                lq = model.log_prob_from_conditions(theta, cond).to(
-                    "cpu", torch.float64).numpy() if log_q else None
-                user, lq = _user_scale(adapter, theta.to("cpu", torch.float64).numpy(), lq)
-                if out is None:  # the result, allocated once and filled chunk by chunk
-                    out = {name: np.empty((n, num_samples, *v.shape[2:]), dtype=v.dtype)
-                           for name, v in user.items()}
-                for name, v in user.items():
-                    out[name][i:i + rows, j:j + k] = v
-                if log_q:
-                    lqs[i:i + rows, j:j + k] = lq
+    if getattr(adapter, "rejects_draws", False):
+        out, lqs = _draw_inside(state, roles, num_samples, rng, log_q=log_q)
+    else:
+        out, lqs = None, (np.empty((n, num_samples)) if log_q else None)
+        for i, rows, j, k, theta, lq in _chunks(state, roles, num_samples, rng, log_q=log_q):
+            user, lq = _user_scale(adapter, theta, lq)
+            if out is None:  # the result, allocated once and filled chunk by chunk
+                out = _allocate(user, n, num_samples)
+            for name, v in user.items():
+                out[name][i:i + rows, j:j + k] = v
+            if log_q:
+                lqs[i:i + rows, j:j + k] = lq
     ok = np.ones(n, dtype=bool)
     for v in (out or {}).values():
         ok &= _finite_rows(v)
     warn_nonfinite("A draw", ok)
     if log_q:
         warn_nonfinite("log_q", _finite_rows(lqs) | ~ok)   # one warning per dataset
+    return out, lqs
+
+
+def _allocate(user, n, num_samples):
+    return {name: np.empty((n, num_samples, *v.shape[2:]), dtype=v.dtype)
+            for name, v in user.items()}
+
+
+def _draw_inside(state, roles, num_samples, rng, *, log_q):
+    """:func:`draw` where the adapter rejects draws outside bounds: each dataset's draws
+    are made in rounds until ``num_samples`` lie inside; ``log_q`` is divided by the share
+    of the mass inside, estimated as :func:`log_prob` does."""
+    from ..exceptions import SupportError
+
+    adapter, n = state.adapter, n_rows(roles)
+    out, lqs = None, (np.empty((n, num_samples)) if log_q else None)
+    filled = np.zeros(n, dtype=np.int64)
+    tried, accepted = np.zeros(n), np.zeros(n)
+    todo = np.arange(n)
+    while todo.size:
+        part = {k: v[todo] for k, v in roles.items()}
+        # one round: as many draws as still missing, at least 100, for every dataset left
+        need = int(max(100, (num_samples - filled[todo]).max()))
+        for i, rows, _, k, theta, lq in _chunks(state, part, need, rng, log_q=log_q):
+            user, lq, inside = _user_scale(adapter, theta, lq, support=True)
+            if out is None:
+                out = _allocate(user, n, num_samples)
+            for r in range(rows):
+                row = todo[i + r]
+                keep = np.flatnonzero(inside[r])
+                tried[row] += k
+                accepted[row] += keep.size
+                keep = keep[:num_samples - filled[row]]
+                at = slice(filled[row], filled[row] + keep.size)
+                for name, v in user.items():
+                    out[name][row, at] = v[r, keep]
+                if log_q:
+                    lqs[row, at] = lq[r, keep]
+                filled[row] += keep.size
+        low = (tried >= 10 / MIN_ACCEPTANCE) & (accepted < MIN_ACCEPTANCE * tried)
+        low &= filled < num_samples
+        if low.any():
+            bad = np.flatnonzero(low)
+            steps = [name for name, step in adapter._validated_steps()
+                     if getattr(step, "rejects", False)]
+            raise SupportError(
+                f"Fewer than {MIN_ACCEPTANCE:g} of the draws lie inside the bounds of "
+                f"{steps!r} (Constrain with method='reject') for {bad.size} of {n} datasets "
+                f"(datasets {bad[:10].tolist()}{' ...' if bad.size > 10 else ''}; shares "
+                f"{np.round(accepted[bad[:10]] / tried[bad[:10]], 6).tolist()}): the network "
+                "puts almost all its mass outside the support there. Check those data "
+                "against the simulations, or use method='map'.")
+        todo = np.flatnonzero(filled < num_samples)
+    if log_q:   # divided by the share inside, estimated as log_prob estimates it
+        lqs -= np.log(acceptance(state, roles, SUPPORT_DRAWS, np.random.default_rng(0)))[:, None]
     return out, lqs

@@ -51,6 +51,7 @@ ALL_STEPS = [
     AsTimeSeries("x"),
     AsTokens("x"),
     Constrain("sigma", lower=0),
+    Constrain("sigma", lower=0, upper=50, method="reject"),
     Standardize(),
     Sqrt("N"),
     Log("sigma"),
