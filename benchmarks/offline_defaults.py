@@ -4,7 +4,9 @@ A C2ST against the reference posterior (``reference_posteriors.py``) takes minut
 cell; the mean of ``-log q(theta | x)`` over 20,000 fresh simulations takes a second and
 ranks settings the same way, because it is the expected KL divergence from the true
 posterior to the learned one plus a constant of the problem (a proper scoring rule). For
-the linear Gaussian problem the constant is known, so the script prints the KL itself.
+the linear Gaussian problem and for two moons the constant is known (in closed form, or by a
+quadrature: ``reference_posteriors.two_moons_log_posterior``), so the script prints the KL
+itself.
 
 Run ``python benchmarks/offline_defaults.py PROBLEM --budgets 1000 10000 --seeds 0 1
 [--before] [--set KEY=VALUE ...] [--flow KEY=VALUE ...] [--save DIR]``; prints one
@@ -22,8 +24,9 @@ import time
 
 import numpy as np
 
-from reference_posteriors import (BEFORE, BEFORE_FLOW, PROBLEMS, _parse, _vector_adapter,
-                                  add_bank_steps, add_constrain)
+from reference_posteriors import (BEFORE, BEFORE_FLOW, CONSTRAIN, PROBLEMS, _parse,
+                                  _vector_adapter, add_bank_steps, add_constrain,
+                                  two_moons_log_posterior)
 from skabi import AmortizedLikelihood, AmortizedPosterior
 from skabi.adapters import Rename, Standardize, make_adapter
 from skabi.networks import CouplingFlow
@@ -32,7 +35,10 @@ N_TEST = 20_000
 
 
 def exact_log_prob(name, sims):
-    """log p(theta | x) of the exact posterior, where it is known in closed form."""
+    """log p(theta | x) of the exact posterior, where it is known in closed form (the
+    linear Gaussian) or by a quadrature (two moons)."""
+    if name == "two_moons":
+        return two_moons_log_posterior(sims["theta"], sims["x"])
     if name != "linear_gaussian":
         return None
     theta, x = sims["theta"], sims["x"]
@@ -87,7 +93,10 @@ def run(name, budget, seed, params, flow, history=False, members=1, save=None,
                                      summary_network=problem.get("summary", lambda: None)(),
                                      random_state=seed + 1000 * member, **settings)
         est.fit(bank)
+        t1 = time.perf_counter()
         log_probs.append(est.log_prob(test))
+        print(f"  (held-out log_prob of {len(test['x'])} simulations: "
+              f"{time.perf_counter() - t1:.0f} s)", flush=True)
     seconds = time.perf_counter() - t0
     stacked = np.stack(log_probs)
     top = stacked.max(axis=0)
@@ -138,6 +147,8 @@ def main():
         label = "likelihood " + label
     if args.unconstrained:
         label += " unconstrained"
+    if CONSTRAIN["method"] != "map":
+        label += f" constrain={CONSTRAIN['method']}"
     if args.members > 1:
         label += f" x{args.members}"
     for name in args.problems:

@@ -134,6 +134,40 @@ def two_moons_reference(x, n, rng):
     return _grid_draws(log_lik, (-1, -1), (1, 1), n, rng, size=1200)
 
 
+def two_moons_log_posterior(theta, x, n_radius=200, n_angle=400, chunk=256):
+    """The exact ``log p(theta | x)`` of two moons, one row per simulation.
+
+    The likelihood is the crescent's density at ``p = x - offsets(theta)``:
+    ``N(r; 0.1, 0.01) / (pi r)`` in polar coordinates around ``(0.25, 0)``. On each side of
+    the fold ``theta_1 + theta_2 = 0``, ``theta -> offsets(theta)`` is a rotation (and a
+    reflection), so the integral of the likelihood over the prior's box is the
+    crescent's mass whose two preimages (one per side) lie in the box. It is computed
+    on a stratified grid of ``n_radius x n_angle`` points of the crescent (normal
+    quantiles in ``r``, midpoints in ``a``); the grid of ``_grid_draws`` (1200 x 1200)
+    gives the same mean over 2000 simulations to 3e-5.
+    """
+    from scipy.stats import norm
+
+    r = 0.1 + 0.01 * norm.ppf((np.arange(n_radius) + 0.5) / n_radius)
+    a = -np.pi / 2 + np.pi * (np.arange(n_angle) + 0.5) / n_angle
+    rr, aa = (v.ravel() for v in np.meshgrid(r, a, indexing="ij"))
+    crescent = np.stack([rr * np.cos(aa) + 0.25, rr * np.sin(aa)], axis=1)
+    log_mass = np.empty(len(x))
+    for i in range(0, len(x), chunk):
+        off = x[i:i + chunk, None, :] - crescent[None]      # offsets that explain x
+        s, d = -np.sqrt(2) * off[..., 0], np.sqrt(2) * off[..., 1]
+        inside = np.zeros(s.shape)
+        for sign in (1, -1):                                # the two sides of the fold
+            t1, t2 = (sign * s - d) / 2, (sign * s + d) / 2
+            inside += (s >= 0) & (np.abs(t1) <= 1) & (np.abs(t2) <= 1)
+        log_mass[i:i + chunk] = np.log(inside.mean(axis=1))
+    p = x - _moons_offsets(theta)
+    u, v = p[:, 0] - 0.25, p[:, 1]
+    radius = np.hypot(u, v)
+    log_lik = norm.logpdf(radius, 0.1, 0.01) - np.log(np.pi * np.maximum(radius, 1e-300))
+    return np.where(u > 0, log_lik, -np.inf) - log_mass
+
+
 # ------------------------------------------------------------------------ SLCP
 def _slcp_moments(theta):
     mean = theta[:, :2]
