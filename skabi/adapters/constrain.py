@@ -77,7 +77,10 @@ class Constrain(Transform):
         ``"map"``: the softplus/logit maps above. ``"reject"``: no map (the identity);
         draws outside the bounds are rejected at sampling time (see above). Only
         variables the estimator draws (its ``inference_variables``) are affected; for
-        other variables the step checks the bounds and passes the values on.
+        other variables the step checks the bounds and passes the values on. Point
+        estimates (:class:`~skabi.AmortizedPointEstimator`) are not draws: nothing is
+        rejected there, and an estimate can lie outside the bounds; keep ``"map"`` for
+        them.
 
     Attributes
     ----------
