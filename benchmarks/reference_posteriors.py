@@ -44,7 +44,8 @@ Published NPE numbers for the sbibm tasks (Lueckmann et al. 2021, Fig. 3: NPE at
 
 Run ``python benchmarks/reference_posteriors.py [problem ...] [--budgets 1000 10000]
 [--seeds 0] [--observations 5] [--network spline|flow_matching|diffusion] [--save-draws DIR]
-[--fast]``.
+[--constrain map|reject] [--fast]``. ``--constrain reject`` keeps the box priors' bounds by
+rejection (``Constrain(method="reject")``) instead of the logit map.
 Prints one markdown row per cell.
 """
 

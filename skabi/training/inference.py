@@ -19,11 +19,12 @@ from .roles import n_rows, to_tensors
 __all__ = ["outputs", "draw", "log_prob", "warn_nonfinite", "SUPPORT_DRAWS", "MIN_ACCEPTANCE"]
 
 #: Draws per dataset that estimate the share of the network's mass inside the bounds of
-#: ``Constrain(method="reject")``, by which :func:`log_prob` divides the density.
+#: ``Constrain(method="reject")``, by which ``log_prob`` divides the density.
 SUPPORT_DRAWS = 1000
 #: Below this share of draws inside those bounds (after at least ``10 / MIN_ACCEPTANCE``
-#: tries for a dataset), :func:`draw` stops with a ``SupportError``.
+#: tries for a dataset), ``draw`` stops with a ``SupportError``.
 MIN_ACCEPTANCE = 1e-3
+
 
 def _dtype(model):
     return next(model.parameters()).dtype
