@@ -424,7 +424,12 @@ class Adapter(_BaseComposition):
     def rejects_draws(self):
         """Whether a step keeps draws inside bounds by rejection
         (``Constrain(method="reject")``): the estimator then draws again for those outside."""
-        return any(getattr(step, "rejects", False) for _, step in self._validated_steps())
+        return bool(self._rejecting_steps())
+
+    def _rejecting_steps(self):
+        """Names of the steps that keep bounds by rejection."""
+        return [name for name, step in self._validated_steps()
+                if getattr(step, "rejects", False)]
 
     def _inverse(self, data, support=False):
         """:meth:`inverse_transform`, and with ``support=True`` also which draws lie inside

@@ -54,9 +54,9 @@ class Constrain(Transform):
     and the estimator keeps the support by rejection (as sbi's NPE does with a bounded
     prior). Draws outside the bounds are thrown away and drawn again, so every draw lies
     in the closed box. Log densities are divided by the share of the network's mass
-    inside the box, estimated per dataset from draws
-    (:data:`skabi.training.inference.SUPPORT_DRAWS` of them, or the rejection's own
-    count where the draws are made anyway). Where a posterior is much narrower than a box
+    inside the box, estimated per dataset from
+    :data:`skabi.training.inference.SUPPORT_DRAWS` draws (for the ``log_q`` of draws as
+    for ``log_prob``). Where a posterior is much narrower than a box
     prior, the logit's curvature is something the flow must learn away; on two moons and
     the Gaussian mixture at 10^4 simulations rejection was better
     (``benchmarks/README.md``, "Bounded parameters: map or reject"). Rejection costs

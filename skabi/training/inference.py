@@ -103,10 +103,9 @@ def log_prob(state, roles, *, warn=True):
 def acceptance(state, roles, num_draws, rng):
     """Share of ``num_draws`` draws per dataset inside the bounds the adapter keeps by
     rejection: (n,) float64, at least ``1 / num_draws``."""
-    n, inside = n_rows(roles), None
-    for i, rows, j, k, theta, _ in _chunks(state, roles, num_draws, rng, log_q=False):
+    inside = np.zeros(n_rows(roles))
+    for i, rows, _, _, theta, _ in _chunks(state, roles, num_draws, rng, log_q=False):
         _, mask = state.adapter._inverse({"inference_variables": theta}, support=True)
-        inside = np.zeros(n) if inside is None else inside
         inside[i:i + rows] += mask.sum(axis=1)
     return np.maximum(inside, 1) / num_draws
 
@@ -116,11 +115,15 @@ def _user_scale(adapter, theta, lq, support=False):
     with ``support``, also which draws lie inside the bounds kept by rejection."""
     user, inside = adapter._inverse({"inference_variables": theta}, support=support)
     if lq is not None:
-        keep = np.ones(lq.size, dtype=bool) if inside is None else inside.ravel()
-        flat = {k: v.reshape(-1, *v.shape[2:])[keep] for k, v in user.items()}
-        ldj = np.full(lq.size, np.nan)    # the draws outside: rejected, never returned
-        if keep.any():
-            ldj[keep] = adapter.transform(flat, log_det_jac=True)[1]
+        flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in user.items()}
+        if inside is None:
+            ldj = adapter.transform(flat, log_det_jac=True)[1]
+        else:   # only the draws inside: those outside are rejected, never returned
+            keep = inside.ravel()
+            ldj = np.full(lq.size, np.nan)
+            if keep.any():
+                ldj[keep] = adapter.transform({k: v[keep] for k, v in flat.items()},
+                                              log_det_jac=True)[1]
         lq = lq + ldj.reshape(lq.shape)
     return (user, lq, inside) if support else (user, lq)
 
@@ -241,11 +244,9 @@ def _draw_inside(state, roles, num_samples, rng, *, log_q):
         low &= filled < num_samples
         if low.any():
             bad = np.flatnonzero(low)
-            steps = [name for name, step in adapter._validated_steps()
-                     if getattr(step, "rejects", False)]
             raise SupportError(
                 f"Fewer than {MIN_ACCEPTANCE:g} of the draws lie inside the bounds of "
-                f"{steps!r} (Constrain with method='reject') for {bad.size} of {n} datasets "
+                f"{adapter._rejecting_steps()!r} (Constrain with method='reject') for {bad.size} of {n} datasets "
                 f"(datasets {bad[:10].tolist()}{' ...' if bad.size > 10 else ''}; shares "
                 f"{np.round(accepted[bad[:10]] / tried[bad[:10]], 6).tolist()}): the network "
                 "puts almost all its mass outside the support there. Check those data "
