@@ -124,15 +124,20 @@ def _grid_draws(log_density, lows, highs, n, rng, size=800):
                      g1[j] + rng.uniform(size=n) * (g1[1] - g1[0])], axis=1)
 
 
+def _moons_log_lik(theta, x):
+    """log p(x | theta) of two moons up to a constant: the crescent's density at
+    ``x - offsets(theta)``, ``N(r; 0.1, 0.01) / r`` in polar coordinates around (0.25, 0)."""
+    p = x - _moons_offsets(theta)           # (r cos a + 0.25, r sin a)
+    u, v = p[:, 0] - 0.25, p[:, 1]
+    r = np.hypot(u, v)
+    inside = u > 0                          # a in (-pi/2, pi/2)
+    logp = -0.5 * ((r - 0.1) / 0.01) ** 2 - np.log(np.maximum(r, 1e-12))
+    return np.where(inside, logp, -np.inf)
+
+
 def two_moons_reference(x, n, rng):
-    def log_lik(theta):
-        p = x - _moons_offsets(theta)           # (r cos a + 0.25, r sin a)
-        u, v = p[:, 0] - 0.25, p[:, 1]
-        r = np.hypot(u, v)
-        inside = u > 0                          # a in (-pi/2, pi/2)
-        logp = -0.5 * ((r - 0.1) / 0.01) ** 2 - np.log(np.maximum(r, 1e-12))
-        return np.where(inside, logp, -np.inf)
-    return _grid_draws(log_lik, (-1, -1), (1, 1), n, rng, size=1200)
+    return _grid_draws(lambda theta: _moons_log_lik(theta, x), (-1, -1), (1, 1), n, rng,
+                       size=1200)
 
 
 def two_moons_log_posterior(theta, x, n_radius=200, n_angle=400, chunk=256):
@@ -162,11 +167,8 @@ def two_moons_log_posterior(theta, x, n_radius=200, n_angle=400, chunk=256):
             t1, t2 = (sign * s - d) / 2, (sign * s + d) / 2
             inside += (s >= 0) & (np.abs(t1) <= 1) & (np.abs(t2) <= 1)
         log_mass[i:i + chunk] = np.log(inside.mean(axis=1))
-    p = x - _moons_offsets(theta)
-    u, v = p[:, 0] - 0.25, p[:, 1]
-    radius = np.hypot(u, v)
-    log_lik = norm.logpdf(radius, 0.1, 0.01) - np.log(np.pi * np.maximum(radius, 1e-300))
-    return np.where(u > 0, log_lik, -np.inf) - log_mass
+    # the constants _moons_log_lik leaves out: N(r; 0.1, 0.01)'s and the angle's 1 / pi
+    return _moons_log_lik(theta, x) - np.log(0.01 * np.sqrt(2 * np.pi) * np.pi) - log_mass
 
 
 # ------------------------------------------------------------------------ SLCP
