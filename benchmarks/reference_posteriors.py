@@ -351,15 +351,22 @@ def ar1_reference(x, n, rng):
 CONSTRAIN = {"method": "map"}
 
 
+def _setting(apply):
+    """An argparse action that also hands the parsed value to ``apply``: for the module
+    settings the problems and the engine read when they are built."""
+    class Setting(argparse.Action):
+        def __call__(self, parser, namespace, value, option_string=None):
+            apply(value)
+            setattr(namespace, self.dest, value)
+    return Setting
+
+
 def add_constrain(parser):
     """``--constrain {map,reject}``: ``Constrain``'s method for the problems' box priors
     (both bounds), set when the arguments are parsed."""
-    class Method(argparse.Action):
-        def __call__(self, parser, namespace, value, option_string=None):
-            CONSTRAIN["method"] = value
-            setattr(namespace, self.dest, value)
-    parser.add_argument("--constrain", choices=["map", "reject"], action=Method,
-                        default="map", help="how the bounds of a box prior are kept")
+    parser.add_argument("--constrain", choices=["map", "reject"], default="map",
+                        action=_setting(lambda value: CONSTRAIN.update(method=value)),
+                        help="how the bounds of a box prior are kept")
 
 
 def _vector_adapter(low=None, high=None):
@@ -435,11 +442,8 @@ NETWORKS = {
 def add_bank_steps(parser):
     """``--bank-steps N``: a candidate for ``skabi.training.defaults.BANK_STEPS`` (the step
     budget of ``epochs="auto"`` with a bank), set when the arguments are parsed."""
-    class BankSteps(argparse.Action):
-        def __call__(self, parser, namespace, value, option_string=None):
-            defaults.BANK_STEPS = value
-            setattr(namespace, self.dest, value)
-    parser.add_argument("--bank-steps", type=int, action=BankSteps,
+    parser.add_argument("--bank-steps", type=int,
+                        action=_setting(lambda value: setattr(defaults, "BANK_STEPS", value)),
                         help="a candidate step budget of epochs=\"auto\" with a bank")
 
 
