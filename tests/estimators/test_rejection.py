@@ -98,3 +98,38 @@ def test_almost_nothing_accepted_stops_with_an_error_naming_the_datasets(fitted,
     with pytest.raises(SupportError, match=r"inside the bounds of \['constrain'\].*datasets "
                                            r"\[0, 2\]"):
         fitted.sample(X_OBS, 1000, return_type="numpy", random_state=6)
+
+
+def _exact_mean_log_posterior(bank):
+    """Mean log p(theta | x) of :func:`_bank`'s exact posterior: the Gaussian likelihood
+    normalised over the box [0, 1]."""
+    from scipy.stats import norm
+
+    theta, x = bank["theta"][:, 0], bank["x"][:, 0]
+    mass = norm.cdf((1 - x) / 0.3) - norm.cdf(-x / 0.3)
+    return float(np.mean(norm.logpdf(x, theta, 0.3) - np.log(mass)))
+
+
+def test_a_grid_search_chooses_map_or_reject_by_densities_on_the_users_scale():
+    """The adapter page's advice, ``GridSearchCV`` over the method: both candidates are
+    scored by ``log q(theta | x)`` of the user's theta, so their scores are comparable.
+    Scored on the network's scale, the map's would be off by the mean log-det of the
+    logit, about -2 nats here."""
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    from skabi.bank import Batch
+
+    bank = _bank(2400, np.random.default_rng(7))
+    adapter = make_adapter(Constrain("theta", lower=0, upper=1),
+                           Rename("theta", "inference_variables"),
+                           Rename("x", "inference_conditions"))
+    est = AmortizedPosterior(adapter=adapter,
+                             inference_network=CouplingFlow(transform="spline", depth=2,
+                                                            subnet_width=32),
+                             epochs=15, random_state=0)
+    search = GridSearchCV(est, {"adapter__constrain__method": ["map", "reject"]},
+                          cv=KFold(2, shuffle=True, random_state=0)).fit(Batch(bank))
+    scores = search.cv_results_["mean_test_score"]
+    exact = _exact_mean_log_posterior(bank)       # the best any q can do, in expectation
+    assert np.all(scores < exact + 0.1) and np.all(scores > exact - 0.3), (scores, exact)
+    assert search.best_estimator_.adapter_.rejects_draws == (scores[1] > scores[0])
