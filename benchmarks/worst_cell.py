@@ -15,6 +15,9 @@ candidate and prints:
 The candidate to choose is the one with the smallest worst regret. ``--select NAME=A,B``
 adds a candidate that is, per cell, whichever of A and B reached the lower validation loss
 (from the ``.history.csv`` beside each cell): a per-fit choice between two settings.
+``--select-heldout NAME=A,B`` chooses instead by the held-out log density of the cell's
+first ``budget // 10`` held-out simulations, and scores every candidate on the rest: for
+settings whose validation losses are on different scales (``--constrain map|reject``).
 
 Run ``python benchmarks/worst_cell.py defaults=/tmp/c0 candidate=/tmp/c1 [...]
 [--tolerance 0.005] [--select pick=defaults,candidate]``; a cell is compared only where
@@ -62,6 +65,28 @@ def add_selection(cells, directories, spec):
     return name, took_first
 
 
+def add_heldout_selection(cells, spec):
+    """A candidate ``NAME=A,B`` that, per cell, is whichever of A and B has the higher
+    held-out log density on the cell's first ``budget // 10`` held-out simulations (as
+    many as the fit's own validation split holds). Unlike :func:`add_selection` it also
+    compares candidates whose losses are on different scales (``--constrain map`` and
+    ``reject``: the network sees the logit in one and ``theta`` in the other). Every
+    candidate is then scored on the remaining simulations only, so the choice is not
+    scored on the data that made it. Returns the name and how often it took A."""
+    name, pair = spec.split("=", 1)
+    first, second = pair.split(",")
+    took_first = 0
+    for cell, runs in cells.items():
+        k = int(cell.rsplit("-", 2)[1]) // 10
+        a, b = runs[first], runs[second]
+        pick = a if a[:k].mean() <= b[:k].mean() else b
+        took_first += pick is a
+        for key in list(runs):
+            runs[key] = runs[key][k:]
+        runs[name] = pick[k:]
+    return name, took_first
+
+
 def _order(cell):
     problem, budget, seed = cell.rsplit("-", 2)
     return int(budget), problem, int(seed)
@@ -86,6 +111,10 @@ def main():
     parser.add_argument("--select", action="append", default=[], metavar="NAME=A,B",
                         help="add a candidate that takes, per cell, whichever of A and B "
                              "has the lower validation loss")
+    parser.add_argument("--select-heldout", action="append", default=[], metavar="NAME=A,B",
+                        help="add a candidate that takes, per cell, whichever of A and B "
+                             "scores better on the first budget/10 held-out simulations "
+                             "(then every candidate is scored on the rest)")
     args = parser.parse_args()
     directories = dict(pair.split("=", 1) for pair in args.candidates)
     cells = load(directories)
@@ -97,6 +126,12 @@ def main():
         names.append(name)
         print(f"{name}: took {spec.split('=', 1)[1].split(',')[0]} in {took} of {len(cells)} "
               "cells\n")
+    for spec in args.select_heldout:
+        name, took = add_heldout_selection(cells, spec)
+        names.append(name)
+        print(f"{name}: took {spec.split('=', 1)[1].split(',')[0]} in {took} of {len(cells)} "
+              "cells (chosen on the first budget/10 held-out simulations, scored on the "
+              "rest)\n")
     print("| cell | " + " | ".join(f"{n}: -log q | regret (se)" for n in names) + " |")
     print("|---|" + "---|---|" * len(names))
     worst = {name: (-np.inf, None) for name in names}
