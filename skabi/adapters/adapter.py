@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 
 import numpy as np
+from sklearn.base import clone
 from sklearn.pipeline import _name_estimators
 from sklearn.utils import Bunch
 from sklearn.utils.metaestimators import _BaseComposition
@@ -373,6 +374,17 @@ class Adapter(_BaseComposition):
         """Names of the steps that keep bounds by rejection."""
         return [name for name, step in self._validated_steps()
                 if getattr(step, "rejects", False)]
+
+    def _method_candidates(self):
+        """The adapters a fit chooses among for the ``Constrain(method="select")`` steps:
+        copies with every such step set to ``"map"`` and to ``"reject"`` (two, however
+        many steps), or ``[self]`` where there is none."""
+        names = [name for name, step in self._validated_steps()
+                 if isinstance(step, Constrain) and step.method == "select"]
+        if not names:
+            return [self]
+        return [clone(self).set_params(**{f"{name}__method": method for name in names})
+                for method in ("map", "reject")]
 
     def _inverse(self, data, support=False):
         """:meth:`inverse_transform`, and with ``support=True`` also which draws lie inside

@@ -73,9 +73,15 @@ class Constrain(Transform):
         array gives one bound per element of the variable's last axis (a box prior with
         other bounds per dimension: ``lower=[-1, -2], upper=[1, 2]`` for ``theta`` of
         shape ``(batch, 2)``).
-    method : {"map", "reject"}, default="map"
+    method : {"map", "reject", "select"}, default="map"
         ``"map"``: the softplus/logit maps above. ``"reject"``: no map (the identity);
-        draws outside the bounds are rejected at sampling time (see above). Only
+        draws outside the bounds are rejected at sampling time (see above).
+        ``"select"``: the fit of an :class:`~skabi.AmortizedPosterior` or
+        :class:`~skabi.AmortizedLikelihood` on a bank in memory (with validation
+        simulations and early stopping) trains with both and keeps the one with the
+        higher ``log q`` of its validation simulations on the user's scale; the fitted
+        ``adapter_`` holds the method kept. Everywhere else (a simulator, a bank on disk,
+        ``partial_fit``, the other estimators, the adapter on its own) it is ``"map"``. Only
         variables the estimator draws (its ``inference_variables``) are affected; for
         other variables the step checks the bounds and passes the values on. Point
         estimates (:class:`~skabi.AmortizedPointEstimator`) are not draws: nothing is
@@ -133,7 +139,7 @@ class Constrain(Transform):
         "keys": [str, list, tuple],
         "lower": [numbers.Real, "array-like", None],
         "upper": [numbers.Real, "array-like", None],
-        "method": [StrOptions({"map", "reject"})],
+        "method": [StrOptions({"map", "reject", "select"})],
     }
 
     def __init__(self, keys, *, lower=None, upper=None, method="map"):

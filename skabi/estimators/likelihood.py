@@ -217,7 +217,7 @@ verbose, warm_start, on_nonfinite
             _observation_step(self.adapter)
         return dict(adapter=self.adapter, networks=self._networks(), build=build_approximator,
                     check=check_likelihood_networks, check_adapter=check_continuous,
-                    default=likelihood_adapter)
+                    default=likelihood_adapter, densities=True)
 
     def _commit(self, state, n_features_in=None):
         super()._commit(state, n_features_in)

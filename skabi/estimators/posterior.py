@@ -260,7 +260,7 @@ DataFrame or ndarray
 
     def _initial_spec(self):
         return dict(adapter=self.adapter, networks=self._networks(), build=build_approximator,
-                    check=check_networks, default=posterior_adapter)
+                    check=check_networks, default=posterior_adapter, densities=True)
 
     def _commit(self, state, n_features_in=None):
         """Make ``state`` the fitted estimator (the only place fitted attributes are set)."""

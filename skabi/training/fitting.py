@@ -214,20 +214,27 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     FitState
     """
     settings, source = settings_and_source(params, X, y, bank_defaults=bank_defaults)
+    spec = dict(spec)
+    densities = spec.pop("densities", False)
     given = spec["networks"]
+    fresh = fitted is None and not resume and epochs is None
     choices = network_choices(given, settings, source)
-    if fitted is not None or resume or epochs is not None:
+    adapters = adapter_choices(spec["adapter"], settings, source, densities=densities)
+    if not fresh:
         choices = choices[:1]   # a warm start, resume or partial_fit goes on with one
+    if not fresh:
+        adapters = adapters[:1]
+    choices = [(adapter, networks) for adapter in adapters for networks in choices]
     # the holders as given where the fit resolved or chose them (saved, restored by load)
     chose = {name: clone(holder) for name, holder in given.items()
-             if holder is not None and any(c[name] is not holder for c in choices)}
+             if holder is not None and any(c[name] is not holder for _, c in choices)}
     if len(choices) > 1 and not isinstance(settings.random_state, numbers.Integral):
         # one seed for all candidates: the same pilot, adapter and batches for each
         seed = int(as_numpy_rng(settings.random_state).integers(2**62))
         settings = dataclasses.replace(settings, random_state=seed)
     states = []
-    for networks in choices:   # several: each trained in full, the best validation kept
-        one = {**spec, "networks": networks}
+    for adapter, networks in choices:   # several: each trained in full, the best kept
+        one = {**spec, "networks": networks, "adapter": adapter}
         interrupted = interruptions()
         try:
             state = run_fit(settings, source, initial=lambda one=one: initial_state(
@@ -246,8 +253,14 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
                 _stopped_choosing(len(states), len(choices))
             break
     done = [state for state, ended in states if ended]
-    state = (min(done, key=lambda s: _best(s.history)) if len(states) > 1 and done
-             else states[-1][0])
+    if len(states) > 1 and done and len(adapters) > 1:
+        # candidates with other adapters: their losses are on other scales; compare the
+        # log densities of the validation simulations on the user's scale instead
+        state = max(done, key=lambda s: user_log_density(s, settings.validation_sims))
+    elif len(states) > 1 and done:
+        state = min(done, key=lambda s: _best(s.history))
+    else:
+        state = states[-1][0]
     # a warm start keeps what built the model it continues; a resume, as a fresh fit,
     # records the holders it was given (the checkpoint's model matches them)
     return state if fitted is not None else state.replace(given_networks=chose)
@@ -263,14 +276,44 @@ def _stopped_choosing(trained, candidates):
         UserWarning, stacklevel=5)
 
 
+def _can_choose(settings, source):
+    """Whether a fit may train candidates and keep the best: a bank in memory with
+    validation simulations and early stopping, in one process, without a checkpoint."""
+    return (isinstance(source, MemorySource) and settings.validation_sims is not None
+            and settings.early_stopping and settings.checkpoint_path is None
+            and distributed()[1] == 1)
+
+
+def adapter_choices(adapter, settings, source, *, densities):
+    """The adapters a fit trains: the two of ``Constrain(method="select")``
+    (``Adapter._method_candidates``) where the fit can choose (as for
+    :func:`network_choices`) and the model has densities to compare (``densities``),
+    else the first (``"map"``). ``[adapter]`` for an adapter without such a step or
+    None (the estimator's default)."""
+    if adapter is None or not hasattr(adapter, "_method_candidates"):
+        return [adapter]
+    candidates = adapter._method_candidates()
+    return candidates if densities and _can_choose(settings, source) else candidates[:1]
+
+
+def user_log_density(state, validation):
+    """Mean ``log q`` of the validation simulations on the user's scale: the network's
+    density with the adapter's log-det (and, where draws are rejected, divided by the
+    share inside: :func:`~skabi.training.inference.log_prob`). Comparable across
+    adapters that map the same variables differently."""
+    from .inference import log_prob
+
+    data = as_bank(validation).to_dict()
+    roles, ldj = state.adapter.transform(data, log_det_jac=True)
+    return float(np.mean(log_prob(state, roles, warn=False) + ldj))
+
+
 def network_choices(networks, settings, source):
     """The networks a fit trains: a list of dicts like ``networks``, one per combination of
     their holders' :meth:`fit_candidates` (a single one unless a holder leaves a choice to
     the fit). They may choose only on a bank in memory with validation simulations and
     early stopping, in one process, without a checkpoint (as ``linear_warmup="select"``)."""
-    bank = (isinstance(source, MemorySource) and settings.validation_sims is not None
-            and settings.early_stopping and settings.checkpoint_path is None
-            and distributed()[1] == 1)
+    bank = _can_choose(settings, source)
     names = list(networks)
     options = []
     for name in names:   # a network of another kind (no fit_candidates) is used as it is
