@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from reference_posteriors import (BEFORE, BEFORE_FLOW, CONSTRAIN, PROBLEMS, _parse,
-                                  _vector_adapter, add_bank_steps, add_constrain,
+                                  _vector_adapter, add_bank_steps, add_constrain, kept_methods,
                                   two_moons_log_posterior)
 from skabi import AmortizedLikelihood, AmortizedPosterior
 from skabi.adapters import Rename, Standardize, make_adapter
@@ -95,6 +95,8 @@ def run(name, budget, seed, params, flow, history=False, members=1, save=None,
                                      summary_network=problem.get("summary", lambda: None)(),
                                      random_state=seed + 1000 * member, **settings)
         est.fit(bank)
+        if CONSTRAIN["method"] == "select":
+            print(f"  (kept: {kept_methods(est.adapter_)})", flush=True)
         t1 = time.perf_counter()
         log_probs.append(est.log_prob(test))
         print(f"  (held-out log_prob of {len(test['x'])} simulations: "

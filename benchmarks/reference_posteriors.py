@@ -44,8 +44,9 @@ Published NPE numbers for the sbibm tasks (Lueckmann et al. 2021, Fig. 3: NPE at
 
 Run ``python benchmarks/reference_posteriors.py [problem ...] [--budgets 1000 10000]
 [--seeds 0] [--observations 5] [--network spline|flow_matching|diffusion] [--save-draws DIR]
-[--constrain map|reject] [--fast]``. ``--constrain reject`` keeps the box priors' bounds by
-rejection (``Constrain(method="reject")``) instead of the logit map.
+[--constrain map|reject|select] [--fast]``. ``--constrain reject`` keeps the box priors'
+bounds by rejection (``Constrain(method="reject")``) instead of the logit map; ``select``
+trains with both and keeps the higher validation density on the user's scale.
 Prints one markdown row per cell.
 """
 
@@ -364,9 +365,14 @@ def _setting(apply):
 def add_constrain(parser):
     """``--constrain {map,reject}``: ``Constrain``'s method for the problems' box priors
     (both bounds), set when the arguments are parsed."""
-    parser.add_argument("--constrain", choices=["map", "reject"], default="map",
+    parser.add_argument("--constrain", choices=["map", "reject", "select"], default="map",
                         action=_setting(lambda value: CONSTRAIN.update(method=value)),
                         help="how the bounds of a box prior are kept")
+
+
+def kept_methods(adapter):
+    """The methods of a fitted adapter's ``Constrain`` steps (what ``"select"`` kept)."""
+    return [step.method for _, step in adapter.steps if isinstance(step, Constrain)]
 
 
 def _vector_adapter(low=None, high=None):
@@ -511,7 +517,9 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
     best = int(main["val_loss"].idxmin()) + 1 if main["val_loss"].notna().any() else None
     kept = getattr(est.networks_["inference_network"], "subnet_depth", None)
     return scores, seconds, best, (f"{len(main)}" + (f" (+{warmup} warm-up)" if warmup else "")
-                                   + (f", subnet depth {kept}" if kept is not None else ""))
+                                   + (f", subnet depth {kept}" if kept is not None else "")
+                                   + (f", kept {kept_methods(est.adapter_)}"
+                                      if CONSTRAIN["method"] == "select" else ""))
 
 
 def main():

@@ -100,8 +100,9 @@ class AmortizedEstimator(BaseEstimator):
     ``_initial_spec()``
         What a fresh fit starts from, as data: the keyword arguments of
         ``skabi.training.fitting.initial_state`` (adapter, networks, build, checks,
-        default adapter, names). The engine builds the state from it and never calls
-        back into the estimator.
+        default adapter, names), and ``densities=True`` where the model has log
+        densities (the fit may then choose among adapters: ``Constrain(method="select")``).
+        The engine builds the state from it and never calls back into the estimator.
     ``_commit(state, n_features_in)``
         Set the fitted attributes from a state: the only place a fit changes the
         estimator. Subclasses call ``super()._commit`` and add their own.

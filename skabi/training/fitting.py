@@ -186,10 +186,12 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
         header=None, bank_defaults=None):
     """One ``fit`` (or ``partial_fit``) call of an estimator, start to end: its settings
     and source (:func:`settings_and_source`), then :func:`run_fit` from a fresh state
-    made by :func:`initial_state` with ``spec``. Where the networks leave a choice to
-    the fit (:func:`network_choices`), a fresh ``fit`` runs :func:`run_fit` once per
-    candidate, from one seed, and keeps the lowest validation loss among the trainings
-    that ended (a Ctrl-C ends the choice).
+    made by :func:`initial_state` with ``spec``. Where the networks or the adapter leave
+    a choice to the fit (:func:`network_choices`, :func:`adapter_choices`), a fresh
+    ``fit`` runs :func:`run_fit` once per candidate, from one seed, and keeps the lowest
+    validation loss among the trainings that ended (a Ctrl-C ends the choice); with
+    adapter candidates, whose losses are on different scales, the highest validation
+    density on the user's scale (:func:`user_log_density`).
 
     The estimator hands over data only (its parameters, the keyword arguments of
     :func:`initial_state` and what to continue), so the engine never calls back into it.
@@ -203,7 +205,9 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     spec : dict
         ``adapter``, ``networks``, ``build`` and, optionally, ``check``,
         ``check_adapter``, ``params``, ``default`` and ``names`` of
-        :func:`initial_state`.
+        :func:`initial_state`; and ``densities`` (default False): the model has log
+        densities to compare, so the fit may choose among adapters
+        (:func:`adapter_choices`).
     fitted, epochs, resume, owner, header
         As for :func:`run_fit`.
     bank_defaults : dict, optional
