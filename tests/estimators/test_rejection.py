@@ -1,16 +1,21 @@
 """A posterior that keeps a box prior's bounds by rejection (``Constrain(method="reject")``):
 every draw inside, the density of the accepted draws normalised, the draws distributed by
-it, the choice kept by save/load, and a clear stop where almost nothing is accepted."""
+it, the choice kept by save/load, and a clear stop where almost nothing is accepted. And
+the choice between the map and rejection: by a grid search, or by the fit itself
+(``method="select"``), by densities on the user's scale."""
 
 import numpy as np
 import pytest
 
-from skabi import AmortizedPosterior
+from sklearn.base import clone
+
+from skabi import AmortizedPointEstimator, AmortizedPosterior
 from skabi.adapters import Constrain, Rename, make_adapter
 from skabi.exceptions import SupportError
 from skabi.networks import CouplingFlow
-from skabi.training import inference
+from skabi.training import fitting, inference
 
+SELECT_EPOCHS = 12
 GRID = np.linspace(0.0005, 0.9995, 1000)          # midpoints of 1000 cells of [0, 1]
 X_OBS = {"x": np.array([[-0.2], [0.5], [1.1]])}  # two near a bound, one in the middle
 
@@ -21,16 +26,20 @@ def _bank(n, rng):
     return {"theta": theta, "x": theta + 0.3 * rng.normal(size=(n, 1))}
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    adapter = make_adapter(Constrain("theta", lower=0, upper=1, method="reject"),
+def _estimator(method, **kwargs):
+    """A small spline flow on :func:`_bank`, its bounds kept by ``method``."""
+    adapter = make_adapter(Constrain("theta", lower=0, upper=1, method=method),
                            Rename("theta", "inference_variables"),
                            Rename("x", "inference_conditions"))
-    est = AmortizedPosterior(adapter=adapter,
-                             inference_network=CouplingFlow(transform="spline", depth=2,
-                                                            subnet_width=32),
-                             epochs=15, random_state=0)
-    return est.fit(_bank(2000, np.random.default_rng(0)))
+    return AmortizedPosterior(adapter=adapter,
+                              inference_network=CouplingFlow(transform="spline", depth=2,
+                                                             subnet_width=32),
+                              random_state=0, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return _estimator("reject", epochs=15).fit(_bank(2000, np.random.default_rng(0)))
 
 
 def _density_on_grid(est, i):
@@ -120,16 +129,68 @@ def test_a_grid_search_chooses_map_or_reject_by_densities_on_the_users_scale():
     from skabi.bank import Batch
 
     bank = _bank(2400, np.random.default_rng(7))
-    adapter = make_adapter(Constrain("theta", lower=0, upper=1),
-                           Rename("theta", "inference_variables"),
-                           Rename("x", "inference_conditions"))
-    est = AmortizedPosterior(adapter=adapter,
-                             inference_network=CouplingFlow(transform="spline", depth=2,
-                                                            subnet_width=32),
-                             epochs=15, random_state=0)
+    est = _estimator("map", epochs=15)
     search = GridSearchCV(est, {"adapter__constrain__method": ["map", "reject"]},
                           cv=KFold(2, shuffle=True, random_state=0)).fit(Batch(bank))
     scores = search.cv_results_["mean_test_score"]
     exact = _exact_mean_log_posterior(bank)       # the best any q can do, in expectation
     assert np.all(scores < exact + 0.1) and np.all(scores > exact - 0.3), (scores, exact)
     assert search.best_estimator_.adapter_.rejects_draws == (scores[1] > scores[0])
+
+
+# ---------------------------------------------------------------- method="select"
+def _kept(est):
+    return est.adapter_.named_steps["constrain"].method
+
+
+@pytest.fixture(scope="module")
+def fits():
+    bank = _bank(1500, np.random.default_rng(3))
+    return bank, {m: _estimator(m, epochs=SELECT_EPOCHS).fit(bank)
+                  for m in ("select", "map", "reject")}
+
+
+def test_select_keeps_the_candidate_with_the_higher_validation_density(fits):
+    bank, est = fits
+    settings, _ = fitting.settings_and_source(est["select"].get_params(deep=False), bank)
+    score = {m: fitting.user_log_density(est[m]._fit_state(), settings.validation_sims)
+             for m in ("map", "reject")}
+    # the two candidates are far apart here, so the test says which was kept and why
+    assert abs(score["map"] - score["reject"]) > 1e-3, score
+    assert _kept(est["select"]) == max(score, key=score.get)
+    # the kept candidate is the fit of that method alone, from the same seed
+    x = {"x": np.array([[0.1], [0.9]])}
+    np.testing.assert_array_equal(
+        est["select"].sample(x, 50, return_type="numpy", random_state=1)["theta"],
+        est[_kept(est["select"])].sample(x, 50, return_type="numpy", random_state=1)["theta"])
+
+
+def test_the_parameter_is_left_as_given_and_a_clone_chooses_again(fits):
+    _, est = fits
+    assert est["select"].adapter.named_steps["constrain"].method == "select"
+    assert clone(est["select"]).adapter.named_steps["constrain"].method == "select"
+    assert est["select"].adapter_.rejects_draws == (_kept(est["select"]) == "reject")
+
+
+def test_the_user_scale_density_accounts_for_the_map_and_the_share_inside(fits):
+    """The user-scale density of one fit is its ``score``: ``log_prob`` with the logit's
+    log-det (map) or divided by the share inside (reject)."""
+    bank, est = fits
+    test = _bank(300, np.random.default_rng(9))
+    for method in ("map", "reject"):
+        assert np.isclose(fitting.user_log_density(est[method]._fit_state(), test),
+                          est[method].score(test), rtol=0, atol=1e-9), method
+
+
+def test_where_the_fit_cannot_choose_select_is_the_map():
+    bank = _bank(400, np.random.default_rng(4))
+    # no early stopping: no validation loss to stop by, so no choice
+    est = _estimator("select", epochs=SELECT_EPOCHS, early_stopping=False,
+                     validation_sims=None).fit(bank)
+    assert _kept(est) == "map"
+    # partial_fit goes on with one training
+    assert _kept(_estimator("select", epochs=SELECT_EPOCHS).partial_fit(bank)) == "map"
+    # a point estimator has no density to compare
+    point = AmortizedPointEstimator(adapter=_estimator("select").adapter, epochs=2,
+                                    random_state=0).fit(bank)
+    assert point.adapter_.named_steps["constrain"].method == "map"
