@@ -87,6 +87,7 @@ SUBSTITUTIONS = [
     ("checking.rst", "simulator.sample(500,", "simulator.sample(60,"),
     ("multilevel.rst", "simulator.sample(500,", "simulator.sample(20,"),
     ("gpu.rst", 'device="cuda"', 'device="cpu"'),   # the same code without a GPU
+    ("adapter.rst", "size=(3000, 1)", "size=(300, 1)"),
 ]
 
 #: The regression tutorial, the context of most pages.
