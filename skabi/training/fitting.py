@@ -224,10 +224,8 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     fresh = fitted is None and not resume and epochs is None
     choices = network_choices(given, settings, source)
     adapters = adapter_choices(spec["adapter"], settings, source, densities=densities)
-    if not fresh:
-        choices = choices[:1]   # a warm start, resume or partial_fit goes on with one
-    if not fresh:
-        adapters = adapters[:1]
+    if not fresh:   # a warm start, resume or partial_fit goes on with one
+        choices, adapters = choices[:1], adapters[:1]
     choices = [(adapter, networks) for adapter in adapters for networks in choices]
     # the holders as given where the fit resolved or chose them (saved, restored by load)
     chose = {name: clone(holder) for name, holder in given.items()
@@ -260,7 +258,8 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     if len(states) > 1 and done and len(adapters) > 1:
         # candidates with other adapters: their losses are on other scales; compare the
         # log densities of the validation simulations on the user's scale instead
-        state = max(done, key=lambda s: user_log_density(s, settings.validation_sims))
+        validation = as_bank(settings.validation_sims).to_dict()
+        state = max(done, key=lambda s: user_log_density(s, validation))
     elif len(states) > 1 and done:
         state = min(done, key=lambda s: _best(s.history))
     else:
@@ -301,14 +300,13 @@ def adapter_choices(adapter, settings, source, *, densities):
 
 
 def user_log_density(state, validation):
-    """Mean ``log q`` of the validation simulations on the user's scale: the network's
-    density with the adapter's log-det (and, where draws are rejected, divided by the
-    share inside: :func:`~skabi.training.inference.log_prob`). Comparable across
+    """Mean ``log q`` of the validation simulations (a bank) on the user's scale: the
+    network's density with the adapter's log-det (and, where draws are rejected, divided
+    by the share inside: :func:`~skabi.training.inference.log_prob`). Comparable across
     adapters that map the same variables differently."""
     from .inference import log_prob
 
-    data = as_bank(validation).to_dict()
-    roles, ldj = state.adapter.transform(data, log_det_jac=True)
+    roles, ldj = state.adapter.transform(as_bank(validation).to_dict(), log_det_jac=True)
     return float(np.mean(log_prob(state, roles, warn=False) + ldj))
 
 

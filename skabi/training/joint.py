@@ -194,13 +194,12 @@ def fit(params, X, y, specs, *, summary_mmd_weights=None):
 
     settings, source = fitting.settings_and_source(params, X, y)
     pilots = SharedPilots(source)     # one pilot for every part
-    # one training of both parts: Constrain(method="select") is its first candidate, "map"
-    states = {name: fitting.initial_state(
-                  settings, pilots, **{**{k: v for k, v in spec.items() if k != "densities"},
-                                       "adapter": fitting.adapter_choices(
-                                           spec["adapter"], settings, pilots,
-                                           densities=False)[0]})
-              for name, spec in specs.items()}
+    states = {}
+    for name, spec in specs.items():   # one training: Constrain(method="select") is "map"
+        spec = {k: v for k, v in spec.items() if k != "densities"}
+        spec["adapter"] = fitting.adapter_choices(spec["adapter"], settings, pilots,
+                                                  densities=False)[0]
+        states[name] = fitting.initial_state(settings, pilots, **spec)
     for name, weight in (summary_mmd_weights or {}).items():
         states[name].model.loss_terms = fitting.loss_terms(
             dataclasses.replace(settings, summary_mmd_weight=weight), states[name].model)
