@@ -79,7 +79,9 @@ class Constrain(Transform):
         ``"select"``: the fit of an :class:`~skabi.AmortizedPosterior` or
         :class:`~skabi.AmortizedLikelihood` on a bank in memory (with validation
         simulations and early stopping) trains with both and keeps the one with the
-        higher ``log q`` of its validation simulations on the user's scale; the fitted
+        higher ``log q`` of its validation simulations on the user's scale (with a flow's
+        first candidate depth where ``subnet_depth="auto"``; the method kept then trains
+        with the other depth too: three trainings, not four); the fitted
         ``adapter_`` holds the method kept. Everywhere else (a simulator, a bank on disk,
         ``partial_fit``, the other estimators, the adapter on its own) it is ``"map"``. Only
         variables the estimator draws (its ``inference_variables``) are affected; for

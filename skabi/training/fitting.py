@@ -188,10 +188,13 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     and source (:func:`settings_and_source`), then :func:`run_fit` from a fresh state
     made by :func:`initial_state` with ``spec``. Where the networks or the adapter leave
     a choice to the fit (:func:`network_choices`, :func:`adapter_choices`), a fresh
-    ``fit`` runs :func:`run_fit` once per candidate, from one seed, and keeps the lowest
-    validation loss among the trainings that ended (a Ctrl-C ends the choice); with
-    adapter candidates, whose losses are on different scales, the highest validation
-    density on the user's scale (:func:`user_log_density`).
+    ``fit`` runs :func:`run_fit` once per candidate, from one seed, in two stages: first
+    each adapter candidate with the first networks candidate, keeping the highest
+    validation density on the user's scale (:func:`user_log_density`: their losses are on
+    different scales); then the other networks candidates with the adapter kept, keeping
+    the lowest validation loss. So ``a`` adapter and ``n`` networks candidates cost
+    ``a + n - 1`` trainings, not ``a * n``. A Ctrl-C ends the choice among the trainings
+    that ended.
 
     The estimator hands over data only (its parameters, the keyword arguments of
     :func:`initial_state` and what to continue), so the engine never calls back into it.
@@ -226,46 +229,65 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     adapters = adapter_choices(spec["adapter"], settings, source, densities=densities)
     if not fresh:   # a warm start, resume or partial_fit goes on with one
         choices, adapters = choices[:1], adapters[:1]
-    choices = [(adapter, networks) for adapter in adapters for networks in choices]
     # the holders as given where the fit resolved or chose them (saved, restored by load)
     chose = {name: clone(holder) for name, holder in given.items()
-             if holder is not None and any(c[name] is not holder for _, c in choices)}
-    if len(choices) > 1 and not isinstance(settings.random_state, numbers.Integral):
+             if holder is not None and any(c[name] is not holder for c in choices)}
+    if (len(choices) > 1 or len(adapters) > 1) and not isinstance(settings.random_state,
+                                                                     numbers.Integral):
         # one seed for all candidates: the same pilot, adapter and batches for each
         seed = int(as_numpy_rng(settings.random_state).integers(2**62))
         settings = dataclasses.replace(settings, random_state=seed)
-    states = []
-    for adapter, networks in choices:   # several: each trained in full, the best kept
-        one = {**spec, "networks": networks, "adapter": adapter}
-        interrupted = interruptions()
-        try:
-            state = run_fit(settings, source, initial=lambda one=one: initial_state(
-                                settings, source, **one).replace(given_networks=chose),
-                            build=spec["build"], fitted=fitted, epochs=epochs,
-                            resume=resume, owner=owner, networks=networks, header=header)
-        except KeyboardInterrupt:
-            if not states:
-                raise
-            _stopped_choosing(len(states), len(choices))
-            break
-        states.append((state, interruptions() == interrupted
-                       and _completed(state.history)))
-        if not states[-1][1]:   # interrupted by the user: no more candidates
-            if len(states) < len(choices):
-                _stopped_choosing(len(states), len(choices))
-            break
+
+    def train_each(candidates, total, before=0):
+        """Each candidate (adapter, networks) trained in full: [(state, ended)] and
+        whether the user stopped the choice (``before`` trained in an earlier stage)."""
+        states = []
+        for adapter, networks in candidates:
+            one = {**spec, "networks": networks, "adapter": adapter}
+            interrupted = interruptions()
+            try:
+                state = run_fit(settings, source, initial=lambda one=one: initial_state(
+                                    settings, source, **one).replace(given_networks=chose),
+                                build=spec["build"], fitted=fitted, epochs=epochs,
+                                resume=resume, owner=owner, networks=networks, header=header)
+            except KeyboardInterrupt:
+                if not before + len(states):
+                    raise
+                _stopped_choosing(before + len(states), total)
+                return states, True
+            states.append((state, interruptions() == interrupted
+                           and _completed(state.history)))
+            if not states[-1][1]:   # interrupted by the user: no more candidates
+                if before + len(states) < total:
+                    _stopped_choosing(before + len(states), total)
+                return states, True
+        return states, False
+
+    # in two stages: the adapters with the first networks (compared by the density of the
+    # validation simulations on the user's scale: their losses are on other scales), then
+    # the other networks with the adapter kept (compared by the validation loss)
+    total = len(adapters) + len(choices) - 1
+    states, stopped = train_each([(adapter, choices[0]) for adapter in adapters], total)
     done = [state for state, ended in states if ended]
-    if len(states) > 1 and done and len(adapters) > 1:
-        # candidates with other adapters: their losses are on other scales; compare the
-        # log densities of the validation simulations on the user's scale instead
+    if not done:   # the first training, interrupted
+        return _given(states[-1][0], fitted, chose)
+    state = done[0]
+    if len(done) > 1:
         validation = as_bank(settings.validation_sims).to_dict()
         state = max(done, key=lambda s: user_log_density(s, validation))
-    elif len(states) > 1 and done:
-        state = min(done, key=lambda s: _best(s.history))
-    else:
-        state = states[-1][0]
-    # a warm start keeps what built the model it continues; a resume, as a fresh fit,
-    # records the holders it was given (the checkpoint's model matches them)
+    if not stopped and len(choices) > 1:
+        adapter = next(a for a, (s, _) in zip(adapters, states) if s is state)
+        more, _ = train_each([(adapter, networks) for networks in choices[1:]], total,
+                             len(states))
+        state = min([state] + [s for s, ended in more if ended],
+                    key=lambda s: _best(s.history))
+    return _given(state, fitted, chose)
+
+
+def _given(state, fitted, chose):
+    """The state a fit returns: a warm start keeps what built the model it continues; a
+    resume, as a fresh fit, records the holders it was given (the checkpoint's model
+    matches them)."""
     return state if fitted is not None else state.replace(given_networks=chose)
 
 
@@ -273,10 +295,10 @@ def _stopped_choosing(trained, candidates):
     import warnings
 
     warnings.warn(
-        f"Interrupted by the user while choosing among {candidates} networks (subnet_depth="
-        f"'auto' or another choice left to the fit) after {trained} of them: keeping the "
-        "best of the trainings that ended, or the interrupted first one.",
-        UserWarning, stacklevel=5)
+        f"Interrupted by the user while choosing among {candidates} trainings (subnet_depth="
+        f"'auto', Constrain(method='select') or another choice left to the fit) after "
+        f"{trained} of them: keeping the best of the trainings that ended, or the "
+        "interrupted first one.", UserWarning, stacklevel=6)
 
 
 def _can_choose(settings, source):

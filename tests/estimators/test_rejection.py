@@ -145,28 +145,50 @@ def _kept(est):
 
 @pytest.fixture(scope="module")
 def fits():
+    """The three fits of one bank, and what the fit with ``"select"`` trained: (method,
+    subnet depth) in order, and the user-scale validation density of each it compared."""
     bank = _bank(1500, np.random.default_rng(3))
-    return bank, {m: _estimator(m, epochs=SELECT_EPOCHS).fit(bank)
-                  for m in ("select", "map", "reject")}
+    trained, compared = [], {}
+    initial, density = fitting.initial_state, fitting.user_log_density
+
+    def initial_state(settings, source, **spec):
+        trained.append((spec["adapter"].named_steps["constrain"].method,
+                        spec["networks"]["inference_network"].subnet_depth))
+        return initial(settings, source, **spec)
+
+    def user_log_density(state, validation):
+        compared[state.adapter.named_steps["constrain"].method] = density(state, validation)
+        return compared[state.adapter.named_steps["constrain"].method]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fitting, "initial_state", initial_state)
+        patch.setattr(fitting, "user_log_density", user_log_density)
+        select = _estimator("select", epochs=SELECT_EPOCHS).fit(bank)
+    est = {m: _estimator(m, epochs=SELECT_EPOCHS).fit(bank) for m in ("map", "reject")}
+    return bank, {"select": select, **est}, trained, compared
 
 
-def test_select_keeps_the_candidate_with_the_higher_validation_density(fits):
-    bank, est = fits
-    settings, _ = fitting.settings_and_source(est["select"].get_params(deep=False), bank)
-    score = {m: fitting.user_log_density(est[m]._fit_state(), settings.validation_sims)
-             for m in ("map", "reject")}
-    # the two candidates are far apart here, so the test says which was kept and why
-    assert abs(score["map"] - score["reject"]) > 1e-3, score
-    assert _kept(est["select"]) == max(score, key=score.get)
-    # the kept candidate is the fit of that method alone, from the same seed
+def test_select_chooses_the_method_at_the_first_depth_then_the_depth(fits):
+    """Three trainings, not four: the map and rejection with two hidden layers, compared
+    by the density of the validation simulations on the user's scale; then four hidden
+    layers with the method kept, compared with its first by the validation loss."""
+    _, est, trained, compared = fits
+    assert len(compared) == 2 and abs(compared["map"] - compared["reject"]) > 1e-3, compared
+    kept = max(compared, key=compared.get)
+    assert trained == [("map", 2), ("reject", 2), (kept, 4)]
+    assert _kept(est["select"]) == kept
+    # the result is the fit of that method alone (which chose its depth the same way),
+    # from the same seed
+    assert (est["select"].networks_["inference_network"].subnet_depth
+            == est[kept].networks_["inference_network"].subnet_depth)
     x = {"x": np.array([[0.1], [0.9]])}
     np.testing.assert_array_equal(
         est["select"].sample(x, 50, return_type="numpy", random_state=1)["theta"],
-        est[_kept(est["select"])].sample(x, 50, return_type="numpy", random_state=1)["theta"])
+        est[kept].sample(x, 50, return_type="numpy", random_state=1)["theta"])
 
 
 def test_the_parameter_is_left_as_given_and_a_clone_chooses_again(fits):
-    _, est = fits
+    est = fits[1]
     assert est["select"].adapter.named_steps["constrain"].method == "select"
     assert clone(est["select"]).adapter.named_steps["constrain"].method == "select"
     assert est["select"].adapter_.rejects_draws == (_kept(est["select"]) == "reject")
@@ -175,7 +197,7 @@ def test_the_parameter_is_left_as_given_and_a_clone_chooses_again(fits):
 def test_the_user_scale_density_accounts_for_the_map_and_the_share_inside(fits):
     """The user-scale density of one fit is its ``score``: ``log_prob`` with the logit's
     log-det (map) or divided by the share inside (reject)."""
-    bank, est = fits
+    est = fits[1]
     test = _bank(300, np.random.default_rng(9))
     for method in ("map", "reject"):
         assert np.isclose(fitting.user_log_density(est[method]._fit_state(), test),
