@@ -25,7 +25,7 @@ from ..exceptions import LoadError, MissingKeyError
 from ..inputs import is_array, observations
 from ..training import fitting, persistence
 from ..training.roles import check_roles
-from ..training.state import HISTORY_COLUMNS, FitState
+from ..training.state import CANDIDATE_COLUMNS, HISTORY_COLUMNS, FitState
 from ..training.threads import torch_threads
 
 __all__ = ["AmortizedEstimator", "TRAINING_CONSTRAINTS", "WEIGHT_AVERAGING", "NOT_RESTORED",
@@ -174,6 +174,8 @@ class AmortizedEstimator(BaseEstimator):
         self.device_ = state.device
         self.size_links_ = state.size_links
         self.history_ = pd.DataFrame(state.history, columns=HISTORY_COLUMNS)
+        self.candidates_ = pd.DataFrame(state.candidates, columns=CANDIDATE_COLUMNS).astype(
+            {"val_loss": float, "val_log_density": float, "seconds": float})
         self.n_simulations_ = int(state.n_simulations)
         self._set_n_features(n_features_in)
 
@@ -187,6 +189,7 @@ class AmortizedEstimator(BaseEstimator):
                         shapes=self.role_shapes_, device=self.device_, names=names,
                         networks=self.networks_, history=self.history_.to_dict("records"),
                         given_networks=getattr(self, "_given_networks", {}),
+                        candidates=_rows(getattr(self, "candidates_", None)),
                         n_simulations=self.n_simulations_,
                         size_links=getattr(self, "size_links_", {}))
 
@@ -378,3 +381,12 @@ def check_saved_params(cls, params, networks, path):
         raise LoadError(f"{os.fspath(path)!r} lacks the parameters {missing} that every "
                         f"{cls.__name__} file holds: another estimator wrote it, or it was "
                         "altered.")
+
+
+def _rows(frame):
+    """``candidates_`` as :attr:`FitState.candidates` rows: dicts, a missing number None
+    (JSON-able); none before a fit."""
+    if frame is None:
+        return []
+    return [{k: None if isinstance(v, float) and v != v else v for k, v in row.items()}
+            for row in frame.to_dict("records")]

@@ -141,6 +141,8 @@ verbose, warm_start, on_nonfinite
         The network hyperparameters that built it, by name, with any choice the fit made
         (``subnet_depth="auto"`` of a spline flow fitted on a bank) filled in.
     history_ : pandas.DataFrame
+    candidates_ : pandas.DataFrame
+        As for :class:`~skabi.AmortizedPosterior`.
     n_simulations_ : int
     role_shapes_ : dict
     device_ : torch.device

@@ -76,6 +76,8 @@ warm_start, on_nonfinite
     summary_network_ : torch.nn.Module or None
     global_parameter_names_, local_parameter_names_ : list of str
     history_ : pandas.DataFrame
+    candidates_ : pandas.DataFrame
+        As for :class:`~skabi.AmortizedPosterior`.
     n_simulations_ : int
         Datasets used for training so far (pilot excluded).
     role_shapes_ : dict

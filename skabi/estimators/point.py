@@ -87,6 +87,8 @@ warm_start, on_nonfinite
     y_ndim_ : int or None
         The rank of ``y`` in ``fit(X, y)`` (None after a simulator or a bank).
     history_ : pandas.DataFrame
+    candidates_ : pandas.DataFrame
+        As for :class:`~skabi.AmortizedPosterior`.
     n_simulations_ : int
     role_shapes_ : dict
     device_ : torch.device

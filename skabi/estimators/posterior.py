@@ -154,6 +154,14 @@ class AmortizedPosterior(AmortizedEstimator):
         One row per epoch, columns ``epoch``, ``loss``, ``val_loss``, ``lr``, ``seconds``.
         Epochs below 0 are the linear warm-up of a coupling flow fitted to a bank
         (:class:`~skabi.networks.CouplingFlow`, ``linear_warmup``).
+    candidates_ : pandas.DataFrame
+        The trainings the fit compared where it had a choice (``subnet_depth="auto"`` on
+        a bank, ``Constrain(method="select")``), one row each: ``choice`` (what the
+        candidate set, as parameter paths), ``val_loss`` (its best validation loss, on its
+        own scale), ``val_log_density`` (the mean ``log q`` of the validation simulations
+        on the user's scale, where methods were compared by it), ``epochs``, ``seconds``
+        and ``kept``. No rows where the fit trained one network; a warm start keeps the
+        rows of the fit it continues.
     n_simulations_ : int
         Simulations used for training so far (pilot and warm-up excluded).
     parameter_names_ : list of str

@@ -239,8 +239,8 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
         settings = dataclasses.replace(settings, random_state=seed)
 
     def train_each(candidates, total, before=0):
-        """Each candidate (adapter, networks) trained in full: [(state, ended)] and
-        whether the user stopped the choice (``before`` trained in an earlier stage)."""
+        """Each candidate (adapter, networks) trained in full: [(state, ended, candidate)]
+        and whether the user stopped the choice (``before`` trained in an earlier stage)."""
         states = []
         for adapter, networks in candidates:
             one = {**spec, "networks": networks, "adapter": adapter}
@@ -256,7 +256,7 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
                 _stopped_choosing(before + len(states), total)
                 return states, True
             states.append((state, interruptions() == interrupted
-                           and _completed(state.history)))
+                           and _completed(state.history), (adapter, networks)))
             if not states[-1][1]:   # interrupted by the user: no more candidates
                 if before + len(states) < total:
                     _stopped_choosing(before + len(states), total)
@@ -268,20 +268,54 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
     # the other networks with the adapter kept (compared by the validation loss)
     total = len(adapters) + len(choices) - 1
     states, stopped = train_each([(adapter, choices[0]) for adapter in adapters], total)
-    done = [state for state, ended in states if ended]
+    done = [state for state, ended, _ in states if ended]
     if not done:   # the first training, interrupted
         return _given(states[-1][0], fitted, chose)
-    state = done[0]
+    state, densities = done[0], {}
     if len(done) > 1:
         validation = as_bank(settings.validation_sims).to_dict()
-        state = max(done, key=lambda s: user_log_density(s, validation))
+        densities = {id(s): user_log_density(s, validation) for s in done}
+        state = max(done, key=lambda s: densities[id(s)])
     if not stopped and len(choices) > 1:
-        adapter = next(a for a, (s, _) in zip(adapters, states) if s is state)
+        adapter = next(c[0] for s, _, c in states if s is state)
         more, _ = train_each([(adapter, networks) for networks in choices[1:]], total,
                              len(states))
-        state = min([state] + [s for s, ended in more if ended],
+        states += more
+        state = min([state] + [s for s, ended, _ in more if ended],
                     key=lambda s: _best(s.history))
+    if len(states) > 1:
+        state = state.replace(candidates=[
+            _candidate_row(s, _choice(c, spec["adapter"], given), densities.get(id(s)),
+                           s is state) for s, _, c in states])
     return _given(state, fitted, chose)
+
+
+def _choice(candidate, adapter, networks):
+    """What a candidate (adapter, networks) sets that the given ``adapter`` and
+    ``networks`` left to the fit (a string such as ``"auto"`` or ``"select"``), as the
+    estimator's parameter paths: ``"adapter__constrain__method='reject',
+    inference_network__subnet_depth=4"``."""
+    pairs = [("adapter", adapter, candidate[0])] + [
+        (name, networks[name], holder) for name, holder in candidate[1].items()]
+    parts = []
+    for prefix, given, chosen in pairs:
+        if given is None or chosen is given:
+            continue
+        before, after = given.get_params(deep=True), chosen.get_params(deep=True)
+        parts += [f"{prefix}__{key}={after[key]!r}" for key, value in before.items()
+                  if isinstance(value, str) and key in after
+                  and not (isinstance(after[key], str) and after[key] == value)]
+    return ", ".join(parts)
+
+
+def _candidate_row(state, choice, density, kept):
+    """One row of :attr:`FitState.candidates` (``CANDIDATE_COLUMNS``) for a training."""
+    best = _best(state.history)
+    return {"choice": choice, "val_loss": best if math.isfinite(best) else None,
+            "val_log_density": None if density is None else float(density),
+            "epochs": len(state.history),
+            "seconds": float(sum(row["seconds"] or 0.0 for row in state.history)),
+            "kept": bool(kept)}
 
 
 def _given(state, fitted, chose):
@@ -298,7 +332,7 @@ def _stopped_choosing(trained, candidates):
         f"Interrupted by the user while choosing among {candidates} trainings (subnet_depth="
         f"'auto', Constrain(method='select') or another choice left to the fit) after "
         f"{trained} of them: keeping the best of the trainings that ended, or the "
-        "interrupted first one.", UserWarning, stacklevel=6)
+        "interrupted first one.", UserWarning, stacklevel=7)
 
 
 def _can_choose(settings, source):

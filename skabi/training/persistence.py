@@ -25,7 +25,7 @@ from sklearn.base import clone
 from .._version import __version__
 from ..exceptions import LoadError
 from .model import check_device, resolve_device
-from .state import HISTORY_COLUMNS, FitState
+from .state import CANDIDATE_COLUMNS, HISTORY_COLUMNS, FitState
 
 __all__ = ["save", "load", "Checkpoint", "check_writable_file", "FORMAT", "FORMAT_VERSION"]
 
@@ -165,6 +165,7 @@ def save(path, state, *, owner, params, extra=None, training_state=None):
             "parameter_names": state.names,
             "n_simulations": state.n_simulations,
             "history": {c: [row[c] for row in state.history] for c in HISTORY_COLUMNS},
+            "candidates": [{c: row[c] for c in CANDIDATE_COLUMNS} for row in state.candidates],
             "size_links": state.size_links,
             **extra,
         },
@@ -342,6 +343,17 @@ def _check_fitted(fitted, path):
     if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
                for column in history.values() for v in column):
         _fail(path, "the history holds values that are not numbers")
+    candidates = fitted.get("candidates", [])   # files before it: none
+    if not isinstance(candidates, list) or not all(
+            isinstance(row, dict) and set(row) == set(CANDIDATE_COLUMNS)
+            and isinstance(row["choice"], str) and isinstance(row["kept"], bool)
+            and _is_int(row["epochs"]) and all(
+                row[c] is None or (isinstance(row[c], (int, float))
+                                   and not isinstance(row[c], bool))
+                for c in ("val_loss", "val_log_density", "seconds"))
+            for row in candidates):
+        _fail(path, f"the candidates {candidates!r} are not rows of the columns "
+                    f"{CANDIDATE_COLUMNS}")
     links = fitted.get("size_links")
     if links is not None and not isinstance(links, dict):
         _fail(path, f"size_links {links!r} is not a record")
@@ -452,7 +464,7 @@ def load(path, *, device="auto", build, owner=None):
         device = resolve_device(device)
         state = FitState(adapter=adapter, model=model.to(device), shapes=shapes, device=device,
                          names=fitted.pop("parameter_names"), networks=networks,
-                         given_networks=given,
+                         given_networks=given, candidates=fitted.pop("candidates", []),
                          history=rows, n_simulations=fitted.pop("n_simulations"),
                          size_links=fitted.pop("size_links", None) or {})
         header = {"owner": config["class"], "params": dict(config["params"]),

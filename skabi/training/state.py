@@ -11,10 +11,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FitState", "HISTORY_COLUMNS"]
+__all__ = ["FitState", "HISTORY_COLUMNS", "CANDIDATE_COLUMNS"]
 
 #: One row of the training history per epoch.
 HISTORY_COLUMNS = ["epoch", "loss", "val_loss", "lr", "seconds"]
+
+#: One row per training of a fit that chose among candidates: what the candidate set
+#: (``choice``), its best validation loss (on its own scale), the mean ``log q`` of the
+#: validation simulations on the user's scale where candidates were compared by it (else
+#: None), its epochs and seconds, and whether it was kept.
+CANDIDATE_COLUMNS = ["choice", "val_loss", "val_log_density", "epochs", "seconds", "kept"]
 
 
 @dataclass
@@ -41,6 +47,10 @@ class FitState:
         parameters are these, its ``networks_`` the ones that were built.
     history : list of dict
         One row per epoch (``HISTORY_COLUMNS``).
+    candidates : list of dict
+        The trainings a fresh fit compared where it had a choice (``subnet_depth="auto"``,
+        ``Constrain(method="select")``), one row each (``CANDIDATE_COLUMNS``); empty
+        where it trained one. A warm start keeps the record of the fit it continues.
     n_simulations : int
         Simulations used for training (pilot excluded).
     size_links : dict of str to list
@@ -88,6 +98,7 @@ class FitState:
     rng: Any = None
     torch_seed: int | None = None
     given_networks: dict = field(default_factory=dict)
+    candidates: list = field(default_factory=list)
 
     def replace(self, **changes):
         """A copy with ``changes`` (the model and adapter are shared, not copied)."""

@@ -187,6 +187,30 @@ def test_select_chooses_the_method_at_the_first_depth_then_the_depth(fits):
         est[kept].sample(x, 50, return_type="numpy", random_state=1)["theta"])
 
 
+def test_candidates_record_what_was_compared_and_survive_save_and_load(fits, tmp_path):
+    """``candidates_`` says what each training set, what it was compared by and which
+    was kept, and a saved fit loads with it."""
+    import pandas as pd
+
+    _, est, trained, compared = fits
+    rows = est["select"].candidates_
+    assert list(rows["choice"]) == [
+        f"adapter__constrain__method={m!r}, inference_network__subnet_depth={d}"
+        for m, d in trained]
+    np.testing.assert_allclose(rows["val_log_density"][:2], [compared[m] for m, _ in trained[:2]])
+    assert np.isnan(rows["val_log_density"][2])     # compared by its loss, same scale
+    assert rows["kept"].sum() == 1 and (rows["epochs"] > 0).all()
+    depth = est["select"].networks_["inference_network"].subnet_depth
+    assert rows.loc[rows["kept"], "choice"].item().endswith(f"subnet_depth={depth}")
+    # a fit of one method chose its depth only; a fit without a choice has no rows
+    assert list(est["map"].candidates_["choice"]) == [
+        "inference_network__subnet_depth=2", "inference_network__subnet_depth=4"]
+    assert est["map"].candidates_["val_log_density"].isna().all()
+    est["select"].save(tmp_path / "select")
+    pd.testing.assert_frame_equal(AmortizedPosterior.load(tmp_path / "select").candidates_,
+                                  rows)
+
+
 def test_the_parameter_is_left_as_given_and_a_clone_chooses_again(fits):
     est = fits[1]
     assert est["select"].adapter.named_steps["constrain"].method == "select"
