@@ -95,7 +95,7 @@ def run(name, budget, seed, params, flow, history=False, members=1, save=None,
                                      summary_network=problem.get("summary", lambda: None)(),
                                      random_state=seed + 1000 * member, **settings)
         est.fit(bank)
-        if CONSTRAIN["method"] == "select":
+        if CONSTRAIN["method"] in ("auto", "select"):
             print(f"  (kept: {kept_methods(est.adapter_)})", flush=True)
         t1 = time.perf_counter()
         log_probs.append(est.log_prob(test))

@@ -44,9 +44,10 @@ Published NPE numbers for the sbibm tasks (Lueckmann et al. 2021, Fig. 3: NPE at
 
 Run ``python benchmarks/reference_posteriors.py [problem ...] [--budgets 1000 10000]
 [--seeds 0] [--observations 5] [--network spline|flow_matching|diffusion] [--save-draws DIR]
-[--constrain map|reject|select] [--fast]``. ``--constrain reject`` keeps the box priors'
-bounds by rejection (``Constrain(method="reject")``) instead of the logit map; ``select``
-trains with both and keeps the higher validation density on the user's scale.
+[--constrain auto|map|reject|select] [--fast]``. ``--constrain map`` keeps the box
+priors' bounds by the logit map (the default before 2026-12-08), ``reject`` by rejection
+(``Constrain(method="reject")``); ``select`` (and ``auto``, the default, for a box) trains
+with both and keeps the higher validation density on the user's scale.
 Prints one markdown row per cell.
 """
 
@@ -349,7 +350,7 @@ def ar1_reference(x, n, rng):
 
 # ------------------------------------------------------------------------ the suite
 #: How the box priors' bounds are kept (``--constrain``): ``Constrain(method=...)``
-CONSTRAIN = {"method": "map"}
+CONSTRAIN = {"method": "auto"}
 
 
 def _setting(apply):
@@ -363,9 +364,10 @@ def _setting(apply):
 
 
 def add_constrain(parser):
-    """``--constrain {map,reject}``: ``Constrain``'s method for the problems' box priors
-    (both bounds), set when the arguments are parsed."""
-    parser.add_argument("--constrain", choices=["map", "reject", "select"], default="map",
+    """``--constrain {auto,map,reject,select}``: ``Constrain``'s method for the problems'
+    box priors (both bounds), set when the arguments are parsed."""
+    parser.add_argument("--constrain", choices=["auto", "map", "reject", "select"],
+                        default="auto",
                         action=_setting(lambda value: CONSTRAIN.update(method=value)),
                         help="how the bounds of a box prior are kept")
 
@@ -519,7 +521,7 @@ def run_cell(name, budget, seed, n_obs, *, fast=False, params=None, flow=None,
     return scores, seconds, best, (f"{len(main)}" + (f" (+{warmup} warm-up)" if warmup else "")
                                    + (f", subnet depth {kept}" if kept is not None else "")
                                    + (f", kept {kept_methods(est.adapter_)}"
-                                      if CONSTRAIN["method"] == "select" else ""))
+                                      if CONSTRAIN["method"] in ("auto", "select") else ""))
 
 
 def main():

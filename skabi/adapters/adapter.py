@@ -376,11 +376,12 @@ class Adapter(_BaseComposition):
                 if getattr(step, "rejects", False)]
 
     def _method_candidates(self):
-        """The adapters a fit chooses among for the ``Constrain(method="select")`` steps:
-        copies with every such step set to ``"map"`` and to ``"reject"`` (two, however
-        many steps), or ``[self]`` where there is none."""
+        """The adapters a fit chooses among for the :class:`Constrain` steps that leave the
+        method to it (``"select"``, or ``"auto"`` with both bounds): copies with every such
+        step set to ``"map"`` and to ``"reject"`` (two, however many steps), or ``[self]``
+        where there is none."""
         names = [name for name, step in self._validated_steps()
-                 if isinstance(step, Constrain) and step.method == "select"]
+                 if isinstance(step, Constrain) and step.left_to_fit]
         if not names:
             return [self]
         return [clone(self).set_params(**{f"{name}__method": method for name in names})
@@ -526,7 +527,7 @@ class Adapter(_BaseComposition):
         """Append :class:`AsTokens` ``(keys)``; return ``self``."""
         return self._append(AsTokens(keys))
 
-    def constrain(self, keys, *, lower=None, upper=None, method="map"):
+    def constrain(self, keys, *, lower=None, upper=None, method="auto"):
         """Append :class:`Constrain` ``(keys, lower=, upper=, method=)``; return ``self``."""
         return self._append(Constrain(keys, lower=lower, upper=upper, method=method))
 

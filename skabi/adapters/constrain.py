@@ -73,9 +73,10 @@ class Constrain(Transform):
         array gives one bound per element of the variable's last axis (a box prior with
         other bounds per dimension: ``lower=[-1, -2], upper=[1, 2]`` for ``theta`` of
         shape ``(batch, 2)``).
-    method : {"map", "reject", "select"}, default="map"
+    method : {"auto", "map", "reject", "select"}, default="auto"
         ``"map"``: the softplus/logit maps above. ``"reject"``: no map (the identity);
         draws outside the bounds are rejected at sampling time (see above).
+        ``"auto"``: ``"select"`` for a box (both bounds given), ``"map"`` for one bound.
         ``"select"``: the fit of an :class:`~skabi.AmortizedPosterior` or
         :class:`~skabi.AmortizedLikelihood` on a bank in memory (with validation
         simulations and early stopping) trains with both and keeps the one with the
@@ -141,10 +142,10 @@ class Constrain(Transform):
         "keys": [str, list, tuple],
         "lower": [numbers.Real, "array-like", None],
         "upper": [numbers.Real, "array-like", None],
-        "method": [StrOptions({"map", "reject", "select"})],
+        "method": [StrOptions({"auto", "map", "reject", "select"})],
     }
 
-    def __init__(self, keys, *, lower=None, upper=None, method="map"):
+    def __init__(self, keys, *, lower=None, upper=None, method="auto"):
         self.keys = keys
         self.lower = lower
         self.upper = upper
@@ -154,6 +155,13 @@ class Constrain(Transform):
     def rejects(self):
         """Whether draws outside the bounds are rejected (``method="reject"``)."""
         return self.method == "reject"
+
+    @property
+    def left_to_fit(self):
+        """Whether the fit chooses between the map and rejection: ``method="select"``, or
+        ``"auto"`` with both bounds."""
+        return self.method == "select" or (self.method == "auto" and self.lower is not None
+                                           and self.upper is not None)
 
     def support_mask(self, data, batch_shape):
         """Which draws lie inside the closed bounds: bool of shape ``batch_shape``.

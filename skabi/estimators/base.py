@@ -101,7 +101,7 @@ class AmortizedEstimator(BaseEstimator):
         What a fresh fit starts from, as data: the keyword arguments of
         ``skabi.training.fitting.initial_state`` (adapter, networks, build, checks,
         default adapter, names), and ``densities=True`` where the model has log
-        densities (the fit may then choose among adapters: ``Constrain(method="select")``).
+        densities (the fit may then choose among adapters: ``Constrain`` of a box).
         The engine builds the state from it and never calls back into the estimator.
     ``_commit(state, n_features_in)``
         Set the fitted attributes from a state: the only place a fit changes the

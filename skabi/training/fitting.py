@@ -330,7 +330,7 @@ def _stopped_choosing(trained, candidates):
 
     warnings.warn(
         f"Interrupted by the user while choosing among {candidates} trainings (subnet_depth="
-        f"'auto', Constrain(method='select') or another choice left to the fit) after "
+        f"'auto', Constrain's method for a box or another choice left to the fit) after "
         f"{trained} of them: keeping the best of the trainings that ended, or the "
         "interrupted first one.", UserWarning, stacklevel=7)
 
@@ -344,8 +344,8 @@ def _can_choose(settings, source):
 
 
 def adapter_choices(adapter, settings, source, *, densities):
-    """The adapters a fit trains: the two of ``Constrain(method="select")``
-    (``Adapter._method_candidates``) where the fit can choose (as for
+    """The adapters a fit trains: the two of ``Constrain(method="select")`` (or ``"auto"``
+    for a box; ``Adapter._method_candidates``) where the fit can choose (as for
     :func:`network_choices`) and the model has densities to compare (``densities``),
     else the first (``"map"``). ``[adapter]`` for an adapter without such a step or
     None (the estimator's default)."""

@@ -228,6 +228,16 @@ def test_the_user_scale_density_accounts_for_the_map_and_the_share_inside(fits):
                           est[method].score(test), rtol=0, atol=1e-9), method
 
 
+def test_auto_leaves_a_box_to_the_fit_and_maps_one_bound():
+    """The default: ``"auto"`` is ``"select"`` for a box and ``"map"`` for one bound."""
+    box = make_adapter(Constrain("theta", lower=0, upper=1), Rename("theta", "a"))
+    assert box.named_steps["constrain"].method == "auto"
+    assert [a.named_steps["constrain"].method for a in box._method_candidates()] == [
+        "map", "reject"]
+    one = make_adapter(Constrain("theta", lower=0), Rename("theta", "a"))
+    assert one._method_candidates() == [one]
+
+
 def test_where_the_fit_cannot_choose_select_is_the_map():
     bank = _bank(400, np.random.default_rng(4))
     # no early stopping: no validation loss to stop by, so no choice
