@@ -72,7 +72,9 @@ def add_heldout_selection(cells, spec):
     compares candidates whose losses are on different scales (``--constrain map`` and
     ``reject``: the network sees the logit in one and ``theta`` in the other). Every
     candidate is then scored on the remaining simulations only, so the choice is not
-    scored on the data that made it. Returns the name and how often it took A."""
+    scored on the data that made it. Given twice, the second choice is made on the next
+    ``budget // 10`` simulations and every candidate is scored on what is left after
+    both. Returns the name and how often it took A."""
     name, pair = spec.split("=", 1)
     first, second = pair.split(",")
     took_first = 0
