@@ -273,7 +273,7 @@ def fit(params, X, y=None, *, spec, fitted=None, epochs=None, resume=False, owne
         return _given(states[-1][0], fitted, chose)
     state, densities = done[0], {}
     if len(done) > 1:
-        validation = as_bank(settings.validation_sims).to_dict()
+        validation = as_bank(settings.validation_sims)   # one bank for every candidate
         densities = {id(s): user_log_density(s, validation) for s in done}
         state = max(done, key=lambda s: densities[id(s)])
     if not stopped and len(choices) > 1:
