@@ -318,6 +318,10 @@ def _is_int(value, low=0):
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+def _is_number_or_none(value):
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def _check_fitted(fitted, path):
     """The ``fitted`` record of a config, every value checked against what :func:`save`
     writes; the first bad one is named."""
@@ -340,17 +344,14 @@ def _check_fitted(fitted, path):
     lengths = {k: len(v) for k, v in history.items()}
     if len(set(lengths.values())) > 1:
         _fail(path, f"the history's columns have unequal lengths {lengths}")
-    if not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-               for column in history.values() for v in column):
+    if not all(_is_number_or_none(v) for column in history.values() for v in column):
         _fail(path, "the history holds values that are not numbers")
     candidates = fitted.get("candidates", [])   # files before it: none
     if not isinstance(candidates, list) or not all(
             isinstance(row, dict) and set(row) == set(CANDIDATE_COLUMNS)
             and isinstance(row["choice"], str) and isinstance(row["kept"], bool)
             and _is_int(row["epochs"]) and all(
-                row[c] is None or (isinstance(row[c], (int, float))
-                                   and not isinstance(row[c], bool))
-                for c in ("val_loss", "val_log_density", "seconds"))
+                _is_number_or_none(row[c]) for c in ("val_loss", "val_log_density", "seconds"))
             for row in candidates):
         _fail(path, f"the candidates {candidates!r} are not rows of the columns "
                     f"{CANDIDATE_COLUMNS}")
