@@ -145,7 +145,7 @@ def _kept(est):
 
 @pytest.fixture(scope="module")
 def fits():
-    """The three fits of one bank, and what the fit with ``"select"`` trained: (method,
+    """The three fits of one bank, what the fit with ``"select"`` trained: (method,
     subnet depth) in order, and the user-scale validation density of each it compared."""
     bank = _bank(1500, np.random.default_rng(3))
     trained, compared = [], {}
@@ -165,14 +165,14 @@ def fits():
         patch.setattr(fitting, "user_log_density", user_log_density)
         select = _estimator("select", epochs=SELECT_EPOCHS).fit(bank)
     est = {m: _estimator(m, epochs=SELECT_EPOCHS).fit(bank) for m in ("map", "reject")}
-    return bank, {"select": select, **est}, trained, compared
+    return {"select": select, **est}, trained, compared
 
 
 def test_select_chooses_the_method_at_the_first_depth_then_the_depth(fits):
     """Three trainings, not four: the map and rejection with two hidden layers, compared
     by the density of the validation simulations on the user's scale; then four hidden
     layers with the method kept, compared with its first by the validation loss."""
-    _, est, trained, compared = fits
+    est, trained, compared = fits
     assert len(compared) == 2 and abs(compared["map"] - compared["reject"]) > 1e-3, compared
     kept = max(compared, key=compared.get)
     assert trained == [("map", 2), ("reject", 2), (kept, 4)]
@@ -192,7 +192,7 @@ def test_candidates_record_what_was_compared_and_survive_save_and_load(fits, tmp
     was kept, and a saved fit loads with it."""
     import pandas as pd
 
-    _, est, trained, compared = fits
+    est, trained, compared = fits
     rows = est["select"].candidates_
     assert list(rows["choice"]) == [
         f"adapter__constrain__method={m!r}, inference_network__subnet_depth={d}"
@@ -202,7 +202,7 @@ def test_candidates_record_what_was_compared_and_survive_save_and_load(fits, tmp
     assert rows["kept"].sum() == 1 and (rows["epochs"] > 0).all()
     depth = est["select"].networks_["inference_network"].subnet_depth
     assert rows.loc[rows["kept"], "choice"].item().endswith(f"subnet_depth={depth}")
-    # a fit of one method chose its depth only; a fit without a choice has no rows
+    # a fit of one method chose its depth only
     assert list(est["map"].candidates_["choice"]) == [
         "inference_network__subnet_depth=2", "inference_network__subnet_depth=4"]
     assert est["map"].candidates_["val_log_density"].isna().all()
@@ -212,7 +212,7 @@ def test_candidates_record_what_was_compared_and_survive_save_and_load(fits, tmp
 
 
 def test_the_parameter_is_left_as_given_and_a_clone_chooses_again(fits):
-    est = fits[1]
+    est = fits[0]
     assert est["select"].adapter.named_steps["constrain"].method == "select"
     assert clone(est["select"]).adapter.named_steps["constrain"].method == "select"
     assert est["select"].adapter_.rejects_draws == (_kept(est["select"]) == "reject")
@@ -221,7 +221,7 @@ def test_the_parameter_is_left_as_given_and_a_clone_chooses_again(fits):
 def test_the_user_scale_density_accounts_for_the_map_and_the_share_inside(fits):
     """The user-scale density of one fit is its ``score``: ``log_prob`` with the logit's
     log-det (map) or divided by the share inside (reject)."""
-    est = fits[1]
+    est = fits[0]
     test = _bank(300, np.random.default_rng(9))
     for method in ("map", "reject"):
         assert np.isclose(fitting.user_log_density(est[method]._fit_state(), test),
@@ -243,7 +243,7 @@ def test_where_the_fit_cannot_choose_select_is_the_map():
     # no early stopping: no validation loss to stop by, so no choice
     est = _estimator("select", epochs=SELECT_EPOCHS, early_stopping=False,
                      validation_sims=None).fit(bank)
-    assert _kept(est) == "map"
+    assert _kept(est) == "map" and est.candidates_.empty   # one training: no rows
     # partial_fit goes on with one training
     assert _kept(_estimator("select", epochs=SELECT_EPOCHS).partial_fit(bank)) == "map"
     # a point estimator has no density to compare
